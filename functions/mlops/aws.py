@@ -1,0 +1,48 @@
+"""boto3 clients, created once per process and shared (Lambda containers, CLI, local stack).
+
+boto3 reads AWS_ENDPOINT_URL itself, so pointing everything at a moto server is one
+variable. For a loopback endpoint without credentials, dummy ones are used: moto
+accepts any, and a developer should not need an AWS account to try the project.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+_LOCK = threading.Lock()
+_CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
+_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+DEFAULT_REGION = "us-east-1"
+
+
+def is_local_endpoint(url: str | None) -> bool:
+    host = urlparse(url).hostname if url else None
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def client(service: str, endpoint_url: str | None = None) -> Any:
+    """A cached client for `service`; `endpoint_url` overrides AWS_ENDPOINT_URL."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    key = (service, endpoint, region)
+    with _LOCK:
+        if key not in _CLIENTS:
+            kwargs: dict[str, Any] = {"region_name": region, "config": _CONFIG}
+            if endpoint:
+                kwargs["endpoint_url"] = endpoint
+            if is_local_endpoint(endpoint) and not os.environ.get("AWS_ACCESS_KEY_ID"):
+                kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
+            _CLIENTS[key] = boto3.session.Session().client(service, **kwargs)
+        return _CLIENTS[key]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch endpoints and moto contexts)."""
+    with _LOCK:
+        _CLIENTS.clear()

@@ -1,0 +1,92 @@
+"""Model bundles: the immutable, verifiable set of artifacts of one model version.
+
+Layout: ``models/<model>/v<version:06d>/<artifact>`` in the artifact bucket. Every
+artifact's sha256 is recorded in the registry; `read_artifact` refuses bytes that do
+not match. Nothing here unpickles: the sklearn pipeline is stored for retraining and
+analysis only and is loaded by the training side through `load_pipeline`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mlops.errors import ConflictError, IntegrityError
+from mlops.storage import get_bytes, object_exists, put_bytes, sha256_hex
+
+MODEL_ONNX = "model.onnx"
+PIPELINE = "pipeline.joblib"
+SPEC = "spec.json"
+SCHEMA = "schema.json"
+METRICS = "metrics.json"
+PROFILE = "profile.json"
+METADATA = "metadata.json"
+PARITY = "parity.json"
+ARTIFACTS = (MODEL_ONNX, PIPELINE, SPEC, SCHEMA, METRICS, PROFILE, METADATA, PARITY)
+# What the serving function needs; it never reads the pickled pipeline.
+SERVING_ARTIFACTS = (MODEL_ONNX, SCHEMA)
+
+_CONTENT_TYPES = {".json": "application/json", ".onnx": "application/octet-stream"}
+
+
+class ArtifactRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    sha256: str
+    size: int
+
+
+def bundle_prefix(model_name: str, version: int) -> str:
+    return f"models/{model_name}/v{version:06d}/"
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8")
+
+
+def write_bundle(
+    s3: Any, bucket: str, model_name: str, version: int, artifacts: Mapping[str, bytes]
+) -> dict[str, ArtifactRef]:
+    """Write every artifact under the version's prefix, then read each back and verify it.
+
+    Refuses to overwrite: a version prefix is written once. Returns the refs to record.
+    """
+    missing = [a for a in ARTIFACTS if a not in artifacts]
+    if missing:
+        raise ValueError(f"bundle is missing artifact(s): {', '.join(missing)}")
+    prefix = bundle_prefix(model_name, version)
+    refs: dict[str, ArtifactRef] = {}
+    for name, body in artifacts.items():
+        key = prefix + name
+        if object_exists(s3, bucket, key):
+            raise ConflictError(f"s3://{bucket}/{key} already exists: bundles are immutable")
+        suffix = name[name.rfind(".") :]
+        put_bytes(s3, bucket, key, body, _CONTENT_TYPES.get(suffix, "application/octet-stream"))
+        refs[name] = ArtifactRef(key=key, sha256=sha256_hex(body), size=len(body))
+    for ref in refs.values():
+        read_artifact(s3, bucket, ref)
+    return refs
+
+
+def read_artifact(s3: Any, bucket: str, ref: ArtifactRef) -> bytes:
+    body = get_bytes(s3, bucket, ref.key)
+    actual = sha256_hex(body)
+    if actual != ref.sha256:
+        raise IntegrityError(
+            f"s3://{bucket}/{ref.key}: sha256 {actual[:12]}... "
+            f"does not match the registry's {ref.sha256[:12]}..."
+        )
+    return body
+
+
+def read_json_artifact(s3: Any, bucket: str, ref: ArtifactRef) -> Any:
+    return json.loads(read_artifact(s3, bucket, ref))
+
+
+def verify_bundle(s3: Any, bucket: str, refs: Mapping[str, ArtifactRef]) -> None:
+    for ref in refs.values():
+        read_artifact(s3, bucket, ref)

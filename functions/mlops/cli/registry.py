@@ -1,0 +1,90 @@
+"""`mlops registry`: list, show, promote, rollback and history of model versions."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+
+from mlops.cli.common import add_resource_flags, print_json, registry_from_args
+from mlops.storage import parse_time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("registry", help="inspect and change the model registry")
+    rsub = p.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+
+    ls = rsub.add_parser("list", help="every version with its status and test metrics")
+    show = rsub.add_parser("show", help="one version in full")
+    show.add_argument("version", type=int)
+    promote = rsub.add_parser("promote", help="make a version the champion")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--reason", required=True)
+    rollback = rsub.add_parser("rollback", help="return to the version that served before the champion")
+    rollback.add_argument("--reason", required=True)
+    history = rsub.add_parser("history", help="every promotion and rollback; --at: who served then")
+    history.add_argument("--at", default=None, help="ISO 8601 time, e.g. 2026-11-20T10:00:00Z")
+    for parser in (ls, show, promote, rollback, history):
+        add_resource_flags(parser)
+    ls.set_defaults(func=_list)
+    show.set_defaults(func=_show)
+    promote.set_defaults(func=_promote)
+    rollback.set_defaults(func=_rollback)
+    history.set_defaults(func=_history)
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = registry_from_args(args)
+    champion = registry.champion()
+    rows = []
+    for v in registry.list_versions():
+        rows.append(
+            {
+                "version": v.version,
+                "status": v.status.value,
+                "champion": champion is not None and champion.version == v.version,
+                "created_at": v.created_at,
+                "trigger": v.trigger,
+                v.primary_metric: v.test_metrics.get(v.primary_metric),
+            }
+        )
+    print_json(rows)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    print_json(registry_from_args(args).get_version(args.version).model_dump(mode="json"))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    print_json(registry_from_args(args).promote(args.version, _actor(), args.reason).model_dump(mode="json"))
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    print_json(registry_from_args(args).rollback(_actor(), args.reason).model_dump(mode="json"))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    registry = registry_from_args(args)
+    if args.at:
+        try:
+            at = parse_time(args.at)
+        except ValueError:
+            raise ValueError(f"--at: not an ISO 8601 time: {args.at!r}") from None
+        entry = registry.served_at(at)
+        print_json(
+            {
+                "at": args.at,
+                "version": entry.to_version if entry else None,
+                "since": entry.at if entry else None,
+            }
+        )
+        return 0
+    print_json([h.model_dump(mode="json") for h in registry.history()])
+    return 0

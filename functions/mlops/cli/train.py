@@ -1,0 +1,61 @@
+"""`mlops train`: train, prove and register a version from a spec and a data file."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path
+
+from mlops import aws
+from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args
+from mlops.lifecycle import TrainingData, register_model
+from mlops.spec import load_spec
+from mlops.storage import sha256_hex
+from mlops.training import load_table, train_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model from a spec and data, register it (and optionally promote)"
+    )
+    p.add_argument("--spec", required=True, help="model spec (TOML)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="training data (.csv or .parquet); default: the spec's training_data",
+    )
+    p.add_argument("--promote", action="store_true", help="make the new version the champion")
+    p.add_argument("--reason", default="trained with mlops train", help="reason recorded with --promote")
+    add_resource_flags(p, model=False)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    data_path = args.data or spec.training_data
+    if not data_path:
+        raise ValueError("--data is required (the spec has no training_data)")
+    raw = Path(data_path).read_bytes() if Path(data_path).is_file() else b""
+    frame = load_table(data_path)
+    result = train_model(frame, spec)
+    registry = registry_from_args(args, model_name=spec.name)
+    record = register_model(
+        result,
+        registry,
+        aws.client("s3"),
+        artifact_bucket(args),
+        TrainingData(sha256=sha256_hex(raw), rows=len(frame), uri=str(Path(data_path).resolve())),
+        trigger="cli",
+    )
+    out = {
+        "model": spec.name,
+        "version": record.version,
+        "primary_metric": record.primary_metric,
+        "test_metrics": record.test_metrics,
+        "artifacts": {k: v.sha256 for k, v in record.artifacts.items()},
+    }
+    if args.promote:
+        entry = registry.promote(record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+        out["promoted"] = entry.model_dump(mode="json")
+    print_json(out)
+    return 0

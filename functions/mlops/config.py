@@ -1,0 +1,52 @@
+"""Function configuration from the environment, validated once at cold start.
+
+Variable names come from `mlops.resources`, so the CDK stack, the local runtime and
+the functions cannot disagree. Logic below the handlers takes plain arguments.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlops import resources as r
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    model_name: str = Field(validation_alias=r.MODEL_NAME_ENV)
+    registry_table: str = Field(validation_alias=r.REGISTRY_TABLE.env_var)
+    artifact_bucket: str = Field(validation_alias=r.ARTIFACT_BUCKET.env_var)
+
+
+class ServingSettings(_Base):
+    prediction_queue_url: str = Field(validation_alias=r.PREDICTION_QUEUE.env_var)
+    champion_refresh_seconds: float = Field(30.0, ge=0, validation_alias="MLOPS_CHAMPION_REFRESH_SECONDS")
+    max_batch_rows: int = Field(1000, ge=1, le=10000, validation_alias="MLOPS_MAX_BATCH_ROWS")
+    report_bucket: str | None = Field(None, validation_alias=r.REPORT_BUCKET.env_var)
+
+
+class FeedbackSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
+    feedback_table: str = Field(validation_alias=r.FEEDBACK_TABLE.env_var)
+    max_batch_items: int = Field(1000, ge=1, le=10000, validation_alias="MLOPS_MAX_FEEDBACK_ITEMS")
+
+
+class LogWriterSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
+
+
+class MonitorSettings(_Base):
+    log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
+    report_bucket: str = Field(validation_alias=r.REPORT_BUCKET.env_var)
+
+
+class RetrainSettings(_Base):
+    log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
+    report_bucket: str = Field(validation_alias=r.REPORT_BUCKET.env_var)
+    alarm_topic_arn: str | None = Field(None, validation_alias=r.ALARM_TOPIC.env_var)

@@ -1,0 +1,46 @@
+"""Domain exceptions. One place (mlops.handlers.http) maps them to HTTP status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MlopsError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class SpecError(MlopsError):
+    """The model spec file is missing, unreadable or invalid."""
+
+
+class DataError(MlopsError):
+    """Training or evaluation data cannot be used (missing columns, too few rows, ...)."""
+
+
+class ExportError(MlopsError):
+    """The fitted pipeline could not be exported to ONNX, or the export disagrees with sklearn."""
+
+
+class IntegrityError(MlopsError):
+    """An artifact's bytes do not match the sha256 recorded in the registry."""
+
+
+class StorageError(MlopsError):
+    """An AWS call failed; the message says which resource and what was attempted."""
+
+
+class NotFoundError(MlopsError):
+    """A model version, champion or other record does not exist."""
+
+
+class ConflictError(MlopsError):
+    """A conditional write lost a race or the requested transition is not allowed."""
+
+
+class ValidationFailed(MlopsError):
+    """A request failed validation. `problems` lists every offending row and field."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]], status: int = 422) -> None:
+        super().__init__(message)
+        self.problems = problems
+        self.status = status

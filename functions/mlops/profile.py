@@ -1,0 +1,212 @@
+"""Mergeable data profiles: histograms and category counts, never raw rows.
+
+A reference profile is computed once at training time and stored in the bundle.
+Monitoring profiles each window of production traffic on the *reference* bin edges,
+so profiles of parts of a window merge exactly into the profile of the whole, and
+drift statistics need nothing but counts. Numpy only: serving-sized Lambdas can use it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+PROFILE_FORMAT = 1
+# Fine quantile bins: enough for KS and Wasserstein estimates within about 1/FINE_BINS
+# of the exact value; PSI uses them grouped into PSI_BINS coarser bins.
+FINE_BINS = 100
+PSI_BINS = 10
+SCORE_EDGES = [round(i / FINE_BINS, 10) for i in range(1, FINE_BINS)]
+MISSING_CATEGORY = ""
+
+
+class ProfileMismatch(ValueError):
+    """Two profiles built on different bin edges or features cannot be merged."""
+
+
+class NumericHistogram(BaseModel):
+    """Counts of a numeric column on fixed bin edges.
+
+    ``counts[i]`` counts values ``v`` with ``edges[i-1] < v <= edges[i]``; the first bin is
+    open below and the last open above, so ``len(counts) == len(edges) + 1``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    edges: list[float]
+    counts: list[int]
+    missing: int = 0
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    sum_sq: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return int(sum(self.counts))
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+    @property
+    def std(self) -> float | None:
+        n = self.count
+        if n < 2:
+            return None
+        var = (self.sum_sq - self.sum * self.sum / n) / (n - 1)
+        return float(np.sqrt(max(var, 0.0)))
+
+    @property
+    def missing_rate(self) -> float:
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def merge(self, other: NumericHistogram) -> NumericHistogram:
+        if self.edges != other.edges:
+            raise ProfileMismatch("numeric histograms have different bin edges")
+        mins = [m for m in (self.min, other.min) if m is not None]
+        maxs = [m for m in (self.max, other.max) if m is not None]
+        return NumericHistogram(
+            edges=self.edges,
+            counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            missing=self.missing + other.missing,
+            min=min(mins) if mins else None,
+            max=max(maxs) if maxs else None,
+            sum=self.sum + other.sum,
+            sum_sq=self.sum_sq + other.sum_sq,
+        )
+
+
+class CategoricalCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    counts: dict[str, int]
+    missing: int = 0
+
+    @property
+    def count(self) -> int:
+        return int(sum(self.counts.values()))
+
+    @property
+    def missing_rate(self) -> float:
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def merge(self, other: CategoricalCounts) -> CategoricalCounts:
+        merged = Counter(self.counts)
+        merged.update(other.counts)
+        return CategoricalCounts(counts=dict(sorted(merged.items())), missing=self.missing + other.missing)
+
+
+class DatasetProfile(BaseModel):
+    """Per-feature histograms and counts of one data set (training data or a window)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = PROFILE_FORMAT
+    rows: int
+    numeric: dict[str, NumericHistogram]
+    categorical: dict[str, CategoricalCounts]
+
+    def merge(self, other: DatasetProfile) -> DatasetProfile:
+        if self.numeric.keys() != other.numeric.keys() or self.categorical.keys() != other.categorical.keys():
+            raise ProfileMismatch("profiles describe different features")
+        return DatasetProfile(
+            rows=self.rows + other.rows,
+            numeric={k: v.merge(other.numeric[k]) for k, v in self.numeric.items()},
+            categorical={k: v.merge(other.categorical[k]) for k, v in self.categorical.items()},
+        )
+
+    def edges(self) -> dict[str, list[float]]:
+        return {k: v.edges for k, v in self.numeric.items()}
+
+
+class ReferenceProfile(BaseModel):
+    """What monitoring compares production against, fixed when a version is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = PROFILE_FORMAT
+    features: DatasetProfile
+    scores: NumericHistogram = Field(description="predicted probabilities on the test set")
+    test_metrics: dict[str, float | None]
+    positive_rate: float
+    seen_categories: dict[str, list[str]]
+
+
+def quantile_edges(values: np.ndarray, bins: int = FINE_BINS) -> list[float]:
+    """Distinct inner quantile edges of the finite values (fewer when values repeat)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return []
+    qs = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
+    edges = np.unique(qs)
+    return [float(e) for e in edges]
+
+
+def numeric_histogram(
+    values: np.ndarray | Sequence[float | None], edges: Sequence[float]
+) -> NumericHistogram:
+    arr = np.asarray(values, dtype=np.float64)
+    finite_mask = np.isfinite(arr)
+    finite = arr[finite_mask]
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), finite, side="left")
+    counts = np.bincount(idx, minlength=len(edges) + 1)
+    return NumericHistogram(
+        edges=list(edges),
+        counts=[int(c) for c in counts],
+        missing=int(arr.size - finite.size),
+        min=float(finite.min()) if finite.size else None,
+        max=float(finite.max()) if finite.size else None,
+        sum=float(finite.sum()),
+        sum_sq=float(np.dot(finite, finite)),
+    )
+
+
+def is_missing_category(value: Any) -> bool:
+    return value is None or value == MISSING_CATEGORY or (isinstance(value, float) and value != value)
+
+
+def categorical_counts(values: Iterable[Any]) -> CategoricalCounts:
+    counter: Counter[str] = Counter()
+    missing = 0
+    for v in values:
+        if is_missing_category(v):
+            missing += 1
+        else:
+            counter[str(v)] += 1
+    return CategoricalCounts(counts=dict(sorted(counter.items())), missing=missing)
+
+
+def profile_columns(
+    columns: Mapping[str, Any],
+    numeric_edges: Mapping[str, Sequence[float]],
+    categorical: Sequence[str],
+) -> DatasetProfile:
+    """Profile column arrays on given numeric edges (the reference's, for a window)."""
+    rows = 0
+    numeric: dict[str, NumericHistogram] = {}
+    for name, edges in numeric_edges.items():
+        numeric[name] = numeric_histogram(columns[name], edges)
+        rows = numeric[name].count + numeric[name].missing
+    cats: dict[str, CategoricalCounts] = {}
+    for name in categorical:
+        cats[name] = categorical_counts(columns[name])
+        rows = cats[name].count + cats[name].missing
+    return DatasetProfile(rows=rows, numeric=numeric, categorical=cats)
+
+
+def build_dataset_profile(
+    columns: Mapping[str, Any],
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    bins: int = FINE_BINS,
+) -> DatasetProfile:
+    """Profile training data, choosing the quantile edges from the data itself."""
+    edges = {name: quantile_edges(np.asarray(columns[name], dtype=np.float64), bins) for name in numeric}
+    return profile_columns(columns, edges, categorical)

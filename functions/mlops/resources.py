@@ -1,0 +1,100 @@
+"""The AWS resources the system needs, defined once.
+
+The CDK stack and the local runtime both build from these definitions, and the
+functions find each resource through the environment variable named here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ResourceKind(StrEnum):
+    BUCKET = "bucket"
+    TABLE = "table"
+    QUEUE = "queue"
+    TOPIC = "topic"
+
+
+@dataclass(frozen=True)
+class Resource:
+    logical_id: str
+    kind: ResourceKind
+    env_var: str
+    purpose: str
+    # Tables: partition/sort key attribute names (all strings) and optional TTL attribute.
+    partition_key: str | None = None
+    sort_key: str | None = None
+    ttl_attribute: str | None = None
+    # Queues: visibility timeout must exceed the consumer's timeout; DLQ after max_receive.
+    visibility_timeout_s: int | None = None
+    max_receive_count: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def physical_name(self, prefix: str) -> str:
+        """The name used where we choose names ourselves (local runtime, tests)."""
+        return f"{prefix}-{self.logical_id.lower()}"
+
+
+ARTIFACT_BUCKET = Resource(
+    "Artifacts",
+    ResourceKind.BUCKET,
+    "MLOPS_ARTIFACT_BUCKET",
+    "model bundles (immutable, per-version prefix) and training-data snapshots",
+)
+LOG_BUCKET = Resource(
+    "Logs",
+    ResourceKind.BUCKET,
+    "MLOPS_LOG_BUCKET",
+    "prediction and feedback logs (JSON Lines, gzip, Hive partitions)",
+)
+REPORT_BUCKET = Resource(
+    "Reports",
+    ResourceKind.BUCKET,
+    "MLOPS_REPORT_BUCKET",
+    "monitoring reports (JSON + HTML) and gate reports",
+)
+REGISTRY_TABLE = Resource(
+    "Registry",
+    ResourceKind.TABLE,
+    "MLOPS_REGISTRY_TABLE",
+    "model versions, champion pointer, promotion history, retrain lock",
+    partition_key="pk",
+    sort_key="sk",
+)
+FEEDBACK_TABLE = Resource(
+    "FeedbackIndex",
+    ResourceKind.TABLE,
+    "MLOPS_FEEDBACK_TABLE",
+    "one row per (prediction_id, source): makes feedback idempotent",
+    partition_key="pk",
+    ttl_attribute="expires_at",
+)
+PREDICTION_QUEUE = Resource(
+    "PredictionQueue",
+    ResourceKind.QUEUE,
+    "MLOPS_PREDICTION_QUEUE_URL",
+    "prediction records on their way to the log writer",
+    visibility_timeout_s=180,
+    max_receive_count=5,
+)
+ALARM_TOPIC = Resource(
+    "AlarmTopic",
+    ResourceKind.TOPIC,
+    "MLOPS_ALARM_TOPIC_ARN",
+    "alarm and approval notifications for people",
+)
+
+ALL_RESOURCES: tuple[Resource, ...] = (
+    ARTIFACT_BUCKET,
+    LOG_BUCKET,
+    REPORT_BUCKET,
+    REGISTRY_TABLE,
+    FEEDBACK_TABLE,
+    PREDICTION_QUEUE,
+    ALARM_TOPIC,
+)
+
+MODEL_NAME_ENV = "MLOPS_MODEL_NAME"
+METRICS_NAMESPACE = "ServerlessMLOps"

@@ -1,0 +1,99 @@
+"""Shared helpers for the storage layer: the only code that talks to boto3.
+
+Clients are always passed in (tests pass moto clients); errors become domain errors
+that say which resource and what was attempted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mlops.errors import NotFoundError, StorageError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """Timestamps are stored as ISO 8601 in UTC with microseconds, so they sort as text."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse ISO 8601 (a trailing Z or an offset); a naive time is taken as UTC."""
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    ts = datetime.fromisoformat(value)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_call(what: str) -> Iterator[None]:
+    """Turn botocore failures inside the block into a StorageError naming `what`."""
+    try:
+        yield
+    except ClientError as err:
+        code = error_code(err)
+        if code in ("NoSuchKey", "404", "NoSuchBucket", "ResourceNotFoundException"):
+            raise NotFoundError(f"{what}: not found ({code})") from err
+        raise StorageError(f"{what}: {code or 'error'}: {err}") from err
+    except BotoCoreError as err:
+        raise StorageError(f"{what}: {err}") from err
+
+
+def get_bytes(s3: Any, bucket: str, key: str) -> bytes:
+    with aws_call(f"read s3://{bucket}/{key}"):
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def put_bytes(
+    s3: Any, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream"
+) -> None:
+    with aws_call(f"write s3://{bucket}/{key}"):
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as err:
+        if error_code(err) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise StorageError(f"check s3://{bucket}/{key}: {err}") from err
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    with aws_call(f"list s3://{bucket}/{prefix}"):
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+
+def jsonl_gz(records: Iterable[dict[str, Any]]) -> bytes:
+    """gzip JSON Lines, one record a line: the format of every log object."""
+    text = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
+    return gzip.compress(text.encode("utf-8"), mtime=0)
+
+
+def read_jsonl_gz(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in gzip.decompress(data).decode("utf-8").splitlines() if line]
