@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from onnx import TensorProto
 from skl2onnx import convert_sklearn
 from skl2onnx.common._registration import register_converter
@@ -30,12 +29,12 @@ from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from sklearn.pipeline import Pipeline
 
 from mlops.errors import ExportError
+from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
 from mlops.schema import FeatureSchema, encode_rows
 from mlops.spec import EstimatorKind, FeatureKind
 
 PARITY_TOLERANCE = 1e-6
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
-PROBABILITY_OUTPUT = "probabilities"
 
 
 def _exact_double_imputer(scope: Any, operator: Any, container: Any) -> None:
@@ -66,16 +65,6 @@ def numeric_dtype_for(estimator: EstimatorKind) -> type[np.floating[Any]]:
     return np.float64 if estimator is EstimatorKind.LOGISTIC_REGRESSION else np.float32
 
 
-def session_numeric_dtype(session: ort.InferenceSession) -> type[np.floating[Any]]:
-    """The numeric input dtype an exported model expects, read from the model itself."""
-    for inp in session.get_inputs():
-        if inp.type == "tensor(double)":
-            return np.float64
-        if inp.type == "tensor(float)":
-            return np.float32
-    return np.float64
-
-
 def export_onnx(pipeline: Pipeline, schema: FeatureSchema, estimator: EstimatorKind) -> bytes:
     tensor = DoubleTensorType if numeric_dtype_for(estimator) is np.float64 else FloatTensorType
     initial_types = [
@@ -97,23 +86,6 @@ def export_onnx(pipeline: Pipeline, schema: FeatureSchema, estimator: EstimatorK
     except Exception as err:  # skl2onnx raises many types; all mean "cannot convert"
         raise ExportError(f"skl2onnx could not convert the pipeline: {err}") from err
     return bytes(model.SerializeToString())
-
-
-def load_session(onnx_bytes: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    # One thread: Lambda gives a fraction of a vCPU per request, and threads cost cold start.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as err:
-        raise ExportError(f"onnxruntime cannot load the model: {err}") from err
-
-
-def predict_proba_onnx(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Probability of the positive class for each row."""
-    out = session.run([PROBABILITY_OUTPUT], dict(feeds))[0]
-    return np.asarray(out[:, 1], dtype=np.float64)
 
 
 @dataclass(frozen=True)

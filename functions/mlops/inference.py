@@ -1,0 +1,43 @@
+"""Run an exported model with onnxruntime. Imports neither sklearn, scipy nor pandas.
+
+Used by the serving function, and by the parity check, so both run the model the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from mlops.errors import ExportError
+
+PROBABILITY_OUTPUT = "probabilities"
+
+
+def load_session(onnx_bytes: bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    # One thread: a Lambda request gets a fraction of a vCPU, and thread pools cost cold start.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise ExportError(f"onnxruntime cannot load the model: {err}") from err
+
+
+def session_numeric_dtype(session: ort.InferenceSession) -> type[np.floating[Any]]:
+    """The numeric input dtype an exported model expects, read from the model itself."""
+    for inp in session.get_inputs():
+        if inp.type == "tensor(double)":
+            return np.float64
+        if inp.type == "tensor(float)":
+            return np.float32
+    return np.float64
+
+
+def predict_proba_onnx(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Probability of the positive class for each row."""
+    out = session.run([PROBABILITY_OUTPUT], dict(feeds))[0]
+    return np.asarray(out[:, 1], dtype=np.float64)

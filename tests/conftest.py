@@ -1,0 +1,101 @@
+"""Fixtures shared by every tier: the demo spec, a trained demo model, and moto-backed AWS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from mlops import aws
+from mlops.datagen import generate_churn
+from mlops.lifecycle import TrainingData, register_model
+from mlops.provision import create_resources
+from mlops.registry import Registry, VersionRecord
+from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
+from mlops.spec import ModelSpec, load_spec
+from mlops.training import TrainingResult, train_model
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SPEC = ROOT / "examples" / "churn" / "spec.toml"
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture(scope="session")
+def churn_spec() -> ModelSpec:
+    return load_spec(DEMO_SPEC)
+
+
+@pytest.fixture(scope="session")
+def churn_data() -> Any:
+    return generate_churn(4000, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained(churn_spec: ModelSpec, churn_data: Any) -> TrainingResult:
+    return train_model(churn_data, churn_spec)
+
+
+@dataclass
+class AwsStack:
+    env: dict[str, str]
+    s3: Any
+    dynamodb: Any
+    sqs: Any
+    sns: Any
+    cloudwatch: Any
+    events: Any
+
+    @property
+    def artifact_bucket(self) -> str:
+        return self.env[ARTIFACT_BUCKET.env_var]
+
+    def registry(self, model_name: str = "churn") -> Registry:
+        return Registry(self.dynamodb, self.env[REGISTRY_TABLE.env_var], model_name)
+
+
+@pytest.fixture
+def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
+    """Every resource of the stack, created from `mlops.resources` inside `moto.mock_aws`."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws.reset_clients()
+    with mock_aws():
+        names = ("s3", "dynamodb", "sqs", "sns", "cloudwatch", "events")
+        clients = {n: boto3.client(n, region_name="us-east-1") for n in names}
+        env = create_resources(clients, "test", "churn")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        yield AwsStack(env=env, **clients)
+    aws.reset_clients()
+
+
+def register_and_promote(
+    stack: AwsStack, result: TrainingResult, reason: str = "first champion"
+) -> VersionRecord:
+    registry = stack.registry(result.spec.name)
+    record = register_model(
+        result,
+        registry,
+        stack.s3,
+        stack.artifact_bucket,
+        TrainingData(sha256="0" * 64, rows=result.train_rows),
+    )
+    registry.promote(record.version, actor="test", reason=reason)
+    return record
+
+
+@pytest.fixture
+def champion(aws_stack: AwsStack, trained: TrainingResult) -> VersionRecord:
+    """The demo model registered and promoted as v1."""
+    return register_and_promote(aws_stack, trained)
+
+
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLOps")
