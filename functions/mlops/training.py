@@ -123,7 +123,12 @@ def labels(data: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
 
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    if spec.estimator.kind is EstimatorKind.LOGISTIC_REGRESSION:
+        numeric_steps.append(("scale", StandardScaler()))
+    # Trees need no scaling, and without it their float32 export splits exactly where sklearn
+    # does (sklearn's trees cast inputs to float32 too); a float32 scaler would move thresholds.
+    numeric = Pipeline(numeric_steps)
     categorical = Pipeline(
         [
             (

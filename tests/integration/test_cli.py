@@ -1,0 +1,85 @@
+"""`mlops train` and `mlops registry` end to end on moto, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlops import bundle
+from mlops.cli import main
+from mlops.datagen import generate_churn
+
+from tests.conftest import DEMO_SPEC
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def churn_csv(tmp_path):
+    path = tmp_path / "churn.csv"
+    generate_churn(1500, seed=7).to_csv(path, index=False)
+    return path
+
+
+def test_train_registry_and_history_through_the_cli(aws_stack, capsys, churn_csv):
+    code, out, _ = run(capsys, "train", "--spec", str(DEMO_SPEC), "--data", str(churn_csv), "--promote")
+    assert code == 0
+    trained = json.loads(out)
+    assert trained["version"] == 1 and trained["promoted"]["to_version"] == 1
+    assert trained["test_metrics"]["roc_auc"] > 0.7
+
+    record = aws_stack.registry().get_version(1)
+    bundle.verify_bundle(aws_stack.s3, aws_stack.artifact_bucket, record.artifacts)
+    assert record.training_rows == 1500 and len(record.training_data_sha256 or "") == 64
+
+    assert run(capsys, "train", "--spec", str(DEMO_SPEC), "--data", str(churn_csv))[0] == 0
+    code, out, _ = run(capsys, "registry", "list")
+    listed = json.loads(out)
+    assert [(v["version"], v["champion"]) for v in listed] == [(1, True), (2, False)]
+
+    assert run(capsys, "registry", "promote", "2", "--reason", "better")[0] == 0
+    code, out, _ = run(capsys, "registry", "show", "2")
+    assert json.loads(out)["status"] == "promoted"
+    code, out, _ = run(capsys, "registry", "rollback", "--reason", "worse in production")
+    assert json.loads(out)["to_version"] == 1
+
+    code, out, _ = run(capsys, "registry", "history")
+    assert [h["to_version"] for h in json.loads(out)] == [1, 2, 1]
+    code, out, _ = run(capsys, "registry", "history", "--at", "2000-01-01T00:00:00Z")
+    assert json.loads(out)["version"] is None
+    code, out, _ = run(capsys, "registry", "history", "--at", "2999-01-01T00:00:00Z")
+    assert json.loads(out)["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--spec", "nope.toml", "--data", "x.csv"], "spec file not found"),
+        (["train", "--spec", str(DEMO_SPEC), "--data", "missing.csv"], "data file not found"),
+        (["registry", "show", "42"], "has no version 42"),
+        (["registry", "rollback", "--reason", "x"], "no champion to roll back"),
+        (["registry", "history", "--at", "yesterday"], "not an ISO 8601 time"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(aws_stack, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_unusable_training_data_leaves_the_registry_empty(aws_stack, capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    generate_churn(300, seed=1).drop(columns=["churned"]).to_csv(bad, index=False)
+    code, _, err = run(capsys, "train", "--spec", str(DEMO_SPEC), "--data", str(bad))
+    assert code == 2 and "no target column 'churned'" in err
+    assert aws_stack.registry().list_versions() == []
+
+
+def test_missing_settings_are_named(capsys, monkeypatch):
+    monkeypatch.delenv("MLOPS_REGISTRY_TABLE", raising=False)
+    code, _, err = run(capsys, "registry", "list", "--model", "churn")
+    assert code == 2 and "--table is required (or set MLOPS_REGISTRY_TABLE)" in err
