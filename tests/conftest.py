@@ -12,7 +12,7 @@ import boto3
 import pytest
 from mlops import aws
 from mlops.datagen import generate_churn
-from mlops.lifecycle import TrainingData, register_model
+from mlops.lifecycle import register_model
 from mlops.provision import create_resources
 from mlops.registry import Registry, VersionRecord
 from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
@@ -78,24 +78,20 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
 
 
 def register_and_promote(
-    stack: AwsStack, result: TrainingResult, reason: str = "first champion"
+    stack: AwsStack, result: TrainingResult, data: Any, reason: str = "first champion"
 ) -> VersionRecord:
+    """Register `result` (trained on the DataFrame `data`, snapshotted for lineage) and promote it."""
     registry = stack.registry(result.spec.name)
-    record = register_model(
-        result,
-        registry,
-        stack.s3,
-        stack.artifact_bucket,
-        TrainingData(sha256="0" * 64, rows=result.train_rows),
-    )
+    snapshot = snapshot_training_data(stack.s3, stack.artifact_bucket, result.spec.name, data)
+    record = register_model(result, registry, stack.s3, stack.artifact_bucket, snapshot)
     registry.promote(record.version, actor="test", reason=reason)
     return record
 
 
 @pytest.fixture
-def champion(aws_stack: AwsStack, trained: TrainingResult) -> VersionRecord:
+def champion(aws_stack: AwsStack, trained: TrainingResult, churn_data: Any) -> VersionRecord:
     """The demo model registered and promoted as v1."""
-    return register_and_promote(aws_stack, trained)
+    return register_and_promote(aws_stack, trained, churn_data)
 
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLOps")

@@ -7,6 +7,7 @@ written. A failure at any step leaves the registry exactly as it was.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import joblib
+import pandas as pd
 
 from mlops import bundle
-from mlops.errors import ExportError
+from mlops.errors import DataError, ExportError, IntegrityError
 from mlops.onnx_export import ParityReport, check_parity, export_onnx
 from mlops.registry import Registry, VersionRecord, VersionStatus
-from mlops.storage import iso
+from mlops.storage import get_bytes, iso, object_exists, put_bytes, sha256_hex
 from mlops.training import TrainingResult, frame_rows, rows_frame
 
 
@@ -31,6 +33,31 @@ class TrainingData:
     sha256: str
     rows: int
     uri: str | None = None
+
+
+def dataset_key(model_name: str, sha256: str) -> str:
+    return f"datasets/{model_name}/{sha256}.csv.gz"
+
+
+def snapshot_training_data(s3: Any, bucket: str, model_name: str, frame: pd.DataFrame) -> TrainingData:
+    """Store the exact training data, content-addressed (same data, same key), for lineage and retraining."""
+    body = gzip.compress(frame.to_csv(index=False).encode("utf-8"), mtime=0)
+    digest = sha256_hex(body)
+    key = dataset_key(model_name, digest)
+    if not object_exists(s3, bucket, key):
+        put_bytes(s3, bucket, key, body, "application/gzip")
+    return TrainingData(sha256=digest, rows=len(frame), uri=f"s3://{bucket}/{key}")
+
+
+def load_training_data(s3: Any, data: TrainingData) -> pd.DataFrame:
+    """Read a snapshot back, refusing bytes whose sha256 differs from the one recorded."""
+    if not data.uri or not data.uri.startswith("s3://"):
+        raise DataError(f"training data {data.uri!r} is not an S3 snapshot")
+    bucket, _, key = data.uri[len("s3://") :].partition("/")
+    body = get_bytes(s3, bucket, key)
+    if sha256_hex(body) != data.sha256:
+        raise IntegrityError(f"{data.uri}: sha256 does not match the recorded {data.sha256[:12]}...")
+    return pd.read_csv(io.BytesIO(gzip.decompress(body)), keep_default_na=True)
 
 
 def code_version() -> str | None:
@@ -101,6 +128,10 @@ def bundle_artifacts(
     }
 
 
+def _lineage(data: TrainingData) -> dict[str, Any]:
+    return {"sha256": data.sha256, "rows": data.rows, "uri": data.uri}
+
+
 def register_model(
     result: TrainingResult,
     registry: Registry,
@@ -110,6 +141,7 @@ def register_model(
     *,
     trigger: str = "manual",
     parent_version: int | None = None,
+    original_data: TrainingData | None = None,
     status: VersionStatus = VersionStatus.REGISTERED,
     gate_report: dict[str, Any] | None = None,
 ) -> VersionRecord:
@@ -122,7 +154,9 @@ def register_model(
         "model_name": result.spec.name,
         "version": version,
         "created_at": created_at,
-        "training_data": {"sha256": data.sha256, "rows": data.rows, "uri": data.uri},
+        "training_data": _lineage(data),
+        # The data set retraining starts from: a first model's own data, a retrained one's ancestor's.
+        "original_data": _lineage(original_data or data),
         "code_version": code,
         "estimator": {"kind": result.spec.estimator.kind.value, "params": result.estimator_params},
         "parent_version": parent_version,

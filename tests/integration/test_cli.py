@@ -8,6 +8,7 @@ import pytest
 from mlops import bundle
 from mlops.cli import main
 from mlops.datagen import generate_churn
+from mlops.lifecycle import TrainingData, load_training_data
 
 from tests.conftest import DEMO_SPEC
 
@@ -35,6 +36,11 @@ def test_train_registry_and_history_through_the_cli(aws_stack, capsys, churn_csv
     record = aws_stack.registry().get_version(1)
     bundle.verify_bundle(aws_stack.s3, aws_stack.artifact_bucket, record.artifacts)
     assert record.training_rows == 1500 and len(record.training_data_sha256 or "") == 64
+    meta = bundle.read_json_artifact(
+        aws_stack.s3, aws_stack.artifact_bucket, record.artifacts[bundle.METADATA]
+    )
+    snapshot = load_training_data(aws_stack.s3, TrainingData(**meta["training_data"]))
+    assert len(snapshot) == 1500 and meta["original_data"] == meta["training_data"]
 
     assert run(capsys, "train", "--spec", str(DEMO_SPEC), "--data", str(churn_csv))[0] == 0
     code, out, _ = run(capsys, "registry", "list")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from pathlib import Path
 
 from mlops import aws
 from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args
-from mlops.lifecycle import TrainingData, register_model
+from mlops.lifecycle import register_model, snapshot_training_data
 from mlops.spec import load_spec
-from mlops.storage import sha256_hex
 from mlops.training import load_table, train_model
 
 
@@ -35,18 +33,12 @@ def run(args: argparse.Namespace) -> int:
     data_path = args.data or spec.training_data
     if not data_path:
         raise ValueError("--data is required (the spec has no training_data)")
-    raw = Path(data_path).read_bytes() if Path(data_path).is_file() else b""
     frame = load_table(data_path)
     result = train_model(frame, spec)
     registry = registry_from_args(args, model_name=spec.name)
-    record = register_model(
-        result,
-        registry,
-        aws.client("s3"),
-        artifact_bucket(args),
-        TrainingData(sha256=sha256_hex(raw), rows=len(frame), uri=str(Path(data_path).resolve())),
-        trigger="cli",
-    )
+    s3, bucket = aws.client("s3"), artifact_bucket(args)
+    data = snapshot_training_data(s3, bucket, spec.name, frame)
+    record = register_model(result, registry, s3, bucket, data, trigger="cli")
     out = {
         "model": spec.name,
         "version": record.version,
