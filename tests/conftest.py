@@ -12,7 +12,7 @@ import boto3
 import pytest
 from mlops import aws
 from mlops.datagen import generate_churn
-from mlops.lifecycle import register_model
+from mlops.lifecycle import register_model, snapshot_training_data
 from mlops.provision import create_resources
 from mlops.registry import Registry, VersionRecord
 from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
