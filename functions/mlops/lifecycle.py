@@ -144,9 +144,13 @@ def register_model(
     original_data: TrainingData | None = None,
     status: VersionStatus = VersionStatus.REGISTERED,
     gate_report: dict[str, Any] | None = None,
+    proven_export: tuple[bytes, ParityReport] | None = None,
 ) -> VersionRecord:
-    """Export, prove parity, write the verified bundle, then record the version."""
-    onnx_bytes, parity = prove_export(result)
+    """Export, prove parity (unless `proven_export` is passed in), write the verified bundle,
+    then record the version."""
+    onnx_bytes, parity = proven_export or prove_export(result)
+    if not parity.passed:
+        raise ExportError(f"ONNX export differs from sklearn by up to {parity.max_abs_diff:.3g}")
     version = registry.next_version()
     created_at = iso(registry.clock())
     code = code_version()

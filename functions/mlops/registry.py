@@ -339,6 +339,21 @@ class Registry:
             raise
         return entry
 
+    # -- retraining runs ----------------------------------------------------------------
+
+    def record_run(self, run: dict[str, Any]) -> None:
+        """Keep the outcome of a retraining run (skipped, failed, rejected, approved, promoted)."""
+        started = str(run.get("started_at") or iso(self.clock()))
+        item = {
+            **self._key(f"RUN#{started}#{run.get('run_id', '')}"),
+            **_item(json.loads(json.dumps(run, default=str))),
+        }
+        with aws_call(f"record a retraining run of {self.model_name}"):
+            self.db.put_item(TableName=self.table, Item=item)
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [_plain(i) for i in self._query("RUN#", descending=True)[:limit]]
+
     # -- locks -------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, owner: str, ttl: timedelta, cooldown: timedelta) -> RetrainLock:

@@ -98,3 +98,8 @@ ALL_RESOURCES: tuple[Resource, ...] = (
 
 MODEL_NAME_ENV = "MLOPS_MODEL_NAME"
 METRICS_NAMESPACE = "ServerlessMLOps"
+
+# Retraining asked for by a person (admin API, CLI): an EventBridge event the stack routes
+# to the retrain function, so the API never waits for a training run.
+RETRAIN_REQUEST_SOURCE = "serverless-mlops"
+RETRAIN_REQUEST_DETAIL_TYPE = "Retrain Requested"

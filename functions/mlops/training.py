@@ -184,9 +184,17 @@ class TrainingResult:
 
 
 def train_model(
-    data: pd.DataFrame, spec: ModelSpec, sample_weight: np.ndarray | None = None
+    data: pd.DataFrame,
+    spec: ModelSpec,
+    sample_weight: np.ndarray | None = None,
+    test_data: pd.DataFrame | None = None,
 ) -> TrainingResult:
-    """Fit, evaluate on a stratified held-out split, and profile. Deterministic for a seed."""
+    """Fit, evaluate on held-out rows, and profile. Deterministic for a seed.
+
+    Without `test_data` the held-out rows are a stratified split of `data`; retraining passes
+    recent production rows instead, so the recorded test metrics describe the traffic the
+    model will face (monitoring compares production against them).
+    """
     if len(data) < spec.split.min_rows:
         raise DataError(
             f"data has {len(data)} row(s); at least {spec.split.min_rows} are needed (split.min_rows)"
@@ -196,14 +204,18 @@ def train_model(
     weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if weights.shape != y.shape:
         raise DataError("sample_weight must have one weight per row")
-    x_train, x_test, y_train, y_test, w_train, _ = train_test_split(
-        features,
-        y,
-        weights,
-        test_size=spec.split.test_size,
-        random_state=spec.split.seed,
-        stratify=y,
-    )
+    if test_data is None:
+        x_train, x_test, y_train, y_test, w_train, _ = train_test_split(
+            features,
+            y,
+            weights,
+            test_size=spec.split.test_size,
+            random_state=spec.split.seed,
+            stratify=y,
+        )
+    else:
+        x_train, y_train, w_train = features, y, weights
+        x_test, y_test = feature_frame(test_data, spec), labels(test_data, spec)
     pipeline = build_pipeline(spec)
     try:
         if sample_weight is None:

@@ -1,0 +1,270 @@
+"""One retraining run: lock, assemble data, train, gate, register, promote or hold, notify.
+
+Safety rules this code keeps:
+- one run at a time and none within the cooldown (a conditional-write lock in the registry);
+- the champion pointer only moves to a registered, verified bundle, and only after the gate;
+- any failure leaves the registry and the champion as they were, and is recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from mlops import bundle
+from mlops.errors import ConflictError, MlopsError, NotFoundError
+from mlops.lifecycle import (
+    TrainingData,
+    load_training_data,
+    prove_export,
+    register_model,
+    snapshot_training_data,
+)
+from mlops.notify import notify
+from mlops.registry import Registry, VersionStatus
+from mlops.retraining.data import build_training_set, labelled_production_rows
+from mlops.retraining.gate import run_gate
+from mlops.schema import FeatureSchema
+from mlops.spec import ModelSpec, spec_from_json
+from mlops.storage import iso, put_bytes
+from mlops.training import TrainingResult, train_model
+
+LOCK_NAME = "retrain"
+# A run that dies without releasing the lock blocks others for at most this long
+# (the Lambda timeout is 15 minutes).
+LOCK_TTL = timedelta(minutes=20)
+WEIGHT_COLUMN = "_sample_weight"
+
+
+class TriggerKind(StrEnum):
+    SCHEDULE = "schedule"
+    ALARM = "alarm"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: TriggerKind
+    reason: str
+    actor: str = "system"
+    alarm_name: str | None = None
+    at: str | None = None
+
+    @property
+    def performance(self) -> bool:
+        """Only alarms whose spec triggers retraining reach here; they are about performance."""
+        return self.kind is TriggerKind.ALARM
+
+    def describe(self) -> str:
+        if self.kind is TriggerKind.ALARM:
+            return f"retrained after alarm {self.alarm_name} at {self.at}"
+        return f"retrained ({self.kind.value}): {self.reason}"
+
+
+class Outcome(StrEnum):
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    APPROVED = "approved"
+    PROMOTED = "promoted"
+
+
+@dataclass
+class RetrainResult:
+    run_id: str
+    outcome: Outcome
+    detail: str
+    version: int | None = None
+    champion_before: int | None = None
+    champion_after: int | None = None
+    gate_report: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "outcome": self.outcome.value,
+            "detail": self.detail,
+            "version": self.version,
+            "champion_before": self.champion_before,
+            "champion_after": self.champion_after,
+            "gate_report": self.gate_report,
+            "data": self.data,
+        }
+
+
+class TrainingEngine(Protocol):
+    """Where the fit runs. In-process fits within a Lambda's limits; a managed engine
+    (SageMaker training job, AWS Batch) implements the same call for larger data."""
+
+    def train(
+        self, data: pd.DataFrame, spec: ModelSpec, weights: np.ndarray, test_data: pd.DataFrame | None
+    ) -> TrainingResult: ...
+
+
+class InProcessEngine:
+    def train(
+        self, data: pd.DataFrame, spec: ModelSpec, weights: np.ndarray, test_data: pd.DataFrame | None
+    ) -> TrainingResult:
+        return train_model(data, spec, sample_weight=weights, test_data=test_data)
+
+
+@dataclass
+class RetrainContext:
+    """The clients and places a run works with; built by the handler, the CLI or the local stack."""
+
+    registry: Registry
+    s3: Any
+    sns: Any
+    artifact_bucket: str
+    log_bucket: str
+    report_bucket: str
+    topic_arn: str | None = None
+    engine: TrainingEngine = field(default_factory=InProcessEngine)
+    clock: Callable[[], datetime] | None = None
+
+    def now(self) -> datetime:
+        return (self.clock or self.registry.clock)()
+
+
+def champion_bundle(ctx: RetrainContext) -> tuple[int, ModelSpec, dict[str, Any], bytes, FeatureSchema]:
+    champion = ctx.registry.champion()
+    if champion is None:
+        raise NotFoundError(f"{ctx.registry.model_name} has no champion to retrain from")
+    record = ctx.registry.get_version(champion.version)
+    art = record.artifacts
+    spec = spec_from_json(bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.SPEC]).decode("utf-8"))
+    meta = bundle.read_json_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.METADATA])
+    onnx_bytes = bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.MODEL_ONNX])
+    schema = FeatureSchema.model_validate_json(
+        bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.SCHEMA])
+    )
+    return champion.version, spec, meta, onnx_bytes, schema
+
+
+def run_retraining(ctx: RetrainContext, trigger: Trigger, *, force: bool = False) -> RetrainResult:
+    """Run once, unless another run holds the lock or the cooldown has not passed."""
+    run_id = uuid.uuid4().hex[:12]
+    started = ctx.now()
+    base = {
+        "run_id": run_id,
+        "started_at": iso(started),
+        "trigger": trigger.kind.value,
+        "reason": trigger.reason,
+    }
+    try:
+        spec_cooldown = _cooldown(ctx)
+        ctx.registry.acquire_lock(
+            LOCK_NAME, run_id, ttl=LOCK_TTL, cooldown=timedelta(0) if force else spec_cooldown
+        )
+    except ConflictError as err:
+        result = RetrainResult(run_id, Outcome.SKIPPED, str(err))
+        ctx.registry.record_run({**base, "outcome": result.outcome.value, "detail": result.detail})
+        return result
+    try:
+        result = _run_locked(ctx, trigger, run_id)
+    except MlopsError as err:
+        result = RetrainResult(run_id, Outcome.FAILED, f"{type(err).__name__}: {err}")
+    except Exception as err:  # a failed run must still be recorded and must not move the champion
+        result = RetrainResult(run_id, Outcome.FAILED, f"unexpected {type(err).__name__}: {err}")
+    finally:
+        ctx.registry.release_lock(LOCK_NAME, run_id)
+    ctx.registry.record_run(
+        {
+            **base,
+            "finished_at": iso(ctx.now()),
+            "outcome": result.outcome.value,
+            "detail": result.detail,
+            "version": result.version,
+            "champion_before": result.champion_before,
+            "champion_after": result.champion_after,
+        }
+    )
+    notify(
+        ctx.sns,
+        ctx.topic_arn,
+        f"[{ctx.registry.model_name}] retraining {result.outcome.value}",
+        result.as_dict(),
+    )
+    return result
+
+
+def _cooldown(ctx: RetrainContext) -> timedelta:
+    try:
+        _, spec, *_ = champion_bundle(ctx)
+    except NotFoundError:
+        return timedelta(0)
+    return timedelta(minutes=spec.retraining.cooldown_minutes)
+
+
+def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainResult:
+    now = ctx.now()
+    champion_version, spec, meta, champion_onnx, champion_schema = champion_bundle(ctx)
+    original = load_training_data(ctx.s3, TrainingData(**meta["original_data"]))
+    window_start = now - timedelta(days=spec.retraining.production_window_days)
+    production = labelled_production_rows(ctx.s3, ctx.log_bucket, spec, window_start, now)
+    training_set = build_training_set(original, production, spec)
+
+    snapshot_frame = training_set.data.assign(**{WEIGHT_COLUMN: training_set.weights})
+    snapshot = snapshot_training_data(ctx.s3, ctx.artifact_bucket, spec.name, snapshot_frame)
+    result = ctx.engine.train(training_set.data, spec, training_set.weights, training_set.test_data)
+    onnx_bytes, parity = prove_export(result)
+    gate = run_gate(
+        spec,
+        candidate_onnx=onnx_bytes,
+        candidate_schema=result.schema,
+        parity=parity,
+        champion_onnx=champion_onnx,
+        champion_schema=champion_schema,
+        original_test=training_set.original_test,
+        production_holdout=training_set.production_holdout,
+        training_rows=len(training_set.data),
+        production_labels=training_set.stats["production_labelled_rows"],
+        performance_trigger=trigger.performance,
+    )
+    report = {**gate.as_dict(), "run_id": run_id, "trigger": trigger.describe(), "data": training_set.stats}
+    status = VersionStatus.APPROVED if gate.passed else VersionStatus.REJECTED
+    record = register_model(
+        result,
+        ctx.registry,
+        ctx.s3,
+        ctx.artifact_bucket,
+        snapshot,
+        trigger=trigger.describe(),
+        parent_version=champion_version,
+        original_data=TrainingData(**meta["original_data"]),
+        status=status,
+        gate_report=report,
+        proven_export=(onnx_bytes, parity),
+    )
+    put_bytes(
+        ctx.s3,
+        ctx.report_bucket,
+        f"gates/model_version={record.version}/gate.json",
+        bundle.json_bytes(report),
+        "application/json",
+    )
+    outcome = RetrainResult(
+        run_id,
+        Outcome.REJECTED if not gate.passed else Outcome.APPROVED,
+        "gate failed: " + ", ".join(gate.failed) if not gate.passed else "gate passed",
+        version=record.version,
+        champion_before=champion_version,
+        champion_after=champion_version,
+        gate_report=report,
+        data=training_set.stats,
+    )
+    if gate.passed and spec.retraining.auto_promote:
+        ctx.registry.promote(record.version, actor="retrain", reason=trigger.describe())
+        outcome.outcome, outcome.champion_after = Outcome.PROMOTED, record.version
+        outcome.detail = f"gate passed; v{record.version} promoted ({trigger.describe()})"
+    elif gate.passed:
+        outcome.detail = f"gate passed; v{record.version} awaits approval (auto_promote is off)"
+    return outcome
