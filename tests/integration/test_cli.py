@@ -89,3 +89,20 @@ def test_missing_settings_are_named(capsys, monkeypatch):
     monkeypatch.delenv("MLOPS_REGISTRY_TABLE", raising=False)
     code, _, err = run(capsys, "registry", "list", "--model", "churn")
     assert code == 2 and "--table is required (or set MLOPS_REGISTRY_TABLE)" in err
+
+
+def test_datagen_then_train_from_the_written_file(aws_stack, capsys, tmp_path):
+    out = tmp_path / "data" / "churn.csv"
+    code, printed, _ = run(capsys, "datagen", "--rows", "800", "--seed", "3", "--out", str(out))
+    assert code == 0 and "wrote 800 rows" in printed
+    assert run(capsys, "train", "--spec", str(DEMO_SPEC), "--data", str(out))[0] == 0
+    code, _, err = run(capsys, "datagen", "--rows", "10", "--out", str(tmp_path / "x.txt"))
+    assert code == 2 and "use a .csv or .parquet" in err
+    code, _, err = run(capsys, "datagen", "--concept-shift", "3", "--out", str(out))
+    assert code == 2 and "concept_shift must be within [0, 1]" in err
+
+
+def test_retrain_through_the_cli_needs_a_champion(aws_stack, capsys):
+    code, out, _ = run(capsys, "retrain", "--reason", "try")
+    assert code == 1
+    assert json.loads(out)["outcome"] == "failed" and "no champion" in json.loads(out)["detail"]
