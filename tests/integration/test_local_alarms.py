@@ -1,0 +1,68 @@
+"""The local alarm evaluator over metrics stored in moto: state, SNS message, retrain event."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
+from mlops.local.alarms import AlarmEvaluator, AlarmState
+
+
+def test_gap_series_fires_metric_gap_alarm_and_delivers_the_event(aws_stack, churn_spec):
+    topic = aws_stack.env["MLOPS_ALARM_TOPIC_ARN"]
+    queue = aws_stack.sqs.create_queue(QueueName="people")["QueueUrl"]
+    arn = aws_stack.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws_stack.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    delivered = []
+    specs = [s for s in alarm_specs(churn_spec) if s.name in ("MetricGap", "MonitorHeartbeat")]
+    evaluator = AlarmEvaluator(
+        aws_stack.cloudwatch, aws_stack.sns, topic, specs, "churn", "local", lambda t, e: delivered.append(e)
+    )
+    evaluator.create_alarms()
+    start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    for hour, (gap, beat) in enumerate([(0.01, 1), (0.02, 1), (0.09, 1), (0.11, 1)]):
+        ts = start + timedelta(hours=hour, minutes=5)
+        aws_stack.cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": "MetricGap",
+                    "Dimensions": [{"Name": DIM_MODEL, "Value": "churn"}],
+                    "Timestamp": ts,
+                    "Value": gap,
+                },
+                {
+                    "MetricName": "MonitorHeartbeat",
+                    "Dimensions": [{"Name": DIM_MODEL, "Value": "churn"}],
+                    "Timestamp": ts,
+                    "Value": beat,
+                },
+            ],
+        )
+
+    first = evaluator.evaluate_all(start + timedelta(hours=3))  # periods 0,1,2: one breaching
+    assert {t.alarm_name: t.new for t in first} == {
+        "local-churn-MetricGap": AlarmState.OK,
+        "local-churn-MonitorHeartbeat": AlarmState.OK,
+    }
+    second = evaluator.evaluate_all(start + timedelta(hours=4))  # periods 1,2,3: two breaching
+    assert [(t.alarm_name, t.new) for t in second] == [("local-churn-MetricGap", AlarmState.ALARM)]
+    alarm = aws_stack.cloudwatch.describe_alarms(AlarmNames=["local-churn-MetricGap"])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM" and alarm["Threshold"] == churn_spec.monitoring.max_metric_gap
+
+    event = delivered[-1]
+    assert event["detail-type"] == "CloudWatch Alarm State Change"
+    assert event["detail"]["state"]["value"] == "ALARM"
+    bodies = [
+        json.loads(m["Body"])
+        for m in aws_stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    ]
+    alarms = [json.loads(b["Message"]) for b in bodies]
+    assert any(a["AlarmName"] == "local-churn-MetricGap" and a["NewStateValue"] == "ALARM" for a in alarms)
+
+    # The monitor stops: two silent periods are a heartbeat alarm.
+    third = evaluator.evaluate_all(start + timedelta(hours=7))
+    assert ("local-churn-MonitorHeartbeat", AlarmState.ALARM) in [(t.alarm_name, t.new) for t in third]

@@ -1,0 +1,81 @@
+"""Local alarm evaluation follows CloudWatch's M-of-N and missing-data semantics."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from mlops.alarms import AlarmSpec, Comparison, Metric, MissingData, Severity
+from mlops.local.alarms import AlarmState, evaluate, period_starts
+
+OK, ALARM, NODATA = AlarmState.OK, AlarmState.ALARM, AlarmState.INSUFFICIENT_DATA
+BASE = AlarmSpec(
+    name="MetricGap",
+    metric=Metric.METRIC_GAP,
+    statistic="Maximum",
+    period_s=3600,
+    comparison=Comparison.GREATER,
+    threshold=0.05,
+    evaluation_periods=3,
+    datapoints_to_alarm=2,
+    treat_missing_data=MissingData.MISSING,
+    severity=Severity.CRITICAL,
+    triggers_retraining=True,
+    description="gap",
+)
+X, O, _ = 0.09, 0.01, None  # breaching, fine, missing
+
+
+@pytest.mark.parametrize(
+    ("treat", "values", "current", "expected"),
+    [
+        # 2 of 3 with every datapoint present: the treatment does not matter.
+        (MissingData.MISSING, [O, X, X], OK, ALARM),
+        (MissingData.MISSING, [X, O, O], ALARM, OK),
+        (MissingData.NOT_BREACHING, [X, O, X], OK, ALARM),
+        # missing: only present datapoints count; fewer than M present must all breach.
+        (MissingData.MISSING, [_, _, _], OK, NODATA),
+        (MissingData.MISSING, [_, _, X], OK, ALARM),
+        (MissingData.MISSING, [_, O, X], OK, OK),
+        (MissingData.MISSING, [X, _, X], OK, ALARM),
+        # ignore: nothing present keeps the state.
+        (MissingData.IGNORE, [_, _, _], ALARM, ALARM),
+        (MissingData.IGNORE, [_, _, _], OK, OK),
+        (MissingData.IGNORE, [_, X, _], OK, ALARM),
+        # breaching: a silent metric is a failure (the heartbeat's case).
+        (MissingData.BREACHING, [_, _, _], OK, ALARM),
+        (MissingData.BREACHING, [O, _, O], OK, OK),
+        (MissingData.BREACHING, [_, X, O], OK, ALARM),
+        # notBreaching: a silent metric is fine.
+        (MissingData.NOT_BREACHING, [_, _, _], ALARM, OK),
+        (MissingData.NOT_BREACHING, [_, X, _], OK, OK),
+    ],
+)
+def test_missing_data_treatments(treat, values, current, expected):
+    state, reason = evaluate(replace(BASE, treat_missing_data=treat), values, current)
+    assert state is expected, reason
+
+
+@pytest.mark.parametrize(
+    ("m", "values", "expected"),
+    [(1, [O, O, X], ALARM), (2, [O, O, X], OK), (3, [X, X, O], OK), (3, [X, X, X], ALARM)],
+)
+def test_datapoints_to_alarm(m, values, expected):
+    assert evaluate(replace(BASE, datapoints_to_alarm=m), values, OK)[0] is expected
+
+
+def test_comparisons_and_heartbeat_shape():
+    heartbeat = replace(
+        BASE, comparison=Comparison.LESS, threshold=1.0, treat_missing_data=MissingData.BREACHING
+    )
+    assert evaluate(heartbeat, [1.0, 1.0, 1.0], ALARM)[0] is OK
+    assert evaluate(heartbeat, [1.0, _, _], OK)[0] is ALARM
+    at_threshold = replace(BASE, comparison=Comparison.GREATER_OR_EQUAL)
+    assert evaluate(at_threshold, [0.05, 0.05, O], OK)[0] is ALARM
+    assert evaluate(BASE, [0.05, 0.05, O], OK)[0] is OK
+
+
+def test_only_whole_periods_are_evaluated():
+    starts = period_starts(BASE, datetime(2026, 11, 20, 12, 30, tzinfo=UTC))
+    assert starts == [datetime(2026, 11, 20, h, 0, tzinfo=UTC) for h in (9, 10, 11)]
