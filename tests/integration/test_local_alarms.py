@@ -56,11 +56,8 @@ def test_gap_series_fires_metric_gap_alarm_and_delivers_the_event(aws_stack, chu
     event = delivered[-1]
     assert event["detail-type"] == "CloudWatch Alarm State Change"
     assert event["detail"]["state"]["value"] == "ALARM"
-    bodies = [
-        json.loads(m["Body"])
-        for m in aws_stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
-    ]
-    alarms = [json.loads(b["Message"]) for b in bodies]
+    received = aws_stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    alarms = [json.loads(json.loads(m["Body"])["Message"]) for m in received]
     assert any(a["AlarmName"] == "local-churn-MetricGap" and a["NewStateValue"] == "ALARM" for a in alarms)
 
     # The monitor stops: two silent periods are a heartbeat alarm.

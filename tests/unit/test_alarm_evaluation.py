@@ -24,20 +24,20 @@ BASE = AlarmSpec(
     triggers_retraining=True,
     description="gap",
 )
-X, O, _ = 0.09, 0.01, None  # breaching, fine, missing
+X, G, _ = 0.09, 0.01, None  # breaching, good, missing
 
 
 @pytest.mark.parametrize(
     ("treat", "values", "current", "expected"),
     [
         # 2 of 3 with every datapoint present: the treatment does not matter.
-        (MissingData.MISSING, [O, X, X], OK, ALARM),
-        (MissingData.MISSING, [X, O, O], ALARM, OK),
-        (MissingData.NOT_BREACHING, [X, O, X], OK, ALARM),
+        (MissingData.MISSING, [G, X, X], OK, ALARM),
+        (MissingData.MISSING, [X, G, G], ALARM, OK),
+        (MissingData.NOT_BREACHING, [X, G, X], OK, ALARM),
         # missing: only present datapoints count; fewer than M present must all breach.
         (MissingData.MISSING, [_, _, _], OK, NODATA),
         (MissingData.MISSING, [_, _, X], OK, ALARM),
-        (MissingData.MISSING, [_, O, X], OK, OK),
+        (MissingData.MISSING, [_, G, X], OK, OK),
         (MissingData.MISSING, [X, _, X], OK, ALARM),
         # ignore: nothing present keeps the state.
         (MissingData.IGNORE, [_, _, _], ALARM, ALARM),
@@ -45,8 +45,8 @@ X, O, _ = 0.09, 0.01, None  # breaching, fine, missing
         (MissingData.IGNORE, [_, X, _], OK, ALARM),
         # breaching: a silent metric is a failure (the heartbeat's case).
         (MissingData.BREACHING, [_, _, _], OK, ALARM),
-        (MissingData.BREACHING, [O, _, O], OK, OK),
-        (MissingData.BREACHING, [_, X, O], OK, ALARM),
+        (MissingData.BREACHING, [G, _, G], OK, OK),
+        (MissingData.BREACHING, [_, X, G], OK, ALARM),
         # notBreaching: a silent metric is fine.
         (MissingData.NOT_BREACHING, [_, _, _], ALARM, OK),
         (MissingData.NOT_BREACHING, [_, X, _], OK, OK),
@@ -59,7 +59,7 @@ def test_missing_data_treatments(treat, values, current, expected):
 
 @pytest.mark.parametrize(
     ("m", "values", "expected"),
-    [(1, [O, O, X], ALARM), (2, [O, O, X], OK), (3, [X, X, O], OK), (3, [X, X, X], ALARM)],
+    [(1, [G, G, X], ALARM), (2, [G, G, X], OK), (3, [X, X, G], OK), (3, [X, X, X], ALARM)],
 )
 def test_datapoints_to_alarm(m, values, expected):
     assert evaluate(replace(BASE, datapoints_to_alarm=m), values, OK)[0] is expected
@@ -72,8 +72,8 @@ def test_comparisons_and_heartbeat_shape():
     assert evaluate(heartbeat, [1.0, 1.0, 1.0], ALARM)[0] is OK
     assert evaluate(heartbeat, [1.0, _, _], OK)[0] is ALARM
     at_threshold = replace(BASE, comparison=Comparison.GREATER_OR_EQUAL)
-    assert evaluate(at_threshold, [0.05, 0.05, O], OK)[0] is ALARM
-    assert evaluate(BASE, [0.05, 0.05, O], OK)[0] is OK
+    assert evaluate(at_threshold, [0.05, 0.05, G], OK)[0] is ALARM
+    assert evaluate(BASE, [0.05, 0.05, G], OK)[0] is OK
 
 
 def test_only_whole_periods_are_evaluated():
