@@ -16,11 +16,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops import clock
 from mlops.errors import NotFoundError, StorageError
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def iso(ts: datetime) -> str:
