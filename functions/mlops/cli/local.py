@@ -1,0 +1,98 @@
+"""`mlops local up`: the whole system on this machine, behind a local HTTP API, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from mlops import clock
+from mlops.datagen import generate_churn
+from mlops.spec import load_spec
+from mlops.training import load_table
+
+DEMO_SPEC = Path(__file__).resolve().parents[3] / "examples" / "churn" / "spec.toml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("local", help="run the system locally on an embedded AWS stand-in (moto)")
+    lsub = p.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    up = lsub.add_parser("up", help="start the local stack and serve the API until Ctrl-C")
+    up.add_argument(
+        "--port", type=int, default=8080, help="API port on 127.0.0.1 (default 8080; 0 = any free)"
+    )
+    up.add_argument("--moto-port", type=int, default=0, help="port of the AWS stand-in (default: any free)")
+    up.add_argument("--spec", default=str(DEMO_SPEC), help="model spec (default: the demo churn model)")
+    up.add_argument("--data", default=None, help="training data for the first model (.csv/.parquet)")
+    up.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="time acceleration for schedules (e.g. 3600: an hour a second)",
+    )
+    up.set_defaults(func=run_up)
+
+
+def _training_data(args: argparse.Namespace, spec_path: Path) -> Any:
+    if args.data:
+        return load_table(args.data)
+    if spec_path.resolve() == DEMO_SPEC.resolve():
+        return generate_churn(5000, seed=0)
+    raise ValueError("--data is required with your own --spec (the first model is trained on it)")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from mlops.local.bootstrap import ensure_champion
+    from mlops.local.stack import LocalStack
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, not {args.port}")
+    if args.speed <= 0:
+        raise ValueError("--speed must be positive")
+    spec_path = Path(args.spec)
+    spec = load_spec(spec_path)
+    data = _training_data(args, spec_path)
+    if args.speed != 1.0:
+        clock.use(clock.SimulatedClock(clock.now(), factor=args.speed))
+
+    def show(kind: str, detail: dict[str, Any]) -> None:
+        if kind == "alarm":
+            print(f"[{clock.now():%Y-%m-%d %H:%M}] alarm {detail['name']} -> {detail['state']}", flush=True)
+        elif kind == "retrain":
+            print(f"[{clock.now():%Y-%m-%d %H:%M}] retraining: {detail.get('detail')}", flush=True)
+        elif kind == "error":
+            print(
+                f"[{clock.now():%Y-%m-%d %H:%M}] {detail['component']} error: {detail['error']}", flush=True
+            )
+
+    stack = LocalStack(spec, port=args.port, moto_port=args.moto_port, on_event=show)
+    stack.start()
+    try:
+        record = ensure_champion(stack.env, spec, data, actor=f"cli:{getpass.getuser()}")
+        stack.start_background()
+        stack.start_scheduler(factor=args.speed)
+        assert stack.gateway is not None
+        url = stack.gateway.url
+        if record is not None:
+            print(
+                f"trained and promoted {spec.name} v{record.version} ({spec.primary_metric.value} "
+                f"{record.test_metrics.get(spec.primary_metric.value):.3f})"
+            )
+        print(f"API      {url}   (POST /predict, GET /model, POST /feedback, GET /models, ...)")
+        print(f"AWS      {stack.endpoint}   (moto; use: mlops --endpoint-url {stack.endpoint} registry list)")
+        print("env      " + " ".join(f"{k}={v}" for k, v in sorted(stack.env.items())))
+        print("Ctrl-C stops everything.", flush=True)
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stopped.wait(0.5):
+                pass
+    finally:
+        stack.stop()
+        clock.use(None)
+        print("local stack stopped")
+    return 0

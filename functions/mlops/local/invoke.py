@@ -1,0 +1,51 @@
+"""Invoke Lambda handlers in-process, as the Lambda runtime would (one handler object per function)."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops.api import HANDLERS
+
+
+@dataclass
+class LocalLambdaContext:
+    """What Powertools reads from the Lambda context object."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+class LocalLambdas:
+    """Imports each handler once (a warm container per function) and serialises nothing else."""
+
+    def __init__(self, prefix: str = "local") -> None:
+        self.prefix = prefix
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._lock = threading.Lock()
+
+    def handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
+        with self._lock:
+            if function not in self._handlers:
+                module_path, _, attr = HANDLERS[function].rpartition(".")
+                self._handlers[function] = getattr(importlib.import_module(module_path), attr)
+            return self._handlers[function]
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        return self.handler(function)(event, LocalLambdaContext(f"{self.prefix}-{function}"))

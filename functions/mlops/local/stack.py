@@ -1,0 +1,311 @@
+"""The embedded local stack: everything the CDK stack deploys, on one machine, with no AWS account.
+
+A moto server on 127.0.0.1 stands in for S3, DynamoDB, SQS, SNS, CloudWatch and
+EventBridge; resources are created from `mlops.resources` (the same definitions the
+stack uses); the same handler code runs in-process behind a local API gateway, an SQS
+poller (event source mapping with partial batch failures), a scheduler, and an alarm
+evaluator that applies CloudWatch semantics to the alarm specs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from mlops import aws, clock
+from mlops.alarms import alarm_specs, schedule_period_seconds
+from mlops.errors import MlopsError
+from mlops.local.alarms import AlarmEvaluator, Transition
+from mlops.local.gateway import LocalGateway
+from mlops.local.invoke import LocalLambdas
+from mlops.provision import create_resources
+from mlops.resources import PREDICTION_QUEUE
+from mlops.spec import ModelSpec
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+SERVICES = ("s3", "dynamodb", "sqs", "sns", "cloudwatch", "events")
+
+
+class PortInUse(MlopsError):
+    """The requested port is taken."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise PortInUse(f"port {port} on {host} is in use (choose another with --port)") from None
+
+
+def scheduled_event(rule: str, at: datetime) -> dict[str, Any]:
+    """The EventBridge event a schedule rule delivers."""
+    return {
+        "version": "0",
+        "id": f"local-{rule}-{int(at.timestamp())}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping delivers for received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": m.get("Attributes", {}).get("SentTimestamp", "0"),
+                    "SenderId": "LOCAL",
+                    "ApproximateFirstReceiveTimestamp": m.get("Attributes", {}).get(
+                        "ApproximateFirstReceiveTimestamp", "0"
+                    ),
+                },
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+@dataclass
+class StackEvents:
+    """What happened, for the demo's timeline and the tests."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    retrain_results: list[dict[str, Any]] = field(default_factory=list)
+    monitor_results: list[dict[str, Any]] = field(default_factory=list)
+    log_writer_failures: int = 0
+
+
+class LocalStack:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        port: int = 0,
+        moto_port: int = 0,
+        prefix: str = "local",
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        check_port(port)
+        check_port(moto_port)
+        self.spec = spec
+        self.prefix = prefix
+        self.port = port
+        self.moto_port = moto_port or free_port()
+        self.on_event = on_event or (lambda kind, data: None)
+        self.events = StackEvents()
+        self.env: dict[str, str] = {}
+        self.lambdas = LocalLambdas(prefix)
+        self._server: Any = None
+        self.gateway: LocalGateway | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._queue_arn = ""
+        self.alarms: AlarmEvaluator | None = None
+        self._invoke_lock = threading.Lock()
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def client(self, service: str) -> Any:
+        return aws.client(service)
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._server.start()
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "POWERTOOLS_METRICS_NAMESPACE": "ServerlessMLOps",
+                "POWERTOOLS_SERVICE_NAME": "serverless-mlops",
+                # Locally, log at WARNING so the console shows the story, not every request.
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "MLOPS_CHAMPION_REFRESH_SECONDS": os.environ.get("MLOPS_CHAMPION_REFRESH_SECONDS", "0"),
+            }
+        )
+        aws.reset_clients()
+        clients = {s: aws.client(s) for s in SERVICES}
+        self.env = create_resources(clients, self.prefix, self.spec.name)
+        os.environ.update(self.env)
+        queue_url = self.env[PREDICTION_QUEUE.env_var]
+        self._queue_arn = clients["sqs"].get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        self.alarms = AlarmEvaluator(
+            clients["cloudwatch"],
+            clients["sns"],
+            self.env.get("MLOPS_ALARM_TOPIC_ARN"),
+            alarm_specs(self.spec),
+            self.spec.name,
+            self.prefix,
+            on_transition=self._on_alarm,
+            account=ACCOUNT,
+            region=REGION,
+        )
+        self.alarms.create_alarms()
+        self.gateway = LocalGateway(self.lambdas, port=self.port)
+        self.gateway.start()
+        return self
+
+    def start_background(self, poll_interval: float = 0.2) -> None:
+        """Run the SQS poller continuously (the event source mapping)."""
+        t = threading.Thread(target=self._poll_loop, args=(poll_interval,), name="sqs-poller", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def start_scheduler(self, factor: float) -> None:
+        """Run monitor, alarms and retrain schedules on the clock, `factor` times faster than real time."""
+        t = threading.Thread(target=self._schedule_loop, args=(factor,), name="scheduler", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self._server is not None:
+            self._server.stop()
+        aws.reset_clients()
+
+    # -- the event source mapping and schedules --------------------------------------------
+
+    def drain_queue(self, max_rounds: int = 10_000) -> int:
+        """Deliver every waiting prediction message to the log writer; returns how many were written."""
+        written = 0
+        for _ in range(max_rounds):
+            n = self._poll_once(wait=0)
+            if n == 0:
+                return written
+            written += n
+        return written
+
+    def _poll_once(self, wait: int = 1) -> int:
+        sqs = self.client("sqs")
+        url = self.env[PREDICTION_QUEUE.env_var]
+        out = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, AttributeNames=["All"]
+        )
+        messages = out.get("Messages", [])
+        if not messages:
+            return 0
+        with self._invoke_lock:
+            response = self.lambdas.invoke("log_writer", sqs_event(messages, self._queue_arn)) or {}
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        self.events.log_writer_failures += len(failed)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        return len(done)
+
+    def _poll_loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._poll_once(wait=0) == 0:
+                    self._stop.wait(interval)
+            except Exception as err:  # keep polling, as the managed poller does
+                self.on_event("error", {"component": "sqs-poller", "error": str(err)})
+                self._stop.wait(1.0)
+
+    def run_monitor(self, at: datetime | None = None) -> dict[str, Any]:
+        """One scheduled monitor run, then one alarm evaluation."""
+        when = at or clock.now()
+        with self._invoke_lock:
+            result = self.lambdas.invoke("monitor", scheduled_event(f"{self.prefix}-monitor-schedule", when))
+        summary = result if isinstance(result, dict) else {"result": result}
+        self.events.monitor_results.append({"at": when, **summary})
+        self.on_event("monitor", {"at": when, **summary})
+        self.evaluate_alarms(when)
+        return summary
+
+    def evaluate_alarms(self, at: datetime | None = None) -> list[Transition]:
+        assert self.alarms is not None, "start() first"
+        return self.alarms.evaluate_all(at or clock.now())
+
+    def run_retrain(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self._invoke_lock:
+            result = self.lambdas.invoke("retrain", event)
+        out = result if isinstance(result, dict) else {"result": result}
+        self.events.retrain_results.append(out)
+        self.on_event("retrain", out)
+        return out
+
+    def _on_alarm(self, transition: Transition, event: dict[str, Any]) -> None:
+        self.events.transitions.append(transition)
+        self.on_event(
+            "alarm",
+            {"name": transition.alarm_name, "state": transition.new.value, "reason": transition.reason},
+        )
+        if transition.spec.triggers_retraining and transition.new.value == "ALARM":
+            # EventBridge rule: alarm state change to ALARM of a retraining alarm -> retrain function.
+            self.run_retrain(event)
+
+    def _schedule_loop(self, factor: float) -> None:
+        monitor_every = timedelta(seconds=schedule_period_seconds(self.spec.monitoring.schedule))
+        retrain_every = timedelta(seconds=schedule_period_seconds(self.spec.retraining.schedule))
+        next_monitor = clock.now() + monitor_every
+        next_retrain = clock.now() + retrain_every
+        while not self._stop.is_set():
+            now = clock.now()
+            try:
+                if now >= next_monitor:
+                    self.drain_queue()
+                    self.run_monitor(now)
+                    next_monitor = now + monitor_every
+                if now >= next_retrain:
+                    self.run_retrain(scheduled_event(f"{self.prefix}-retrain-schedule", now))
+                    next_retrain = now + retrain_every
+            except Exception as err:
+                self.on_event("error", {"component": "scheduler", "error": str(err)})
+            self._stop.wait(max(0.2, min(5.0, monitor_every.total_seconds() / max(factor, 1.0) / 4)))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
