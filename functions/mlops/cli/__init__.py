@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from mlops.errors import MlopsError
 
 # Sub-command modules, in the order `mlops --help` lists them.
-COMMAND_MODULES = ("datagen", "train", "registry", "retrain", "local")
+COMMAND_MODULES = ("demo", "local", "datagen", "train", "registry", "retrain")
 
 
 class CliError(Exception):

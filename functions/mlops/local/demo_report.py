@@ -1,0 +1,155 @@
+"""The demo's self-contained HTML report: the metric gap over time, drift, versions, the gate."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops import aws
+from mlops.alarms import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
+from mlops.registry import Registry
+from mlops.spec import ModelSpec
+from mlops.storage import parse_time
+from mlops.svgplot import bar_chart, line_chart
+
+if TYPE_CHECKING:
+    from mlops.local.demo import Outcome, Timeline
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:900px;margin:24px auto;color:#1f2328;padding:0 12px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+table{border-collapse:collapse;font-size:13px;width:100%}td,th{border:1px solid #d0d7de;padding:4px 6px;
+text-align:left}th{background:#f6f8fa}.pass{color:#1a7f37;font-weight:bold}.fail{color:#d1242f;font-weight:bold}
+.skip{color:#57606a}.ok{background:#dafbe1;padding:8px;border-radius:6px}.bad{background:#ffebe9;padding:8px;
+border-radius:6px}code{background:#f6f8fa;padding:1px 4px}
+"""
+
+
+def _series(
+    metric: Metric, dims: list[dict[str, str]], start: datetime, end: datetime
+) -> list[tuple[datetime, float]]:
+    out = aws.client("cloudwatch").get_metric_statistics(
+        Namespace=NAMESPACE,
+        MetricName=metric.value,
+        Dimensions=dims,
+        StartTime=start,
+        EndTime=end + timedelta(seconds=1),
+        Period=3600,
+        Statistics=["Maximum"],
+    )
+    return sorted((p["Timestamp"], float(p["Maximum"])) for p in out.get("Datapoints", []))
+
+
+def feature_drift(model_name: str, version: int, start: datetime, end: datetime) -> list[tuple[str, float]]:
+    """Largest PSI per feature that the monitor published for one version."""
+    cw = aws.client("cloudwatch")
+    found: dict[str, float] = defaultdict(float)
+    pages = cw.get_paginator("list_metrics").paginate(
+        Namespace=NAMESPACE,
+        MetricName=Metric.FEATURE_DRIFT.value,
+        Dimensions=[{"Name": DIM_MODEL, "Value": model_name}, {"Name": DIM_VERSION, "Value": str(version)}],
+    )
+    for page in pages:
+        for m in page.get("Metrics", []):
+            dims = m["Dimensions"]
+            feature = next((d["Value"] for d in dims if d["Name"] == DIM_FEATURE), None)
+            if feature is None:
+                continue
+            for _, v in _series(Metric.FEATURE_DRIFT, dims, start, end):
+                found[feature] = max(found[feature], v)
+    return sorted(found.items(), key=lambda kv: -kv[1])
+
+
+def write_demo_report(
+    path: Path,
+    spec: ModelSpec,
+    registry: Registry,
+    timeline: Timeline,
+    start: datetime,
+    end: datetime,
+    outcome: Outcome,
+) -> Path:
+    model = [{"Name": DIM_MODEL, "Value": spec.name}]
+    gap = _series(Metric.METRIC_GAP, model, start, end)
+    estimated = _series(Metric.ESTIMATED_METRIC_GAP, model, start, end)
+    drift_share = _series(Metric.DRIFT_SHARE, model, start, end)
+    history = registry.history()
+    markers = [(parse_time(h.at), f"v{h.to_version}") for h in history[1:]]
+    markers += [(t, "ALARM") for t, text in timeline.entries if text.startswith("ALARM MetricGap")]
+    champion = registry.champion()
+    gate = registry.get_version(champion.version).gate_report if champion else None
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>serverless-mlops demo report</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>The life of <code>{escape(spec.name)}</code>: drift, alarm, retraining, promotion</h1>",
+        f"<p class='{'ok' if outcome.ok else 'bad'}'>"
+        + (
+            "The whole story happened: the MetricGap alarm fired, a retrained version was promoted and "
+            "serves, and the gap is back under its threshold."
+            if outcome.ok
+            else "Not every step happened: " + escape("; ".join(outcome.failures))
+        )
+        + "</p>",
+        "<h2>Production vs test-set performance</h2>",
+        line_chart(
+            [("MetricGap (test - production)", gap), ("EstimatedMetricGap (no labels)", estimated)],
+            title=f"{spec.primary_metric.value}: test-set value minus production value",
+            threshold=spec.monitoring.max_metric_gap,
+            threshold_label="alarm threshold",
+            markers=markers,
+        ),
+        "<h2>Data drift</h2>",
+        line_chart(
+            [("share of drifted features", drift_share)],
+            title="Share of features drifted from the reference",
+            threshold=spec.monitoring.drift_share,
+            threshold_label="dataset drift",
+        ),
+        bar_chart(
+            feature_drift(spec.name, 1, start, end),
+            title="Largest PSI per feature while v1 served",
+            threshold=spec.monitoring.psi_drift,
+            threshold_label="PSI drift",
+        ),
+        "<h2>Which version served when</h2>",
+        _history_table(history),
+        "<h2>Gate report of the serving version</h2>",
+        _gate_table(gate),
+        "<h2>Timeline</h2><table><tr><th>simulated time</th><th>event</th></tr>",
+        *(f"<tr><td>{t:%a %d %b %H:%M}</td><td>{escape(text)}</td></tr>" for t, text in timeline.entries),
+        "</table></body></html>",
+    ]
+    path.write_text("".join(parts), encoding="utf-8")
+    return path
+
+
+def _history_table(history: list[Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(h.at)}</td><td>{escape(h.action.value)}</td><td>{h.from_version or '-'}</td>"
+        f"<td>v{h.to_version}</td><td>{escape(h.actor)}</td><td>{escape(h.reason)}</td></tr>"
+        for h in history
+    )
+    return (
+        "<table><tr><th>when</th><th>action</th><th>from</th><th>to</th><th>actor</th><th>reason</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _gate_table(gate: dict[str, Any] | None) -> str:
+    if not gate:
+        return "<p>The serving version was not gated (it is the first champion).</p>"
+    rows = []
+    for c in gate.get("checks", []):
+        css = {"passed": "pass", "failed": "fail"}.get(c["status"], "skip")
+        rows.append(
+            f"<tr><td>{escape(c['name'])}</td><td class='{css}'>{escape(c['status'])}</td>"
+            f"<td>{escape(c['detail'])}</td></tr>"
+        )
+    return (
+        f"<p>{escape(str(gate.get('trigger', '')))}</p>"
+        "<table><tr><th>check</th><th>result</th><th>numbers</th></tr>" + "".join(rows) + "</table>"
+    )
