@@ -102,7 +102,12 @@ class Outcome:
         return not self.failures
 
 
-def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> Outcome:
+def run_demo(
+    cfg: DemoConfig,
+    progress: Callable[[str], None] = print,
+    inspect: Callable[[LocalStack], None] | None = None,
+) -> Outcome:
+    """Play the story; `inspect` sees the stack before it stops (tests look inside moto)."""
     spec = demo_spec(load_spec(cfg.spec_path), cfg.slot_hours)
     start = (datetime.now(UTC) - timedelta(days=cfg.days + 1)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -113,7 +118,10 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> Outcom
     stack = LocalStack(spec, prefix="demo", on_event=lambda kind, d: _on_event(kind, d, timeline, sim))
     stack.start()
     try:
-        return _story(cfg, spec, stack, sim, timeline, start, progress)
+        outcome = _story(cfg, spec, stack, sim, timeline, start, progress)
+        if inspect is not None:
+            inspect(stack)
+        return outcome
     finally:
         stack.stop()
         clock.use(None)
