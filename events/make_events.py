@@ -126,20 +126,24 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
     return {"Records": records}
 
 
-def _record(
-    pid: str, ts: str, version: int, row: dict[str, Any], p: float, unseen: list[str]
-) -> dict[str, Any]:
-    return {
-        "prediction_id": pid,
-        "request_id": "JKJaXmPLvHcESHA=",
-        "timestamp": ts,
-        "model_name": "churn",
-        "model_version": version,
-        "features": row,
-        "probability": p,
-        "label": int(p >= 0.5),
-        "unseen_categories": unseen,
-    }
+def _log_message(
+    ts: str, ids: list[str], rows: list[dict[str, Any]], probs: list[float], unseen: list[list[str]]
+) -> str:
+    """A prediction-log message as the predict function sends it (see mlops.serving.log_queue)."""
+    return _dump(
+        {
+            "v": 1,
+            "request_id": "JKJaXmPLvHcESHA=",
+            "timestamp": ts,
+            "model_name": "churn",
+            "model_version": 1,
+            "prediction_id": ids,
+            "probability": probs,
+            "label": [int(p >= 0.5) for p in probs],
+            "unseen_categories": unseen,
+            "features": rows,
+        }
+    )
 
 
 def _dump(obj: Any) -> str:
@@ -158,33 +162,15 @@ def events() -> dict[str, dict[str, Any]]:
             ]
         }
     )
-    log_message_1 = _dump(
-        {
-            "v": 1,
-            "records": [
-                _record(
-                    "5f0c6d1e2a3b4c5d6e7f809112233445", "2025-11-27T10:15:30.123456Z", 1, GOOD_ROW, 0.61, []
-                ),
-                _record(
-                    "5f0c6d1e2a3b4c5d6e7f809112233446",
-                    "2025-11-27T10:15:30.123456Z",
-                    1,
-                    SECOND_ROW,
-                    0.12,
-                    ["device"],
-                ),
-            ],
-        }
+    log_message_1 = _log_message(
+        "2025-11-27T10:15:30.123456Z",
+        ["5f0c6d1e2a3b4c5d6e7f809112233445", "5f0c6d1e2a3b4c5d6e7f809112233446"],
+        [GOOD_ROW, SECOND_ROW],
+        [0.61, 0.12],
+        [[], ["device"]],
     )
-    log_message_2 = _dump(
-        {
-            "v": 1,
-            "records": [
-                _record(
-                    "7a1b2c3d4e5f60718293a4b5c6d7e8f9", "2025-11-27T11:02:00.000001Z", 1, GOOD_ROW, 0.61, []
-                )
-            ],
-        }
+    log_message_2 = _log_message(
+        "2025-11-27T11:02:00.000001Z", ["7a1b2c3d4e5f60718293a4b5c6d7e8f9"], [GOOD_ROW], [0.61], [[]]
     )
     return {
         "predict_single.json": http_event("POST", "/predict", single),

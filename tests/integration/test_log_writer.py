@@ -31,9 +31,12 @@ def test_a_batch_is_written_as_one_object_per_version_and_hour(aws_stack, fresh_
         "predictions/model_version=1/dt=2025-11-27/hour=10",
         "predictions/model_version=1/dt=2025-11-27/hour=11",
     ]
-    sent = [r for record in event["Records"] for r in json.loads(record["body"])["records"]]
+    sent = {pid for record in event["Records"] for pid in json.loads(record["body"])["prediction_id"]}
     written = [r for records in objects.values() for r in records]
-    assert sorted(written, key=lambda r: r["prediction_id"]) == sorted(sent, key=lambda r: r["prediction_id"])
+    assert sorted(r["prediction_id"] for r in written) == sorted(sent)
+    by_id = {r["prediction_id"]: r for r in written}
+    assert by_id["5f0c6d1e2a3b4c5d6e7f809112233446"]["unseen_categories"] == ["device"]
+    assert by_id["5f0c6d1e2a3b4c5d6e7f809112233446"]["features"]["total_charges"] is None
 
 
 def test_a_malformed_message_is_reported_failed_and_the_rest_is_written(aws_stack, fresh_settings):
@@ -44,7 +47,7 @@ def test_a_malformed_message_is_reported_failed_and_the_rest_is_written(aws_stac
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
     written = [r["prediction_id"] for records in _objects(aws_stack).values() for r in records]
-    assert written == [r["prediction_id"] for r in json.loads(good["body"])["records"]]
+    assert written == json.loads(good["body"])["prediction_id"]
 
 
 def test_a_batch_of_only_malformed_messages_fails_every_item_and_writes_nothing(aws_stack, fresh_settings):

@@ -15,6 +15,7 @@ from typing import Any
 DOCUMENT = Path(__file__).with_name("openapi.json")
 TITLE = "serverless-mlops"
 API_VERSION = "1"
+DESCRIPTION = "Predictions from the champion model and feedback on them (IAM-authorised HTTP API)"
 
 
 def openapi_document() -> dict[str, Any]:
@@ -27,7 +28,7 @@ def openapi_document() -> dict[str, Any]:
             app.get_openapi_json_schema(
                 title=TITLE,
                 version=API_VERSION,
-                description="Predictions from the champion model, and feedback on them (IAM-authorised HTTP API)",
+                description=DESCRIPTION,
             )
         )
         if not merged:

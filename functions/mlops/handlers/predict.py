@@ -25,7 +25,7 @@ from mlops.observability import logger, metrics
 from mlops.registry import Champion, Registry
 from mlops.serving.api import ErrorBody, ModelInfo, PredictRequest, PredictResponse, request_body
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
-from mlops.serving.log_queue import send_records
+from mlops.serving.log_queue import PredictionBatch, send_predictions
 from mlops.serving.predict import describe_model, predict
 
 app = APIGatewayHttpResolver()
@@ -65,14 +65,16 @@ class PredictRuntime:
     def _load(self, champion: Champion) -> ServingModel:
         return load_serving_model(self.cache.registry, self.s3, self.settings.artifact_bucket, champion)
 
-    def log_predictions(self, records: list[dict[str, Any]]) -> None:
-        """Queue the records for the log writer; if the queue stays down, keep them in the log."""
+    def log_predictions(self, batch: PredictionBatch) -> None:
+        """Queue the predictions for the log writer; if the queue stays down, keep them in the log."""
         try:
-            send_records(self.sqs, self.settings.prediction_queue_url, records)
-        except MlopsError as err:
+            send_predictions(self.sqs, self.settings.prediction_queue_url, batch)
+        except (MlopsError, ValueError) as err:
             # The client already has its answer; the records survive in CloudWatch Logs for replay.
-            logger.error("prediction log queue unavailable", extra={"error": str(err), "records": records})
-            metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=len(records))
+            logger.error(
+                "prediction log queue unavailable", extra={"error": str(err), "records": batch.records()}
+            )
+            metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=len(batch))
 
 
 def _champion_refused(version: int, err: Exception) -> None:
@@ -128,10 +130,10 @@ def post_predict() -> dict[str, Any]:
     payload = json_body(event)
     model = rt.cache.current()
     outcome = predict(model, payload, event.request_context.request_id, rt.settings.max_batch_rows)
-    rt.log_predictions(outcome.records)
+    rt.log_predictions(outcome.batch)
     metrics.add_dimension(name=DIM_MODEL, value=model.model_name)
     metrics.add_dimension(name=DIM_VERSION, value=str(outcome.model_version))
-    metrics.add_metric(name=Metric.PREDICTIONS, unit=MetricUnit.Count, value=len(outcome.records))
+    metrics.add_metric(name=Metric.PREDICTIONS, unit=MetricUnit.Count, value=len(outcome.batch))
     metrics.add_metric(name=Metric.PREDICTION_LATENCY, unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
     metrics.add_metric(name=Metric.UNSEEN_CATEGORIES, unit=MetricUnit.Count, value=outcome.unseen_count)
     return outcome.body

@@ -1,8 +1,8 @@
 """Answer a prediction request: validate, encode, run the champion, build the log records.
 
-`predict` is the whole hot path. It builds plain dicts shaped like
-`mlops.logstore.PredictionRecord` (a test holds the two together) because constructing
-a pydantic model per row would cost more than the inference itself.
+`predict` is the whole hot path. It keeps the predictions as columns (`PredictionBatch`)
+because constructing a record, let alone a pydantic model, per row would cost more
+than the inference itself; the log writer expands them into `PredictionRecord`s.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from mlops.inference import predict_proba_onnx
 from mlops.schema import encode_rows
 from mlops.serving.champion import ServingModel
+from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import rows_of_request
 from mlops.storage import iso, utcnow
 
@@ -28,7 +29,7 @@ class PredictionOutcome:
     """What one request produced: the API answer and the records to log."""
 
     body: dict[str, Any]
-    records: list[dict[str, Any]]
+    batch: PredictionBatch
     model_version: int
     unseen_count: int
     latency_ms: float
@@ -55,35 +56,28 @@ def predict(
     feeds = encode_rows(rows, model.schema, model.numeric_dtype)
     probabilities = predict_proba_onnx(model.session, feeds).tolist()
     ids = new_ids(len(rows))
-    timestamp = iso(now())
-    name, version = model.model_name, model.version
-    predictions: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
-    unseen_count = 0
-    for row, pid, p in zip(rows, ids, probabilities, strict=True):
-        label = 1 if p >= DECISION_THRESHOLD else 0
-        unseen = model.unseen_categories(row)
-        unseen_count += len(unseen)
-        predictions.append({"prediction_id": pid, "label": label, "probability": p})
-        records.append(
-            {
-                "prediction_id": pid,
-                "request_id": request_id,
-                "timestamp": timestamp,
-                "model_name": name,
-                "model_version": version,
-                "features": row,
-                "probability": p,
-                "label": label,
-                "unseen_categories": unseen,
-            }
-        )
-    body = {"model_version": version, "predictions": predictions}
+    labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
+    unseen = [model.unseen_categories(row) for row in rows]
+    batch = PredictionBatch(
+        request_id=request_id,
+        timestamp=iso(now()),
+        model_name=model.model_name,
+        model_version=model.version,
+        prediction_ids=ids,
+        probabilities=probabilities,
+        labels=labels,
+        unseen_categories=unseen,
+        features=rows,
+    )
+    predictions = [
+        {"prediction_id": pid, "label": label, "probability": p}
+        for pid, label, p in zip(ids, labels, probabilities, strict=True)
+    ]
     return PredictionOutcome(
-        body=body,
-        records=records,
-        model_version=version,
-        unseen_count=unseen_count,
+        body={"model_version": model.version, "predictions": predictions},
+        batch=batch,
+        model_version=model.version,
+        unseen_count=sum(map(len, unseen)),
         latency_ms=(time.perf_counter() - started) * 1000.0,
     )
 
