@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench synth layers layers-check clean
+.PHONY: install test lint typecheck unit demo bench openapi synth layers layers-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -34,6 +34,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Rewrite the committed OpenAPI document from the handlers (a test fails when they differ).
+openapi: $(STAMP)
+	$(BIN)/python -m mlops.handlers.openapi
 
 synth: $(STAMP)
 	$(BIN)/python -m infrastructure.synth

@@ -133,13 +133,13 @@ def message_bodies(batch: PredictionBatch, max_bytes: int = MAX_BODY_BYTES) -> l
     return out
 
 
-def send_batches(bodies: Sequence[str]) -> list[list[str]]:
+def send_batches(bodies: Sequence[str], max_bytes: int = MAX_BODY_BYTES) -> list[list[str]]:
     """Group bodies into SendMessageBatch calls: at most 10 entries and 256 KiB in total each."""
     batches: list[list[str]] = []
     current: list[str] = []
     size = 0
     for body in bodies:
-        if current and (len(current) == MAX_BATCH_ENTRIES or size + len(body) > MAX_BODY_BYTES):
+        if current and (len(current) == MAX_BATCH_ENTRIES or size + len(body) > max_bytes):
             batches.append(current)
             current, size = [], 0
         current.append(body)
@@ -156,12 +156,23 @@ def send_predictions(
     attempts: int = SEND_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Send a request's predictions to the log queue; failed entries are retried with a short backoff.
+    """Send a request's predictions to the log queue (see `send_bodies`)."""
+    send_bodies(sqs, queue_url, message_bodies(batch), attempts, sleep)
+
+
+def send_bodies(
+    sqs: Any,
+    queue_url: str,
+    bodies: Sequence[str],
+    attempts: int = SEND_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Send message bodies with SendMessageBatch; failed entries are retried with a short backoff.
 
     Raises StorageError naming how many messages could not be sent after every attempt.
     """
     undelivered: list[str] = []
-    for group in send_batches(message_bodies(batch)):
+    for group in send_batches(bodies):
         pending = dict(enumerate(group))
         for attempt in range(attempts):
             if attempt:
@@ -170,7 +181,7 @@ def send_predictions(
             with aws_call(f"send {len(entries)} prediction log message(s) to {queue_url}"):
                 out = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
             failed = out.get("Failed") or []
-            # A sender fault (bad entry) will fail the same way again: only retry the others.
+            # A sender fault (a bad entry) fails the same way again: only retry the others.
             retry = {int(f["Id"]) for f in failed if not f.get("SenderFault")}
             undelivered.extend(pending[int(f["Id"])] for f in failed if f.get("SenderFault"))
             pending = {i: pending[i] for i in retry}
