@@ -42,6 +42,7 @@ class Metric(StrEnum):
     PREDICTION_LATENCY = "PredictionLatency"
     UNSEEN_CATEGORIES = "UnseenCategories"
     CHAMPION_LOAD_FAILURES = "ChampionLoadFailures"
+    PREDICTION_LOG_FAILURES = "PredictionLogFailures"
     # Retraining
     RETRAIN_RUNS = "RetrainRuns"
     RETRAIN_FAILURES = "RetrainFailures"

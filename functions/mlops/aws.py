@@ -17,6 +17,9 @@ from botocore.config import Config
 
 _LOCK = threading.Lock()
 _CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
+# One session for every client: each new session loads the endpoint rules and registers
+# its handlers again, which made every extra client cost tens of milliseconds of cold start.
+_SESSION: list[boto3.session.Session] = []
 _CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 DEFAULT_REGION = "us-east-1"
 
@@ -38,7 +41,9 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
                 kwargs["endpoint_url"] = endpoint
             if is_local_endpoint(endpoint) and not os.environ.get("AWS_ACCESS_KEY_ID"):
                 kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
-            _CLIENTS[key] = boto3.session.Session().client(service, **kwargs)
+            if not _SESSION:
+                _SESSION.append(boto3.session.Session())
+            _CLIENTS[key] = _SESSION[0].client(service, **kwargs)
         return _CLIENTS[key]
 
 
@@ -46,3 +51,4 @@ def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and moto contexts)."""
     with _LOCK:
         _CLIENTS.clear()
+        _SESSION.clear()

@@ -37,6 +37,10 @@ class ConflictError(MlopsError):
     """A conditional write lost a race or the requested transition is not allowed."""
 
 
+class UnavailableError(MlopsError):
+    """A dependency the request needs (the champion model, a queue) is not available right now."""
+
+
 class ValidationFailed(MlopsError):
     """A request failed validation. `problems` lists every offending row and field."""
 

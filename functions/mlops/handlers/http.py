@@ -1,0 +1,96 @@
+"""The one place that turns domain errors into HTTP answers, and HTTP bodies into JSON values.
+
+Every error answer has the body ``{"error": message, "problems": [{"row", "field", "problem"}]}``.
+Bad input is always a 4xx: 400 malformed JSON, 413 too many rows, 415 not JSON, 422 invalid
+values, 404 unknown route or record, 409 conflict. 503 means a dependency is down; retry.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from mlops.errors import ConflictError, NotFoundError, StorageError, UnavailableError, ValidationFailed
+from mlops.observability import logger
+
+JSON_TYPES = ("application/json",)
+
+
+def error_response(status: int, message: str, problems: list[dict[str, Any]] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"error": message, "problems": problems or []}),
+    )
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in JSON_TYPES or media.endswith("+json")
+
+
+def json_body(event: APIGatewayProxyEventV2) -> Any:
+    """The request body as a JSON value; 415 unless declared JSON, 400 unless it parses."""
+    headers = event.headers or {}
+    # HTTP APIs deliver header names in lower case; other callers may not.
+    content_type = headers.get("content-type") or next(
+        (v for k, v in headers.items() if k.lower() == "content-type"), None
+    )
+    if not _is_json(content_type):
+        raise ValidationFailed(
+            "unsupported content type",
+            [
+                {
+                    "row": None,
+                    "field": "content-type",
+                    "problem": f"expected application/json, got {content_type!r}",
+                }
+            ],
+            status=415,
+        )
+    raw = event.body
+    if not raw:
+        raise ValidationFailed(
+            "the body is empty", [{"row": None, "field": None, "problem": "send a JSON body"}], 400
+        )
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8") if event.is_base64_encoded else raw
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, binascii.Error, ValueError) as err:
+        raise ValidationFailed(
+            "the body is not valid JSON", [{"row": None, "field": None, "problem": str(err)}], 400
+        ) from None
+
+
+def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Map every domain error (and unknown routes) to its status and the common error body."""
+
+    @app.exception_handler(ValidationFailed)
+    def _invalid(err: ValidationFailed) -> Response:
+        return error_response(err.status, str(err), err.problems)
+
+    @app.exception_handler(NotFoundError)
+    def _missing(err: NotFoundError) -> Response:
+        return error_response(404, str(err))
+
+    @app.exception_handler(ConflictError)
+    def _conflict(err: ConflictError) -> Response:
+        return error_response(409, str(err))
+
+    @app.exception_handler([UnavailableError, StorageError])
+    def _unavailable(err: Exception) -> Response:
+        logger.error("dependency unavailable", extra={"error": str(err)})
+        return error_response(503, str(err))
+
+    @app.not_found
+    def _no_route(_: RouteNotFound) -> Response:
+        event = app.current_event
+        return error_response(404, f"no route {event.http_method} {event.path}")

@@ -1,0 +1,95 @@
+"""Answer a prediction request: validate, encode, run the champion, build the log records.
+
+`predict` is the whole hot path. It keeps the predictions as columns (`PredictionBatch`)
+because constructing a record, let alone a pydantic model, per row would cost more
+than the inference itself; the log writer expands them into `PredictionRecord`s.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mlops.inference import predict_proba_onnx
+from mlops.schema import encode_rows
+from mlops.serving.champion import ServingModel
+from mlops.serving.log_queue import PredictionBatch
+from mlops.serving.validation import rows_of_request
+from mlops.storage import iso, utcnow
+
+DECISION_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class PredictionOutcome:
+    """What one request produced: the API answer and the records to log."""
+
+    body: dict[str, Any]
+    batch: PredictionBatch
+    model_version: int
+    unseen_count: int
+    latency_ms: float
+
+
+def new_prediction_ids(n: int) -> list[str]:
+    """`n` random 128-bit ids as hex; one urandom call for the whole batch."""
+    raw = os.urandom(16 * n).hex()
+    return [raw[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def predict(
+    model: ServingModel,
+    payload: Any,
+    request_id: str,
+    max_rows: int,
+    now: Callable[[], datetime] = utcnow,
+    new_ids: Callable[[int], list[str]] = new_prediction_ids,
+) -> PredictionOutcome:
+    """Validate `payload` against the model's schema and predict every row, in input order."""
+    started = time.perf_counter()
+    rows = rows_of_request(payload, max_rows)
+    model.validator.validate(rows)
+    feeds = encode_rows(rows, model.schema, model.numeric_dtype)
+    probabilities = predict_proba_onnx(model.session, feeds).tolist()
+    ids = new_ids(len(rows))
+    labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
+    unseen = [model.unseen_categories(row) for row in rows]
+    batch = PredictionBatch(
+        request_id=request_id,
+        timestamp=iso(now()),
+        model_name=model.model_name,
+        model_version=model.version,
+        prediction_ids=ids,
+        probabilities=probabilities,
+        labels=labels,
+        unseen_categories=unseen,
+        features=rows,
+    )
+    predictions = [
+        {"prediction_id": pid, "label": label, "probability": p}
+        for pid, label, p in zip(ids, labels, probabilities, strict=True)
+    ]
+    return PredictionOutcome(
+        body={"model_version": model.version, "predictions": predictions},
+        batch=batch,
+        model_version=model.version,
+        unseen_count=sum(map(len, unseen)),
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+    )
+
+
+def describe_model(model: ServingModel, production: dict[str, Any] | None) -> dict[str, Any]:
+    """The answer of GET /model: which version serves, since when, how good it was and is."""
+    return {
+        "model_name": model.model_name,
+        "model_version": model.version,
+        "champion_since": model.since,
+        "primary_metric": model.primary_metric,
+        "test_metrics": model.test_metrics,
+        "feature_schema": model.schema.model_dump(mode="json"),
+        "production": production,
+    }

@@ -1,0 +1,109 @@
+"""Helpers for calling the serving handlers in-process with the sample events of `events/`."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+AwsStack = Any  # tests/conftest.py's AwsStack; conftest modules are not importable by name
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "serverless-mlops-test"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:serverless-mlops-test"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "6f1d3c2b-0000-4000-8000-000000000001"
+    log_group_name: str = "/aws/lambda/serverless-mlops-test"
+    log_stream_name: str = "2025/11/27/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+CONTEXT = FakeLambdaContext()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return copy.deepcopy(json.loads((EVENTS / name).read_text(encoding="utf-8")))
+
+
+def with_body(event: dict[str, Any], body: Any) -> dict[str, Any]:
+    """The event with another JSON body (a string is sent as is)."""
+    out = copy.deepcopy(event)
+    out["body"] = body if isinstance(body, str) else json.dumps(body)
+    out["isBase64Encoded"] = False
+    return out
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+class FakeClock:
+    """Monotonic seconds that only move when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def drain_queue(stack: AwsStack) -> list[dict[str, Any]]:
+    """Every message on the prediction queue, as SQS delivers them to the log writer."""
+    from mlops.resources import PREDICTION_QUEUE
+
+    url = stack.env[PREDICTION_QUEUE.env_var]
+    messages: list[dict[str, Any]] = []
+    while True:
+        out = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        batch = out.get("Messages", [])
+        if not batch:
+            return messages
+        messages.extend(batch)
+        stack.sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+
+
+def sqs_event_from(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """An SQS event for the log writer carrying `messages` as received from the queue."""
+    template = load_event("log_writer_batch.json")["Records"][0]
+    records = []
+    for m in messages:
+        record = copy.deepcopy(template)
+        record.update(
+            messageId=m["MessageId"],
+            receiptHandle=m["ReceiptHandle"],
+            body=m["Body"],
+            md5OfBody=m["MD5OfBody"],
+        )
+        records.append(record)
+    return {"Records": records}
+
+
+def promote_another_version(stack: AwsStack, trained: Any, reason: str) -> int:
+    """Register `trained` again as a new version and promote it (what `register_and_promote` in
+    tests/conftest.py does; that module cannot be imported from here by name)."""
+    from mlops.lifecycle import TrainingData, register_model
+
+    registry = stack.registry("churn")
+    record = register_model(
+        trained,
+        registry,
+        stack.s3,
+        stack.artifact_bucket,
+        TrainingData(sha256="0" * 64, rows=trained.train_rows),
+    )
+    registry.promote(record.version, actor="test", reason=reason)
+    return record.version

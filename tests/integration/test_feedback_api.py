@@ -1,0 +1,127 @@
+"""Feedback function on moto: stored once however often it is sent, validated like predict."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from mlops.handlers import feedback as feedback_handler
+from mlops.logstore import iter_feedback
+from mlops.resources import LOG_BUCKET
+from mlops.serving.api import ErrorBody, FeedbackResponse
+from mlops.storage import utcnow
+from serving_helpers import CONTEXT, load_event, response_json, with_body
+
+
+def call(event):
+    response = feedback_handler.handler(event, CONTEXT)
+    return response["statusCode"], response_json(response)
+
+
+def stored(aws_stack):
+    # Feedback is partitioned by the day it was received: today, give or take a midnight.
+    now = utcnow()
+    return list(
+        iter_feedback(
+            aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], now - timedelta(days=1), now + timedelta(days=1)
+        )
+    )
+
+
+def _feedback_keys(aws_stack):
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    return [
+        o["Key"] for o in aws_stack.s3.list_objects_v2(Bucket=bucket, Prefix="feedback/").get("Contents", [])
+    ]
+
+
+def test_the_same_feedback_sent_twice_is_stored_once(aws_stack, fresh_settings):
+    event = load_event("feedback_single.json")
+
+    first_status, first = call(event)
+    second_status, second = call(event)
+
+    assert (first_status, second_status) == (200, 200)
+    FeedbackResponse.model_validate(first)
+    assert first["items"][0]["status"] == "stored"
+    assert second["items"][0]["status"] == "duplicate"
+    records = stored(aws_stack)
+    assert [(r.prediction_id, r.label, r.source) for r in records] == [
+        ("5f0c6d1e2a3b4c5d6e7f809112233445", 1, "explicit")
+    ]
+    assert all(
+        key.startswith("feedback/dt=") and key.endswith(".jsonl.gz") for key in _feedback_keys(aws_stack)
+    )
+
+
+def test_a_batch_stores_new_items_and_reports_duplicates(aws_stack, fresh_settings):
+    call(load_event("feedback_single.json"))
+    batch = json.loads(load_event("feedback_batch.json")["body"])
+    batch["items"].append(
+        {"prediction_id": "5f0c6d1e2a3b4c5d6e7f809112233445", "label": 1, "source": "explicit"}
+    )
+    batch["items"].append(dict(batch["items"][1]))
+
+    status, body = call(with_body(load_event("feedback_batch.json"), batch))
+
+    assert status == 200
+    assert [i["status"] for i in body["items"]] == ["stored", "stored", "duplicate", "duplicate"]
+    assert (body["stored"], body["duplicates"], body["conflicts"]) == (2, 2, 0)
+    records = {(r.prediction_id, r.source): r for r in stored(aws_stack)}
+    assert len(records) == 3
+    implicit = records[("5f0c6d1e2a3b4c5d6e7f809112233445", "implicit")]
+    assert implicit.observed_at == "2025-11-28T08:00:00.000000Z"
+
+
+def test_feedback_for_an_unknown_prediction_is_accepted(aws_stack, fresh_settings):
+    status, body = call(
+        with_body(
+            load_event("feedback_single.json"),
+            {"prediction_id": "never-seen", "label": 0, "source": "implicit"},
+        )
+    )
+    assert (status, body["stored"]) == (200, 1)
+
+
+def test_another_label_for_stored_feedback_is_a_conflict(aws_stack, fresh_settings):
+    call(load_event("feedback_single.json"))
+    changed = json.loads(load_event("feedback_single.json")["body"]) | {"label": 0}
+
+    status, body = call(with_body(load_event("feedback_single.json"), changed))
+
+    assert status == 409
+    ErrorBody.model_validate(body)
+    assert [r.label for r in stored(aws_stack)] == [1]
+
+
+def test_invalid_feedback_names_every_field(aws_stack, fresh_settings):
+    status, body = call(load_event("feedback_invalid.json"))
+
+    assert status == 422
+    assert {(p["row"], p["field"]) for p in body["problems"]} == {
+        (0, "prediction_id"),
+        (0, "label"),
+        (0, "source"),
+    }
+    assert stored(aws_stack) == []
+
+
+def test_feedback_bad_requests(aws_stack, fresh_settings, subtests):
+    good = json.loads(load_event("feedback_single.json")["body"])
+    cases = [
+        ("malformed JSON", "{", 400, {(None, None)}),
+        ("bool label", good | {"label": True}, 422, {(0, "label")}),
+        ("bad timestamp", good | {"observed_at": "yesterday"}, 422, {(0, "observed_at")}),
+        ("unknown field", good | {"score": 0.3}, 422, {(0, "score")}),
+        ("empty batch", {"items": []}, 422, {(None, "items")}),
+        ("too large batch", {"items": [good] * 1001}, 413, {(None, "items")}),
+        ("second item bad", {"items": [good, {"label": 1}]}, 422, {(1, "prediction_id"), (1, "source")}),
+    ]
+    for name, body, expected_status, problems in cases:
+        with subtests.test(name):
+            status, answer = call(with_body(load_event("feedback_single.json"), body))
+            assert status == expected_status
+            assert {(p["row"], p["field"]) for p in answer["problems"]} == problems
+    wrong_type = load_event("feedback_single.json")
+    wrong_type["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    assert call(wrong_type)[0] == 415

@@ -1,0 +1,73 @@
+"""Log-writer function on moto: one object per (version, hour), partial batch failures reported."""
+
+from __future__ import annotations
+
+import json
+
+from mlops.handlers import log_writer as log_writer_handler
+from mlops.resources import LOG_BUCKET
+from mlops.storage import read_jsonl_gz
+from serving_helpers import CONTEXT, load_event
+
+
+def _objects(aws_stack) -> dict[str, list[dict]]:
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    listing = aws_stack.s3.list_objects_v2(Bucket=bucket, Prefix="predictions/").get("Contents", [])
+    return {
+        o["Key"]: read_jsonl_gz(aws_stack.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+        for o in listing
+    }
+
+
+def test_a_batch_is_written_as_one_object_per_version_and_hour(aws_stack, fresh_settings):
+    event = load_event("log_writer_batch.json")
+
+    answer = log_writer_handler.handler(event, CONTEXT)
+
+    assert answer == {"batchItemFailures": []}
+    objects = _objects(aws_stack)
+    prefixes = sorted(key.rsplit("/", 1)[0] for key in objects)
+    assert prefixes == [
+        "predictions/model_version=1/dt=2025-11-27/hour=10",
+        "predictions/model_version=1/dt=2025-11-27/hour=11",
+    ]
+    sent = {pid for record in event["Records"] for pid in json.loads(record["body"])["prediction_id"]}
+    written = [r for records in objects.values() for r in records]
+    assert sorted(r["prediction_id"] for r in written) == sorted(sent)
+    by_id = {r["prediction_id"]: r for r in written}
+    assert by_id["5f0c6d1e2a3b4c5d6e7f809112233446"]["unseen_categories"] == ["device"]
+    assert by_id["5f0c6d1e2a3b4c5d6e7f809112233446"]["features"]["total_charges"] is None
+
+
+def test_a_malformed_message_is_reported_failed_and_the_rest_is_written(aws_stack, fresh_settings):
+    event = load_event("log_writer_malformed.json")
+    good, bad = event["Records"]
+
+    answer = log_writer_handler.handler(event, CONTEXT)
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    written = [r["prediction_id"] for records in _objects(aws_stack).values() for r in records]
+    assert written == json.loads(good["body"])["prediction_id"]
+
+
+def test_a_batch_of_only_malformed_messages_fails_every_item_and_writes_nothing(aws_stack, fresh_settings):
+    event = load_event("log_writer_malformed.json")
+    event["Records"] = [event["Records"][1], {**event["Records"][1], "messageId": "m-2", "body": "not json"}]
+
+    answer = log_writer_handler.handler(event, CONTEXT)
+
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(
+        r["messageId"] for r in event["Records"]
+    )
+    assert _objects(aws_stack) == {}
+
+
+def test_messages_whose_object_cannot_be_written_are_reported_failed(aws_stack, fresh_settings, monkeypatch):
+    aws_stack.s3.delete_bucket(Bucket=aws_stack.env[LOG_BUCKET.env_var])
+    event = load_event("log_writer_batch.json")
+
+    answer = log_writer_handler.handler(event, CONTEXT)
+
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(
+        r["messageId"] for r in event["Records"]
+    )

@@ -1,0 +1,120 @@
+"""The prediction log message format: size limits, batching, retries, and reading it back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlops.errors import StorageError
+from mlops.serving.log_queue import (
+    MAX_BATCH_ENTRIES,
+    MalformedMessage,
+    PredictionBatch,
+    message_bodies,
+    parse_message,
+    send_batches,
+    send_bodies,
+    send_predictions,
+)
+
+
+def batch_of(n: int, pad: int = 0) -> PredictionBatch:
+    return PredictionBatch(
+        request_id="req",
+        timestamp="2025-11-27T10:15:30.000000Z",
+        model_name="churn",
+        model_version=3,
+        prediction_ids=[f"id-{i}" for i in range(n)],
+        probabilities=[i / max(n, 1) for i in range(n)],
+        labels=[int(i / max(n, 1) >= 0.5) for i in range(n)],
+        unseen_categories=[["device"] if i % 7 == 0 else [] for i in range(n)],
+        features=[{"x": float(i), "note": "n" * pad, "device": None} for i in range(n)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "pad", "limit"), [(1, 0, 10_000), (50, 200, 2_000), (700, 30, 20_000), (300, 0, 500)]
+)
+def test_bodies_stay_under_the_limit_and_carry_every_row_once_in_order(rows, pad, limit):
+    batch = batch_of(rows, pad)
+    bodies = message_bodies(batch, max_bytes=limit)
+    assert all(len(b.encode()) <= limit for b in bodies)
+    records = [r for b in bodies for r in parse_message(b)]
+    assert [r.model_dump(mode="json") for r in records] == batch.records()
+
+
+def test_a_row_that_cannot_fit_is_refused():
+    with pytest.raises(ValueError, match="over the"):
+        message_bodies(batch_of(1, pad=5000), max_bytes=1000)
+
+
+def test_send_batches_respect_entry_count_and_total_size():
+    bodies = ["x" * 100_000] * 5 + ["y" * 10] * 25
+    groups = send_batches(bodies)
+    assert [b for g in groups for b in g] == bodies
+    assert all(len(g) <= MAX_BATCH_ENTRIES for g in groups)
+    assert all(sum(len(b) for b in g) <= 256 * 1024 for g in groups)
+
+
+BODIES = message_bodies(batch_of(40), max_bytes=1_000)
+
+
+class FlakySQS:
+    """Fails the given entry ids on the first call(s), then accepts them."""
+
+    def __init__(self, fail_times: int, sender_fault: bool = False) -> None:
+        self.fail_times = fail_times
+        self.sender_fault = sender_fault
+        self.calls: list[list[dict]] = []
+
+    def send_message_batch(self, QueueUrl, Entries):
+        self.calls.append(Entries)
+        if len(self.calls) <= self.fail_times:
+            failed = [{"Id": Entries[0]["Id"], "SenderFault": self.sender_fault, "Code": "x"}]
+            return {"Successful": [{"Id": e["Id"]} for e in Entries[1:]], "Failed": failed}
+        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+
+def test_predictions_are_sent_as_message_bodies():
+    sqs = FlakySQS(fail_times=0)
+    send_predictions(sqs, "url", batch_of(3))
+    assert [e["MessageBody"] for call in sqs.calls for e in call] == message_bodies(batch_of(3))
+
+
+def test_failed_entries_are_sent_again_and_only_they():
+    sqs = FlakySQS(fail_times=1)
+    send_bodies(sqs, "url", BODIES, sleep=lambda s: None)
+    first, second = sqs.calls[0], sqs.calls[1]
+    assert len(first) > 1
+    assert second == [first[0]]
+
+
+def test_entries_still_failing_after_every_attempt_raise():
+    sqs = FlakySQS(fail_times=10)
+    with pytest.raises(StorageError, match="could not be sent"):
+        send_bodies(sqs, "url", BODIES, attempts=3, sleep=lambda s: None)
+    assert len(sqs.calls) == 3
+
+
+def test_sender_faults_are_not_retried():
+    sqs = FlakySQS(fail_times=1, sender_fault=True)
+    with pytest.raises(StorageError):
+        send_bodies(sqs, "url", BODIES, sleep=lambda s: None)
+    assert len(sqs.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        json.dumps({"v": 2}),
+        json.dumps({"v": 1, "prediction_id": ["a"]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "label": [1]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": ["high", 0.2]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": None}),
+    ],
+)
+def test_malformed_messages_are_refused(body):
+    with pytest.raises(MalformedMessage):
+        parse_message(body)
