@@ -8,6 +8,7 @@ Log bucket::
 Report bucket::
 
     reports/model_version=<V>/dt=<YYYY-MM-DD>/run=<run-id>/report.json | report.html
+    reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -18,12 +19,14 @@ feedback ids), so a retried write overwrites instead of duplicating.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.errors import NotFoundError
 from mlops.storage import get_bytes, jsonl_gz, list_keys, parse_time, put_bytes, read_jsonl_gz
 
 PREDICTIONS_PREFIX = "predictions/"
@@ -153,3 +156,17 @@ def latest_labels(feedback: Iterable[FeedbackRecord]) -> dict[str, int]:
         if held is None or rank >= held[:2]:
             best[fb.prediction_id] = (rank[0], rank[1], fb.label)
     return {pid: v[2] for pid, v in best.items()}
+
+
+def latest_report_key(version: int) -> str:
+    """The newest monitoring summary of a version, overwritten by each monitor run."""
+    return f"{REPORTS_PREFIX}latest/model_version={version}.json"
+
+
+def read_latest_report(s3: Any, bucket: str, version: int) -> dict[str, Any] | None:
+    """The latest monitoring summary of a version, or None before the monitor has run for it."""
+    try:
+        data = json.loads(get_bytes(s3, bucket, latest_report_key(version)))
+    except NotFoundError:
+        return None
+    return data if isinstance(data, dict) else None
