@@ -7,10 +7,10 @@ import pytest
 from mlops.monitoring import drift
 from mlops.monitoring.performance import (
     bootstrap_interval,
-    rank_auc,
     expected_metrics,
     fairness,
     production_performance,
+    rank_auc,
 )
 from mlops.monitoring.window import ScoreGrid
 from mlops.profile import (

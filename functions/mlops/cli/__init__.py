@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from mlops.errors import MlopsError
 
 # Sub-command modules, in the order `mlops --help` lists them.
-COMMAND_MODULES = ("train", "registry")
+COMMAND_MODULES = ("train", "registry", "monitor")
 
 
 class CliError(Exception):

@@ -96,7 +96,7 @@ def psi_groups(reference_counts: Sequence[int] | np.ndarray, bins: int = PSI_BIN
         return [last]
     cum = np.cumsum(counts) / total
     ends = {int(np.argmin(np.abs(cum[:last] - k / bins))) for k in range(1, bins)}
-    return sorted(ends) + [last]
+    return [*sorted(ends), last]
 
 
 def group_counts(counts: Sequence[int] | np.ndarray, ends: Sequence[int]) -> np.ndarray:
