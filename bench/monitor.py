@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -126,16 +127,18 @@ class RssSampler:
 
 def write_logs(
     s3: Any, bucket: str, result: TrainingResult, current: pd.DataFrame, version: int
-) -> tuple[list[str], np.ndarray]:
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """One gzip JSON Lines object per 2,000 predictions in its hour partition, as the log writer does."""
     spec = result.spec
     rows = len(current)
     step = timedelta(days=1) / rows
     ids = [f"p{i:07d}" for i in range(rows)]
     labels = current["y"].to_numpy()
+    scores = np.empty(rows)
     for start in range(0, rows, OBJECT_ROWS):
         chunk = feature_frame(current.iloc[start : start + OBJECT_ROWS], spec)
         proba = result.pipeline.predict_proba(chunk)[:, 1]
+        scores[start : start + len(proba)] = proba
         features = frame_rows(chunk)
         records = [
             PredictionRecord(
@@ -154,7 +157,7 @@ def write_logs(
         write_predictions(
             s3, bucket, prediction_key(version, ts, [r.prediction_id for r in records]), records
         )
-    return ids, labels
+    return ids, labels, scores
 
 
 def write_some_feedback(s3: Any, bucket: str, ids: list[str], labels: np.ndarray, share: float = 0.05) -> int:
@@ -177,10 +180,8 @@ def write_some_feedback(s3: Any, bucket: str, ids: list[str], labels: np.ndarray
     return int(chosen.size)
 
 
-def compute_only(result: TrainingResult, reference: VersionReference, current: pd.DataFrame) -> float:
+def compute_only(reference: VersionReference, current: pd.DataFrame, proba: np.ndarray) -> float:
     """Our statistics from the same in-memory DataFrame Evidently gets (no S3, no JSON)."""
-    spec = result.spec
-    proba = result.pipeline.predict_proba(feature_frame(current, spec))[:, 1]
     start = time.perf_counter()
     batches = (
         PredictionBatch(
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     spec = bench_spec()
     # train_model holds out test_size; scale up so the reference profile has reference_rows rows.
-    training = make_rows(round(args.reference_rows / (1 - spec.split.test_size)), seed=1)
+    training = make_rows(math.ceil(args.reference_rows / (1 - spec.split.test_size)), seed=1)
     result = train_model(training, spec)
     current = make_rows(args.rows, seed=2, shift=True)
     with mock_aws():
@@ -283,11 +284,13 @@ def main(argv: list[str] | None = None) -> int:
             TrainingData(sha256="0" * 64, rows=len(training)),
         )
         registry.promote(record.version, actor="bench", reason="bench")
-        ids, labels = write_logs(clients["s3"], settings.log_bucket, result, current, record.version)
+        ids, labels, scores = write_logs(clients["s3"], settings.log_bucket, result, current, record.version)
         feedback = write_some_feedback(clients["s3"], settings.log_bucket, ids, labels)
         del ids, labels
         reference = VersionReference(record=record, spec=spec, profile=result.profile)
-        compute_s = compute_only(result, reference, current)
+        compute_s = compute_only(reference, current, scores)
+        del scores
+        before_run_mb = RssSampler.rss_bytes() / 2**20
         with RssSampler() as rss:
             start = time.perf_counter()
             monitored = run_monitor(
@@ -320,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "end_to_end_s": round(end_to_end_s, 3),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "monitor_run_peak_rss_mb": round(rss.peak / 2**20, 1),
+        "monitor_run_rss_growth_mb": round(rss.peak / 2**20 - before_run_mb, 1),
         "evidently_s": evidently_s,
         "speedup_vs_evidently": round(evidently_s / compute_s, 1) if evidently_s else None,
     }
