@@ -10,6 +10,9 @@ HERE = Path(__file__).resolve().parent
 # One line per benchmark; each is a script that prints its own figures.
 BENCHMARKS = [
     "serving.py",
+    "monitor.py",
+    "load.py",
+    "training.py",
 ]
 
 

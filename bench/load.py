@@ -1,0 +1,136 @@
+"""Load check of the local stack: N concurrent HTTP clients, then an audit of the S3 logs.
+
+Every successful /predict answer must appear in the prediction logs exactly once:
+`logged` (distinct prediction ids in S3) must equal the ids answered, `duplicates` must
+be 0. Requests are bounded in count and time and go to 127.0.0.1 only.
+`--json` prints requests, concurrency, errors, logged, duplicates, p50_ms, p99_ms, rps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "functions"))
+
+
+def client(port: int, rows: list[dict], count: int, out: dict, lock: threading.Lock, deadline: float) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies, ids, errors = [], [], 0
+    for i in range(count):
+        if time.monotonic() > deadline:
+            break
+        body = json.dumps({"features": rows[i % len(rows)]})
+        started = time.perf_counter()
+        try:
+            conn.request("POST", "/predict", body=body, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            payload = resp.read()
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            continue
+        latencies.append(time.perf_counter() - started)
+        if resp.status == 200:
+            ids.extend(p["prediction_id"] for p in json.loads(payload)["predictions"])
+        else:
+            errors += 1
+    conn.close()
+    with lock:
+        out["latencies"].extend(latencies)
+        out["ids"].extend(ids)
+        out["errors"] += errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from mlops import aws
+    from mlops.datagen import generate_churn
+    from mlops.local.bootstrap import ensure_champion
+    from mlops.local.stack import LocalStack
+    from mlops.logstore import PREDICTIONS_PREFIX
+    from mlops.spec import load_spec
+    from mlops.storage import list_keys
+    from mlops.training import frame_rows
+
+    spec = load_spec(ROOT / "examples" / "churn" / "spec.toml")
+    stack = LocalStack(spec, prefix="load").start()
+    try:
+        ensure_champion(stack.env, spec, generate_churn(3000, seed=0), actor="bench")
+        stack.start_background(poll_interval=0.05)
+        assert stack.gateway is not None
+        port = stack.gateway.server.server_port
+        rows = frame_rows(generate_churn(500, seed=5)[spec.feature_names])
+        results: dict = {"latencies": [], "ids": [], "errors": 0}
+        lock = threading.Lock()
+        per_client = args.requests // args.concurrency
+        deadline = time.monotonic() + args.max_seconds
+        started = time.perf_counter()
+        threads = [
+            threading.Thread(target=client, args=(port, rows, per_client, results, lock, deadline))
+            for _ in range(args.concurrency)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        # Let the log writer finish, then audit S3.
+        stack.drain_queue()
+        s3, bucket = aws.client("s3"), stack.env["MLOPS_LOG_BUCKET"]
+        counts: Counter[str] = Counter()
+        for key in list_keys(s3, bucket, PREDICTIONS_PREFIX):
+            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            counts.update(json.loads(line)["prediction_id"] for line in body.splitlines() if line)
+    finally:
+        stack.stop()
+
+    lat = np.array(results["latencies"]) * 1000
+    answered = set(results["ids"])
+    figures = {
+        "requests": len(results["latencies"]) + results["errors"],
+        "concurrency": args.concurrency,
+        "errors": results["errors"],
+        "answered": len(answered),
+        "logged": len(set(counts) & answered),
+        "lost": len(answered - set(counts)),
+        "duplicates": sum(c - 1 for c in counts.values() if c > 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "rps": round(len(lat) / wall, 1) if wall else None,
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print("load check (local gateway, single-row /predict)")
+        print(
+            f"  requests {figures['requests']}  concurrency {figures['concurrency']}  "
+            f"errors {figures['errors']}  rps {figures['rps']}  "
+            f"p50 {figures['p50_ms']} ms  p99 {figures['p99_ms']} ms"
+        )
+        print(
+            f"  answered {figures['answered']}  logged {figures['logged']}  lost {figures['lost']}  "
+            f"duplicates {figures['duplicates']}"
+        )
+    return 0 if figures["errors"] == 0 and figures["lost"] == 0 and figures["duplicates"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""`mlops monitor run`: one monitor run now (or at --at), printed as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import timedelta
+
+from mlops import aws
+from mlops import resources as r
+from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, setting
+from mlops.config import MonitorSettings
+from mlops.monitoring.run import run_monitor
+from mlops.storage import parse_time, utcnow
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+_UNIT = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_window(text: str) -> timedelta:
+    """'90m', '24h', '7d' -> timedelta."""
+    m = _DURATION.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration like 90m, 24h or 7d: {text!r}")
+    value = timedelta(**{_UNIT[m.group(2)]: float(m.group(1))})
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError("the window must be longer than zero")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("monitor", help="drift, production metrics and reports of served versions")
+    msub = p.add_subparsers(dest="monitor_command", required=True, metavar="ACTION")
+    run = msub.add_parser("run", help="monitor one window now: metrics to CloudWatch, reports to S3")
+    run.add_argument(
+        "--window", type=parse_window, default=None, help="e.g. 24h (default: the spec's window)"
+    )
+    run.add_argument(
+        "--version", type=int, action="append", default=None, help="only this version (repeatable)"
+    )
+    run.add_argument("--at", default=None, help="end of the window, ISO 8601 (default: now)")
+    run.add_argument("--log-bucket", default=None, help=f"log bucket (default: ${r.LOG_BUCKET.env_var})")
+    run.add_argument(
+        "--report-bucket", default=None, help=f"report bucket (default: ${r.REPORT_BUCKET.env_var})"
+    )
+    add_resource_flags(run)
+    run.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = MonitorSettings(
+        model_name=setting(args, "model", r.MODEL_NAME_ENV, "--model"),
+        registry_table=setting(args, "table", r.REGISTRY_TABLE.env_var, "--table"),
+        artifact_bucket=artifact_bucket(args),
+        log_bucket=setting(args, "log_bucket", r.LOG_BUCKET.env_var, "--log-bucket"),
+        report_bucket=setting(args, "report_bucket", r.REPORT_BUCKET.env_var, "--report-bucket"),
+    )
+    try:
+        at = parse_time(args.at) if args.at else utcnow()
+    except ValueError:
+        raise ValueError(f"--at: not an ISO 8601 time: {args.at!r}") from None
+    result = run_monitor(
+        aws.client("s3"),
+        aws.client("cloudwatch"),
+        aws.client("dynamodb"),
+        settings,
+        window_end=at,
+        window=args.window,
+        versions=args.version,
+        now=at if args.at else None,
+    )
+    print_json(result.summary())
+    return 0

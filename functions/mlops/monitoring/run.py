@@ -1,0 +1,317 @@
+"""A monitor run: every version with traffic in the window -> statistics, metrics, reports.
+
+Called by the scheduled Lambda, `mlops monitor run`, the local runtime and retraining.
+Each log object is read, folded into counts and dropped before the next one is read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from mlops import bundle
+from mlops.alarms import Metric, alarm_specs
+from mlops.config import MonitorSettings
+from mlops.errors import NotFoundError
+from mlops.logstore import (
+    iter_feedback,
+    latest_labels,
+    latest_report_key,
+    model_versions_logged,
+    prediction_objects,
+    report_prefix,
+)
+from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
+from mlops.monitoring.performance import estimate_performance, fairness, production_performance
+from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
+from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
+from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
+from mlops.observability import logger
+from mlops.profile import ReferenceProfile
+from mlops.registry import Registry, VersionRecord
+from mlops.spec import ModelSpec, spec_from_json
+from mlops.storage import get_bytes, iso, put_bytes, utcnow
+
+
+@dataclass(frozen=True)
+class VersionReference:
+    """What a version is compared against: its registry record, spec and reference profile."""
+
+    record: VersionRecord
+    spec: ModelSpec
+    profile: ReferenceProfile
+
+
+# Reference profiles are immutable per version: cache them for the life of the container,
+# keyed by the artifact's hash so a (never expected) rewrite is not served stale.
+_REFERENCES: dict[tuple[str, str, int, str], VersionReference] = {}
+
+
+def load_reference(registry: Registry, s3: Any, artifact_bucket: str, version: int) -> VersionReference:
+    record = registry.get_version(version)
+    profile_ref = record.artifacts[bundle.PROFILE]
+    key = (artifact_bucket, record.model_name, version, profile_ref.sha256)
+    cached = _REFERENCES.get(key)
+    if cached is not None:
+        return cached
+    profile = ReferenceProfile.model_validate_json(bundle.read_artifact(s3, artifact_bucket, profile_ref))
+    spec = spec_from_json(bundle.read_artifact(s3, artifact_bucket, record.artifacts[bundle.SPEC]).decode())
+    reference = VersionReference(record=record, spec=spec, profile=profile)
+    _REFERENCES[key] = reference
+    return reference
+
+
+def iter_prediction_batches(
+    s3: Any,
+    bucket: str,
+    version: int,
+    start: datetime,
+    end: datetime,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+) -> Iterator[PredictionBatch]:
+    """The window's predictions of one version as column batches, one S3 object at a time."""
+    lo, hi = iso(start), iso(end)
+    for key in prediction_objects(s3, bucket, version, start, end):
+        yield parse_prediction_log(get_bytes(s3, bucket, key), numeric, categorical, lo, hi)
+
+
+def accumulate(
+    reference: VersionReference, batches: Iterable[PredictionBatch], labels: Mapping[str, int]
+) -> WindowAccumulator:
+    acc = WindowAccumulator(reference.profile, reference.spec.sensitive_attributes)
+    for batch in batches:
+        acc.add(batch, labels)
+    return acc
+
+
+def _status(prediction_count: int, label_count: int, min_labels: int) -> str:
+    if prediction_count == 0:
+        return "empty window: no predictions"
+    if label_count == 0:
+        return "no labels yet"
+    if label_count < min_labels:
+        return f"too few labels ({label_count} of {min_labels})"
+    return "ok"
+
+
+def evaluate(
+    acc: WindowAccumulator,
+    reference: VersionReference,
+    *,
+    champion: bool,
+    run_id: str,
+    window_start: datetime,
+    window_end: datetime,
+    generated_at: datetime,
+    feedback_received: int = 0,
+    unmatched_feedback: int = 0,
+    bootstrap_resamples: int = 200,
+) -> VersionReport:
+    """Every statistic of one version's window, from its accumulated counts (no I/O)."""
+    spec, ref = reference.spec, reference.profile
+    mon = spec.monitoring
+    policy = DriftPolicy.from_spec(mon)
+    primary = spec.primary_metric.value
+    p, y, groups = acc.labelled.arrays()
+    drift = dataset_drift(ref.features, acc.dataset_profile(), policy, ref.seen_categories)
+    pred_drift = prediction_drift(ref.scores, acc.score_histogram(), policy)
+    perf = production_performance(y, p, primary, ref.test_metrics, mon.min_labels, bootstrap_resamples)
+    estimate = estimate_performance(acc.score_grid, primary, ref.test_metrics, policy.min_count)
+    fair = fairness(acc.selection, groups, y, p) if spec.sensitive_attributes else None
+    labels = LabelStats(
+        label_count=int(y.size),
+        label_coverage=y.size / acc.rows if acc.rows else None,
+        feedback_received=feedback_received,
+        unmatched_feedback=unmatched_feedback,
+    )
+    report = VersionReport(
+        model_name=spec.name,
+        version=reference.record.version,
+        champion=champion,
+        run_id=run_id,
+        generated_at=iso(generated_at),
+        window_start=iso(window_start),
+        window_end=iso(window_end),
+        status=_status(acc.rows, int(y.size), mon.min_labels),
+        prediction_count=acc.rows,
+        labels=labels,
+        drift=drift,
+        prediction_drift=pred_drift,
+        performance=perf,
+        estimate=estimate,
+        fairness=fair,
+        alarms=[],
+    )
+    return report.model_copy(update={"alarms": alarm_checks(report, spec)})
+
+
+def alarm_checks(report: VersionReport, spec: ModelSpec) -> list[AlarmCheck]:
+    """Each model-quality alarm spec applied to this run's value (one datapoint of its period)."""
+    values = {m: v for m, v, dims in report_figures(report) if not dims}
+    checks = []
+    for alarm in alarm_specs(spec):
+        if alarm.metric is Metric.MONITOR_HEARTBEAT:
+            continue
+        value = values.get(alarm.metric)
+        checks.append(
+            AlarmCheck(
+                alarm=alarm.name,
+                metric=alarm.metric.value,
+                value=value,
+                threshold=alarm.threshold,
+                breached=None if value is None else alarm.breaches(value),
+                severity=alarm.severity.value,
+            )
+        )
+    return checks
+
+
+@dataclass
+class MonitorResult:
+    run_id: str
+    model_name: str
+    window_start: datetime
+    window_end: datetime
+    champion: int | None
+    reports: list[VersionReport] = field(default_factory=list)
+    report_keys: dict[int, str] = field(default_factory=dict)
+    datums: int = 0
+    metric_calls: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model_name": self.model_name,
+            "window_start": iso(self.window_start),
+            "window_end": iso(self.window_end),
+            "champion": self.champion,
+            "metrics_published": self.datums,
+            "versions": [r.summary() for r in self.reports],
+        }
+
+
+def versions_with_traffic(s3: Any, log_bucket: str, start: datetime, end: datetime) -> list[int]:
+    return [
+        v
+        for v in model_versions_logged(s3, log_bucket)
+        if next(iter(prediction_objects(s3, log_bucket, v, start, end)), None)
+    ]
+
+
+def write_report(
+    s3: Any, bucket: str, report: VersionReport, window_end: datetime, max_metric_gap: float
+) -> str:
+    """report.json and report.html under the run's prefix, and the version's latest summary."""
+    prefix = report_prefix(report.version, window_end, report.run_id)
+    report = report.model_copy(update={"report_key": prefix + "report.json"})
+    put_bytes(
+        s3, bucket, prefix + "report.json", report.model_dump_json(indent=1).encode(), "application/json"
+    )
+    put_bytes(
+        s3,
+        bucket,
+        prefix + "report.html",
+        render_html(report, max_metric_gap).encode(),
+        "text/html; charset=utf-8",
+    )
+    put_bytes(
+        s3, bucket, latest_report_key(report.version), bundle.json_bytes(report.summary()), "application/json"
+    )
+    return prefix
+
+
+def run_monitor(
+    s3: Any,
+    cloudwatch: Any,
+    dynamodb: Any,
+    settings: MonitorSettings,
+    *,
+    window_end: datetime | None = None,
+    window: timedelta | None = None,
+    versions: Sequence[int] | None = None,
+    now: datetime | None = None,
+    run_id: str | None = None,
+) -> MonitorResult:
+    """Monitor every version with traffic in ``[window_end - window, window_end)`` (the champion always).
+
+    ``now`` stamps the metrics and the report (the local runtime runs a faster clock);
+    ``window`` defaults to the champion spec's ``monitoring.window_hours``. Feedback
+    received up to ``now`` counts, so re-running a window picks up late labels.
+    """
+    now = now or utcnow()
+    end = window_end or now
+    run_id = run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    registry = Registry(dynamodb, settings.registry_table, settings.model_name)
+    champion = registry.champion()
+    champion_ref = (
+        load_reference(registry, s3, settings.artifact_bucket, champion.version)
+        if champion is not None
+        else None
+    )
+    span = window or timedelta(hours=champion_ref.spec.monitoring.window_hours if champion_ref else 24)
+    start = end - span
+    result = MonitorResult(
+        run_id=run_id,
+        model_name=settings.model_name,
+        window_start=start,
+        window_end=end,
+        champion=champion.version if champion else None,
+    )
+    if versions is not None:
+        selected = sorted(set(versions))
+    else:
+        selected = sorted(set(versions_with_traffic(s3, settings.log_bucket, start, end)))
+        if champion is not None and champion.version not in selected:
+            selected.append(champion.version)
+    labels: dict[str, int] = {}
+    feedback_count = 0
+    if selected:
+        feedback = list(
+            iter_feedback(s3, settings.log_bucket, start, max(end, now) + timedelta(microseconds=1))
+        )
+        feedback_count = len(feedback)
+        labels = latest_labels(feedback)
+    accumulated: list[tuple[VersionReference, WindowAccumulator]] = []
+    for version in selected:
+        try:
+            reference = (
+                champion_ref
+                if champion_ref is not None and champion_ref.record.version == version
+                else load_reference(registry, s3, settings.artifact_bucket, version)
+            )
+        except NotFoundError:
+            logger.warning("logs of a version the registry does not know", extra={"version": version})
+            continue
+        numeric, categorical = reference.spec.numeric_features, reference.spec.categorical_features
+        batches = iter_prediction_batches(s3, settings.log_bucket, version, start, end, numeric, categorical)
+        accumulated.append((reference, accumulate(reference, batches, labels)))
+    matched = set().union(*(acc.matched_ids for _, acc in accumulated)) if accumulated else set()
+    for reference, acc in accumulated:
+        report = evaluate(
+            acc,
+            reference,
+            champion=champion is not None and reference.record.version == champion.version,
+            run_id=run_id,
+            window_start=start,
+            window_end=end,
+            generated_at=now,
+            feedback_received=feedback_count,
+            unmatched_feedback=len(labels) - len(matched & labels.keys()),
+        )
+        prefix = write_report(
+            s3, settings.report_bucket, report, end, reference.spec.monitoring.max_metric_gap
+        )
+        result.report_keys[report.version] = prefix
+        result.reports.append(report.model_copy(update={"report_key": prefix + "report.json"}))
+    datums = metric_datums(result.reports, settings.model_name, now)
+    result.metric_calls = put_metrics(cloudwatch, datums)
+    result.datums = len(datums)
+    logger.info(
+        "monitor run finished",
+        extra={"run_id": run_id, "versions": [r.version for r in result.reports], "datums": result.datums},
+    )
+    return result

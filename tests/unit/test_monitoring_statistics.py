@@ -1,0 +1,241 @@
+"""Drift, performance and estimate statistics against independent references (scipy, sklearn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlops.monitoring import drift
+from mlops.monitoring.performance import (
+    bootstrap_interval,
+    expected_metrics,
+    fairness,
+    production_performance,
+    rank_auc,
+)
+from mlops.monitoring.window import ScoreGrid
+from mlops.profile import (
+    build_dataset_profile,
+    categorical_counts,
+    numeric_histogram,
+    quantile_edges,
+)
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+from sklearn import metrics as skm
+
+
+def _pair(ref: np.ndarray, cur: np.ndarray) -> tuple[object, object]:
+    edges = quantile_edges(ref)
+    return numeric_histogram(ref, edges), numeric_histogram(cur, edges)
+
+
+SAMPLES = [
+    ("normal, no shift", lambda r: (r.normal(0, 1, 5000), r.normal(0, 1, 4000))),
+    ("normal, 0.3 sd shift", lambda r: (r.normal(0, 1, 5000), r.normal(0.3, 1, 4000))),
+    ("lognormal, scale change", lambda r: (r.lognormal(1, 0.5, 6000), r.lognormal(1, 0.7, 3000))),
+    ("normal, 1 sd shift", lambda r: (r.normal(10, 2, 3000), r.normal(12, 2, 3000))),
+]
+
+
+@pytest.mark.parametrize(("label", "make"), SAMPLES, ids=[s[0] for s in SAMPLES])
+def test_ks_from_counts_matches_ks_2samp(label: str, make: object) -> None:
+    # Given samples binned on the reference's 100 quantile bins
+    ref, cur = make(np.random.default_rng(7))  # type: ignore[operator]
+    h_ref, h_cur = _pair(ref, cur)
+    # When KS is computed from the counts
+    d, p = drift.ks_from_counts(np.asarray(h_ref.counts), np.asarray(h_cur.counts))
+    exact = stats.ks_2samp(ref, cur, method="asymp")
+    # Then the statistic is within one fine bin's mass of the exact one (tolerance 0.02),
+    # never above it, and the p-value is Smirnov's for that statistic (and agrees on rejection).
+    assert exact.statistic - 0.02 <= d <= exact.statistic + 1e-12
+    assert p == pytest.approx(stats.kstwo.sf(d, round(len(ref) * len(cur) / (len(ref) + len(cur)))))
+    assert (p < 0.01) == (exact.pvalue < 0.01)
+
+
+@pytest.mark.parametrize(("label", "make"), SAMPLES, ids=[s[0] for s in SAMPLES])
+def test_wasserstein_from_histograms_matches_scipy(label: str, make: object) -> None:
+    ref, cur = make(np.random.default_rng(11))  # type: ignore[operator]
+    h_ref, h_cur = _pair(ref, cur)
+    ours = drift.wasserstein_from_histograms(h_ref, h_cur) / np.std(ref, ddof=1)
+    exact = stats.wasserstein_distance(ref, cur) / np.std(ref, ddof=1)
+    # Tolerance: 0.01 reference standard deviations plus 5% (mass assumed even within a bin).
+    assert ours == pytest.approx(exact, abs=0.01, rel=0.05)
+
+
+def test_psi_on_grouped_fine_bins_equals_decile_psi_from_raw_samples() -> None:
+    rng = np.random.default_rng(3)
+    ref, cur = rng.normal(0, 1, 20000), rng.normal(0.4, 1.2, 8000)
+    h_ref, h_cur = _pair(ref, cur)
+    ends = drift.psi_groups(h_ref.counts)
+    ours = drift.population_stability_index(
+        drift.group_counts(h_ref.counts, ends), drift.group_counts(h_cur.counts, ends)
+    )
+    # Independent: deciles of the raw reference, PSI = KL(c||r) + KL(r||c) with scipy's entropy.
+    deciles = np.quantile(ref, np.linspace(0, 1, 11)[1:-1])
+    r = np.bincount(np.searchsorted(deciles, ref), minlength=10) / ref.size
+    c = np.bincount(np.searchsorted(deciles, cur), minlength=10) / cur.size
+    reference = stats.entropy(c, r) + stats.entropy(r, c)
+    assert len(ends) == 10
+    assert ours == pytest.approx(reference, rel=1e-6)
+
+
+def test_psi_bands_follow_shift_size() -> None:
+    rng = np.random.default_rng(5)
+    ref = rng.normal(0, 1, 50000)
+    psi = {}
+    for shift in (0.0, 0.2, 0.6):
+        h_ref, h_cur = _pair(ref, rng.normal(shift, 1, 50000))
+        psi[shift] = drift.numeric_feature_drift("x", h_ref, h_cur).psi
+    assert psi[0.0] < 0.01 < psi[0.2] < 0.1 < 0.25 < psi[0.6]
+
+
+def test_categorical_statistics_match_scipy() -> None:
+    rng = np.random.default_rng(9)
+    ref = rng.choice(["a", "b", "c", "d"], 3000, p=[0.4, 0.3, 0.2, 0.1])
+    cur = rng.choice(["a", "b", "c", "d", "new"], 2000, p=[0.3, 0.3, 0.2, 0.15, 0.05])
+    f = drift.categorical_feature_drift("cat", categorical_counts(ref), categorical_counts(cur))
+    cats = ["a", "b", "c", "d", "new"]
+    table = np.array([[np.sum(ref == k) for k in cats], [np.sum(cur == k) for k in cats]])
+    chi = stats.chi2_contingency(table, correction=False)
+    assert f.chi_square == pytest.approx(chi.statistic, rel=1e-9)
+    assert f.p_value == pytest.approx(chi.pvalue, rel=1e-6, abs=1e-300)
+    assert f.jensen_shannon == pytest.approx(jensenshannon(table[0], table[1], base=2), abs=1e-9)
+    assert f.unseen_share == pytest.approx(np.mean(cur == "new"))
+    assert f.unseen_categories == ["new"]
+    assert f.plot is not None and f.plot.labels[-1] == drift.UNSEEN_LABEL
+
+
+def test_missing_rate_change_is_measured_and_decides_drift() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0, 1, 3000)
+    cur = rng.normal(0, 1, 3000)
+    cur[rng.random(3000) < 0.3] = np.nan
+    h_ref, h_cur = _pair(ref, cur)
+    f = drift.numeric_feature_drift("x", h_ref, h_cur)
+    assert f.missing_rate_change == pytest.approx(np.mean(np.isnan(cur)))
+    (decided,) = drift.decide([f], drift.DriftPolicy())
+    assert decided.drifted and "missing rate" in decided.reason
+
+
+def test_holm_adjustment_matches_its_definition() -> None:
+    p = [0.01, 0.04, 0.03, 0.005, 0.2]
+    adjusted = drift.holm_adjust(p)
+    # Brute force: adjusted p_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)).
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    expected = {}
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        expected[i] = running
+    assert adjusted == pytest.approx([expected[i] for i in range(len(p))])
+
+
+def test_a_feature_with_too_few_values_is_not_tested() -> None:
+    rng = np.random.default_rng(2)
+    h_ref, h_cur = _pair(rng.normal(0, 1, 3000), rng.normal(3, 1, 50))
+    (decided,) = drift.decide(
+        [drift.numeric_feature_drift("x", h_ref, h_cur)], drift.DriftPolicy(min_count=100)
+    )
+    assert not decided.tested and not decided.drifted and decided.band is drift.Band.NOT_TESTED
+
+
+def test_significant_but_tiny_shift_on_a_huge_sample_is_not_drift() -> None:
+    rng = np.random.default_rng(4)
+    h_ref, h_cur = _pair(rng.normal(0, 1, 200_000), rng.normal(0.03, 1, 1_000_000))
+    (decided,) = drift.decide([drift.numeric_feature_drift("x", h_ref, h_cur)], drift.DriftPolicy())
+    assert decided.p_value_adjusted is not None and decided.p_value_adjusted < 1e-6
+    assert not decided.drifted
+
+
+def test_dataset_profile_statistics_cover_every_feature() -> None:
+    rng = np.random.default_rng(8)
+    cols = {"x": rng.normal(0, 1, 2000), "c": rng.choice(["u", "v"], 2000)}
+    ref = build_dataset_profile(cols, ["x"], ["c"])
+    cur = build_dataset_profile(
+        {"x": rng.normal(2, 1, 2000), "c": rng.choice(["u", "v"], 2000)}, ["x"], ["c"]
+    )
+    cur = cur.model_copy(
+        update={"numeric": {"x": numeric_histogram(rng.normal(2, 1, 2000), ref.numeric["x"].edges)}}
+    )
+    result = drift.dataset_drift(ref, cur, drift.DriftPolicy(drift_share=0.5))
+    by_name = {f.feature: f for f in result.features}
+    assert by_name["x"].drifted and not by_name["c"].drifted
+    assert result.drift_share == 0.5 and result.dataset_drift is True
+
+
+# -- performance ---------------------------------------------------------------------------------
+
+
+def _calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-rng.normal(-1.0, 1.5, n)))
+    y = (rng.random(n) < p).astype(int)
+    return y, p
+
+
+def test_production_metrics_match_sklearn_and_interval_covers_the_value() -> None:
+    y, p = _calibrated(2000, 1)
+    perf = production_performance(y, p, "roc_auc", {"roc_auc": 0.9}, min_labels=200)
+    assert perf.value == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert perf.metrics["brier"] == pytest.approx(skm.brier_score_loss(y, p))
+    assert perf.metrics["log_loss"] == pytest.approx(skm.log_loss(y, p))
+    assert perf.metrics["f1"] == pytest.approx(skm.f1_score(y, (p >= 0.5).astype(int)))
+    assert perf.metric_gap == pytest.approx(0.9 - perf.value)
+    assert perf.ci_low is not None and perf.ci_high is not None
+    assert perf.ci_low < perf.value < perf.ci_high
+    # The 95% bootstrap interval of AUC at 2,000 labels is about +-2 standard errors (~0.02 each).
+    assert 0.02 < perf.ci_high - perf.ci_low < 0.1
+
+
+def test_rank_auc_equals_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 3000)
+    p = np.round(rng.random(3000) * 0.5 + 0.3 * y, 2)
+    assert rank_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+
+
+def test_bootstrap_interval_covers_the_true_auc_in_most_samples() -> None:
+    big_y, big_p = _calibrated(400_000, 99)
+    truth = skm.roc_auc_score(big_y, big_p)
+    covered = 0
+    for seed in range(60):
+        y, p = _calibrated(400, seed)
+        lo, hi = bootstrap_interval(y, p, "roc_auc", resamples=200, seed=seed) or (0.0, 0.0)
+        covered += lo <= truth <= hi
+    # Nominal 95% (percentile bootstrap runs ~93% at this size): at least 51 of 60.
+    assert covered >= 51
+
+
+def test_no_gap_below_min_labels() -> None:
+    y, p = _calibrated(150, 3)
+    perf = production_performance(y, p, "roc_auc", {"roc_auc": 0.9}, min_labels=200)
+    assert perf.metric_gap is None and perf.value is None
+    assert perf.label_count == 150
+
+
+def test_cbpe_expected_auc_matches_realised_auc_when_calibrated() -> None:
+    for seed in range(3):
+        y, p = _calibrated(50_000, seed)
+        est = expected_metrics(ScoreGrid.of(p))
+        # Sampling sd of AUC at this size is ~0.003; tolerance 0.01.
+        assert est["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=0.01)
+        assert est["accuracy"] == pytest.approx(skm.accuracy_score(y, p >= 0.5), abs=0.01)
+        assert est["f1"] == pytest.approx(skm.f1_score(y, p >= 0.5), abs=0.02)
+        assert est["average_precision"] == pytest.approx(skm.average_precision_score(y, p), abs=0.02)
+
+
+def test_fairness_gap_from_selection_and_tpr() -> None:
+    rng = np.random.default_rng(0)
+    groups = rng.choice(["a", "b"], 4000)
+    p = np.where(groups == "a", rng.uniform(0.3, 1.0, 4000), rng.uniform(0.0, 0.7, 4000))
+    y = (rng.random(4000) < p).astype(int)
+    selection = {
+        "g": {g: [int((groups == g).sum()), int(((groups == g) & (p >= 0.5)).sum())] for g in ("a", "b")}
+    }
+    result = fairness(selection, {"g": groups.astype(object)}, y, p)
+    rate = {g: np.mean(p[groups == g] >= 0.5) for g in ("a", "b")}
+    tpr = {g: skm.recall_score(y[groups == g], p[groups == g] >= 0.5) for g in ("a", "b")}
+    (attr,) = result.attributes
+    assert attr.selection_rate_gap == pytest.approx(abs(rate["a"] - rate["b"]))
+    assert attr.true_positive_rate_gap == pytest.approx(abs(tpr["a"] - tpr["b"]))
+    assert result.gap == pytest.approx(max(attr.selection_rate_gap, attr.true_positive_rate_gap))
