@@ -97,4 +97,6 @@ ALL_RESOURCES: tuple[Resource, ...] = (
 )
 
 MODEL_NAME_ENV = "MLOPS_MODEL_NAME"
+# Set on the admin function: POST /retrain hands the run to the retrain function (async invoke).
+RETRAIN_FUNCTION_ENV = "MLOPS_RETRAIN_FUNCTION_NAME"
 METRICS_NAMESPACE = "ServerlessMLOps"
