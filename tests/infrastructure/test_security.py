@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match
-from mlops.resources import PREDICTION_QUEUE
+from mlops.resources import ALL_RESOURCES, PREDICTION_QUEUE, ResourceKind
 from synth_support import ALARM_EMAIL, Synthesised
 
 from infrastructure.components.serving import ADMIN_ROUTES, CLIENT_ROUTES
@@ -162,12 +162,18 @@ def test_alarm_topic_is_kms_encrypted_ssl_only_and_mails_the_operator(synth: Syn
     )
 
 
-def test_tables_have_point_in_time_recovery(synth: Synthesised) -> None:
-    tables = synth.of_type("AWS::DynamoDB::Table").values()
-    assert len(tables) == 2
-    for table in tables:
-        spec = table["Properties"]["PointInTimeRecoverySpecification"]
-        assert spec["PointInTimeRecoveryEnabled"] is True
+def test_tables_follow_the_resources_and_have_point_in_time_recovery(synth: Synthesised) -> None:
+    tables = synth.stack.registry.tables
+    assert set(tables) == {r.logical_id for r in ALL_RESOURCES if r.kind is ResourceKind.TABLE}
+    for res in ALL_RESOURCES:
+        if res.kind is not ResourceKind.TABLE:
+            continue
+        props = synth.resources[synth.ref(tables[res.logical_id])]["Properties"]
+        keys = {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
+        assert keys == {res.partition_key: "HASH", **({res.sort_key: "RANGE"} if res.sort_key else {})}
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        ttl = props.get("TimeToLiveSpecification")
+        assert ttl == ({"AttributeName": res.ttl_attribute, "Enabled": True} if res.ttl_attribute else None)
 
 
 def test_predict_cannot_write_the_registry_but_admin_and_retrain_can(synth: Synthesised) -> None:
