@@ -16,7 +16,7 @@ from mlops.spec import FeatureKind, ModelSpec
 
 from infrastructure.components.environment import function_environment
 from infrastructure.components.function import MlopsFunction
-from infrastructure.components.registry import Registry
+from infrastructure.components.registry import Registry, grant_registry_read
 from infrastructure.components.storage import ATHENA_RESULTS_PREFIX, Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
 from infrastructure.lambdas import function
@@ -73,7 +73,7 @@ class Monitoring(Construct):
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
         grant_objects(storage.artifacts, role, read=True)
         grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
-        registry.registry.grant_read_data(role)
+        grant_registry_read(registry.registry, role)
         # Metrics go out as EMF log lines; PutMetricData is the fallback outside Lambda's log path.
         # The action has no resource-level permissions, so the namespace condition is the bound.
         role.add_to_principal_policy(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 from mlops.resources import ALL_RESOURCES, FEEDBACK_TABLE, REGISTRY_TABLE, ResourceKind
 
@@ -44,3 +45,12 @@ class Registry(Construct):
     @property
     def feedback(self) -> dynamodb.Table:
         return self.tables[FEEDBACK_TABLE.logical_id]
+
+
+# What readers of the registry call: the champion pointer and version records by key, history by query.
+# Narrower than `Table.grant_read_data`, which adds Scan and the stream actions.
+REGISTRY_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+
+
+def grant_registry_read(table: dynamodb.ITable, role: iam.IGrantable) -> None:
+    table.grant(role, *REGISTRY_READ_ACTIONS)

@@ -28,7 +28,7 @@ from mlops.resources import (
 from infrastructure.components.environment import function_environment
 from infrastructure.components.function import MlopsFunction, log_group
 from infrastructure.components.prediction_log import PredictionLog
-from infrastructure.components.registry import Registry
+from infrastructure.components.registry import Registry, grant_registry_read
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
 from infrastructure.lambdas import function
@@ -128,7 +128,7 @@ class Serving(Construct):
         # records. It gets no write on the registry: serving can never change what is served.
         grant_objects(storage.artifacts, self.predict.role, read=True)
         grant_objects(storage.reports, self.predict.role, (REPORTS_PREFIX,), read=True)
-        registry.registry.grant_read_data(self.predict.role)
+        grant_registry_read(registry.registry, self.predict.role)
         prediction_log.queue.grant_send_messages(self.predict.role)
 
         self.feedback = make(

@@ -9,6 +9,7 @@ from aws_cdk.assertions import Match
 from mlops.resources import ALL_RESOURCES, PREDICTION_QUEUE, ResourceKind
 from synth_support import ALARM_EMAIL, Synthesised
 
+from infrastructure.components.registry import REGISTRY_READ_ACTIONS
 from infrastructure.components.serving import ADMIN_ROUTES, CLIENT_ROUTES
 
 DYNAMODB_WRITES = {
@@ -196,6 +197,13 @@ def test_predict_cannot_write_the_registry_but_admin_and_retrain_can(synth: Synt
     assert "dynamodb:PutItem" in registry_writes(stack.serving.admin.role)
     assert "dynamodb:PutItem" in registry_writes(stack.training.retrain.role)
     assert registry_writes(stack.monitoring.monitor.role) == set()
+    predict_on_registry = {
+        a
+        for s in role_statements(synth, stack.serving.predict.role)
+        if registry in json.dumps(s["Resource"])
+        for a in _actions(s)
+    }
+    assert predict_on_registry == set(REGISTRY_READ_ACTIONS)
 
 
 def test_log_writers_may_only_put_objects_under_their_own_prefix(synth: Synthesised) -> None:
