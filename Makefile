@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_PATHS := functions tests infrastructure layers bench events
 
 .PHONY: install test lint typecheck unit demo bench openapi synth layers layers-check clean
 
@@ -15,12 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Only the folders that exist: each part of the tree arrives on its own branch.
-LINT_DIRS := $(wildcard functions tests infrastructure bench events)
-
 lint: $(STAMP)
-	$(BIN)/ruff check $(LINT_DIRS)
-	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,8 +37,18 @@ bench: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/python -m mlops.handlers.openapi
 
-synth: $(STAMP)
-	$(BIN)/python -m infrastructure.synth
+# Cross-installs arm64 wheels with pip (no Docker); rebuilds only when the pins change.
+layers: $(STAMP)
+	$(BIN)/python layers/build.py
+
+# Fails if a function plus its layers leaves less than 15% of Lambda's unzipped limit.
+layers-check: $(STAMP)
+	$(BIN)/python layers/build.py --check
+
+# The template of one stage into cdk.out, e.g. make synth CONTEXT="-c stage=prod -c alarmEmail=ops@example.com"
+CONTEXT ?=
+synth: layers
+	$(BIN)/python -m infrastructure.synth $(CONTEXT)
 
 clean:
 	rm -rf $(VENV) cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache

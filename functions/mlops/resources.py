@@ -97,6 +97,8 @@ ALL_RESOURCES: tuple[Resource, ...] = (
 )
 
 MODEL_NAME_ENV = "MLOPS_MODEL_NAME"
+# Set on the admin function: POST /retrain hands the run to the retrain function (async invoke).
+RETRAIN_FUNCTION_ENV = "MLOPS_RETRAIN_FUNCTION_NAME"
 METRICS_NAMESPACE = "ServerlessMLOps"
 
 # Retraining asked for by a person (admin API, CLI): an EventBridge event the stack routes

@@ -1,0 +1,107 @@
+"""A Lambda function the way every function here is built: own role, own log group, JSON logs, arm64."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infrastructure.config import ArtifactSources
+from infrastructure.lambdas import CODE_EXCLUDES, FunctionDef
+
+# The runtime the layers are built for (layers/build.py: --python-version 3.12); change both together.
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    return _RETENTION[days]
+
+
+def log_group(scope: Construct, construct_id: str, days: int) -> logs.LogGroup:
+    # Operational logs live only as long as their retention: deleting the stack may drop them.
+    return logs.LogGroup(scope, construct_id, retention=retention(days), removal_policy=RemovalPolicy.DESTROY)
+
+
+class MlopsFunction(Construct):
+    """One function of `infrastructure.lambdas.FUNCTIONS`; callers add the grants it needs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        definition: FunctionDef,
+        sources: ArtifactSources,
+        serving_layer: lambda_.ILayerVersion,
+        environment: dict[str, str],
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.definition = definition
+        self.log_group = log_group(self, "Logs", log_retention_days)
+        # An explicit role instead of the default one, so no AWS managed policy is attached and
+        # every grant on it is one this stack chose.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{definition.key} function: {definition.description}",
+        )
+        self.log_group.grant_write(self.role)
+        common = {
+            "memory_size": definition.memory_mb,
+            "timeout": Duration.seconds(definition.timeout_s),
+            "architecture": lambda_.Architecture.ARM_64,
+            "role": self.role,
+            "log_group": self.log_group,
+            "logging_format": lambda_.LoggingFormat.JSON,
+            "tracing": lambda_.Tracing.ACTIVE,
+            "description": definition.description,
+            "environment": environment,
+        }
+        self.function: lambda_.Function
+        if definition.layer.ships_as_image:
+            self.function = lambda_.DockerImageFunction(
+                self,
+                "Function",
+                code=lambda_.DockerImageCode.from_image_asset(
+                    str(sources.ml_image_dir),
+                    platform=ecr_assets.Platform.LINUX_ARM64,
+                    cmd=[definition.handler],
+                ),
+                **common,  # type: ignore[arg-type]
+            )
+        else:
+            self.function = lambda_.Function(
+                self,
+                "Function",
+                runtime=RUNTIME,
+                handler=definition.handler,
+                code=lambda_.Code.from_asset(str(sources.functions_dir), exclude=list(CODE_EXCLUDES)),
+                layers=[serving_layer],
+                **common,  # type: ignore[arg-type]
+            )

@@ -1,0 +1,220 @@
+"""The monitor function on its schedule, and the Glue table plus Athena workgroup over the prediction logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
+from mlops.spec import FeatureKind, ModelSpec
+
+from infrastructure.components.environment import function_environment
+from infrastructure.components.function import MlopsFunction
+from infrastructure.components.registry import Registry, grant_registry_read
+from infrastructure.components.storage import ATHENA_RESULTS_PREFIX, Storage, grant_objects
+from infrastructure.config import ArtifactSources, StageConfig
+from infrastructure.lambdas import function
+
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
+HIVE_TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+# The first day partition projection will look for; queries filter by dt, so an early start is free.
+PROJECTION_START = "2024-01-01"
+
+
+def features_type(spec: ModelSpec) -> str:
+    """The Hive struct of a logged feature row, typed from the spec (the one feature schema)."""
+    fields = [f"{f.name}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}" for f in spec.features]
+    return f"struct<{','.join(fields)}>"
+
+
+def _column(name: str, type_: str, comment: str = "") -> glue.CfnTable.ColumnProperty:
+    return glue.CfnTable.ColumnProperty(name=name, type=type_, comment=comment or None)
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        sources: ArtifactSources,
+        serving_layer: lambda_.ILayerVersion,
+        storage: Storage,
+        registry: Registry,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.monitor = MlopsFunction(
+            self,
+            "Monitor",
+            definition=function("Monitor"),
+            sources=sources,
+            serving_layer=serving_layer,
+            environment=function_environment(
+                "Monitor",
+                config.model_name,
+                {
+                    REGISTRY_TABLE.env_var: registry.registry.table_name,
+                    ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
+                    LOG_BUCKET.env_var: storage.logs.bucket_name,
+                    REPORT_BUCKET.env_var: storage.reports.bucket_name,
+                },
+            ),
+            log_retention_days=config.log_retention_days,
+        )
+        role = self.monitor.role
+        grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
+        grant_objects(storage.artifacts, role, read=True)
+        grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
+        grant_registry_read(registry.registry, role)
+        # Metrics go out as EMF log lines; PutMetricData is the fallback outside Lambda's log path.
+        # The action has no resource-level permissions, so the namespace condition is the bound.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            )
+        )
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            description=f"Drift and performance monitoring of {config.model_name}",
+            schedule=events.Schedule.expression(config.spec.monitoring.schedule),
+            # A missed run is covered by the next one; retrying a failed run only doubles the load.
+            targets=[
+                targets.LambdaFunction(
+                    self.monitor.function, retry_attempts=0, max_event_age=Duration.hours(1)
+                )
+            ],
+        )
+        self._analytics(config, storage)
+
+    def _analytics(self, config: StageConfig, storage: Storage) -> None:
+        self.database_name = config.prefix.replace("-", "_")
+        self.database = glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=self.database_name, description=f"Prediction and feedback logs of {config.prefix}"
+            ),
+        )
+        bucket = storage.logs.bucket_name
+        predictions_location = f"s3://{bucket}/{PREDICTIONS_PREFIX}"
+        self.predictions_table = glue.CfnTable(
+            self,
+            "PredictionsTable",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name="predictions",
+                description="One row per served prediction (mlops.logstore.PredictionRecord)",
+                table_type="EXTERNAL_TABLE",
+                # Partition projection: Athena computes partitions from these ranges, so no crawler
+                # and no MSCK REPAIR are needed as new hours arrive.
+                parameters={
+                    "classification": "json",
+                    "projection.enabled": "true",
+                    "projection.model_version.type": "integer",
+                    "projection.model_version.range": "1,100000",
+                    "projection.dt.type": "date",
+                    "projection.dt.format": "yyyy-MM-dd",
+                    "projection.dt.range": f"{PROJECTION_START},NOW",
+                    "projection.dt.interval": "1",
+                    "projection.dt.interval.unit": "DAYS",
+                    "projection.hour.type": "integer",
+                    "projection.hour.range": "0,23",
+                    "projection.hour.digits": "2",
+                    "storage.location.template": (
+                        predictions_location + "model_version=${model_version}/dt=${dt}/hour=${hour}/"
+                    ),
+                },
+                partition_keys=[
+                    _column("model_version", "int"),
+                    _column("dt", "string", "UTC day, yyyy-MM-dd"),
+                    _column("hour", "int", "UTC hour, 0-23"),
+                ],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    location=predictions_location,
+                    input_format=TEXT_INPUT,
+                    output_format=HIVE_TEXT_OUTPUT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
+                    columns=[
+                        _column("prediction_id", "string"),
+                        _column("request_id", "string"),
+                        _column("timestamp", "string", "ISO 8601, UTC"),
+                        _column("model_name", "string"),
+                        _column("features", features_type(config.spec), "the request row, as served"),
+                        _column("probability", "double"),
+                        _column("label", "int"),
+                        _column("unseen_categories", "array<string>"),
+                    ],
+                ),
+            ),
+        )
+        self.predictions_table.node.add_dependency(self.database)
+        feedback_location = f"s3://{bucket}/{FEEDBACK_PREFIX}"
+        self.feedback_table = glue.CfnTable(
+            self,
+            "FeedbackTable",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name="feedback",
+                description="Ground truth joined to predictions by prediction_id (logstore.FeedbackRecord)",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "json",
+                    "projection.enabled": "true",
+                    "projection.dt.type": "date",
+                    "projection.dt.format": "yyyy-MM-dd",
+                    "projection.dt.range": f"{PROJECTION_START},NOW",
+                    "projection.dt.interval": "1",
+                    "projection.dt.interval.unit": "DAYS",
+                    "storage.location.template": feedback_location + "dt=${dt}/",
+                },
+                partition_keys=[_column("dt", "string", "UTC day the feedback arrived")],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    location=feedback_location,
+                    input_format=TEXT_INPUT,
+                    output_format=HIVE_TEXT_OUTPUT,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
+                    columns=[
+                        _column("prediction_id", "string"),
+                        _column("label", "int"),
+                        _column("source", "string", "explicit or implicit"),
+                        _column("observed_at", "string"),
+                        _column("received_at", "string"),
+                    ],
+                ),
+            ),
+        )
+        self.feedback_table.node.add_dependency(self.database)
+        self.workgroup = athena.CfnWorkGroup(
+            self,
+            "Workgroup",
+            name=f"{config.prefix}-analytics",
+            description=f"SQL over the {config.model_name} prediction logs",
+            # Deleting the stack should not fail because someone ran a query.
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                # A runaway query stops at 10 GB scanned (about 5 US cents).
+                bytes_scanned_cutoff_per_query=10 * 1024**3,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{storage.reports.bucket_name}/{ATHENA_RESULTS_PREFIX}",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_S3"
+                    ),
+                ),
+            ),
+        )

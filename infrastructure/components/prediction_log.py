@@ -1,0 +1,74 @@
+"""The path of a prediction record from the predict function to S3: queue, dead-letter queue, log writer."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from mlops.logstore import PREDICTIONS_PREFIX
+from mlops.resources import LOG_BUCKET, PREDICTION_QUEUE
+
+from infrastructure.components.environment import function_environment
+from infrastructure.components.function import MlopsFunction
+from infrastructure.components.storage import Storage, grant_objects
+from infrastructure.config import ArtifactSources, StageConfig
+from infrastructure.lambdas import function
+
+
+class PredictionLog(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        sources: ArtifactSources,
+        serving_layer: lambda_.ILayerVersion,
+        storage: Storage,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        res = PREDICTION_QUEUE
+        assert res.visibility_timeout_s and res.max_receive_count
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            f"{res.logical_id}Dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # The longest SQS allows: time to find out why records failed and redrive them.
+            retention_period=Duration.days(14),
+        )
+        self.queue = sqs.Queue(
+            self,
+            res.logical_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(res.visibility_timeout_s),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=res.max_receive_count
+            ),
+        )
+        self.writer = MlopsFunction(
+            self,
+            "LogWriter",
+            definition=function("LogWriter"),
+            sources=sources,
+            serving_layer=serving_layer,
+            environment=function_environment(
+                "LogWriter", config.model_name, {LOG_BUCKET.env_var: storage.logs.bucket_name}
+            ),
+            log_retention_days=config.log_retention_days,
+        )
+        grant_objects(storage.logs, self.writer.role, (PREDICTIONS_PREFIX,), write=True)
+        self.writer.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                # Bigger objects mean fewer S3 PUTs and fewer files for the monitor and Athena to open;
+                # the window bounds how late a record reaches S3.
+                batch_size=100,
+                max_batching_window=Duration.seconds(30),
+                report_batch_item_failures=True,
+            )
+        )

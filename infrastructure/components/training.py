@@ -1,0 +1,105 @@
+"""The retrain function and what starts it: the spec's schedule and the alarms that call for a new model."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+from mlops.alarms import alarm_specs
+from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.resources import ALARM_TOPIC, ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
+
+from infrastructure.components.environment import function_environment
+from infrastructure.components.function import MlopsFunction
+from infrastructure.components.notifications import Notifications
+from infrastructure.components.registry import Registry
+from infrastructure.components.storage import Storage, grant_objects
+from infrastructure.config import ArtifactSources, StageConfig
+from infrastructure.lambdas import function
+
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+def retraining_alarm_names(config: StageConfig) -> list[str]:
+    """Names of the alarms whose entry into ALARM starts a retrain run."""
+    return [
+        a.alarm_name(config.prefix, config.model_name)
+        for a in alarm_specs(config.spec)
+        if a.triggers_retraining
+    ]
+
+
+class Training(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        sources: ArtifactSources,
+        serving_layer: lambda_.ILayerVersion,
+        storage: Storage,
+        registry: Registry,
+        notifications: Notifications,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.retrain = MlopsFunction(
+            self,
+            "Retrain",
+            definition=function("Retrain"),
+            sources=sources,
+            serving_layer=serving_layer,
+            environment=function_environment(
+                "Retrain",
+                config.model_name,
+                {
+                    REGISTRY_TABLE.env_var: registry.registry.table_name,
+                    ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
+                    LOG_BUCKET.env_var: storage.logs.bucket_name,
+                    REPORT_BUCKET.env_var: storage.reports.bucket_name,
+                    ALARM_TOPIC.env_var: notifications.topic.topic_arn,
+                },
+            ),
+            log_retention_days=config.log_retention_days,
+        )
+        role = self.retrain.role
+        grant_objects(storage.artifacts, role, read=True, write=True)
+        grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
+        grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
+        registry.registry.grant_read_write_data(role)
+        # Publishing to an encrypted topic needs the data key; exact actions instead of the
+        # `kms:GenerateDataKey*` wildcard that `Topic.grant_publish` would add.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[notifications.topic.topic_arn])
+        )
+        notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+
+        # A retrain run is one at a time (registry lock), so async retries would only queue duplicates
+        # behind a run that already failed for a reason a retry will not fix.
+        target = targets.LambdaFunction(
+            self.retrain.function, retry_attempts=0, max_event_age=Duration.hours(1)
+        )
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            description=f"Scheduled retraining of {config.model_name}",
+            schedule=events.Schedule.expression(config.spec.retraining.schedule),
+            targets=[target],
+        )
+        names = retraining_alarm_names(config)
+        self.on_alarm = None
+        if names:
+            self.on_alarm = events.Rule(
+                self,
+                "OnAlarm",
+                description=f"Retrain {config.model_name} when a model-quality alarm fires",
+                event_pattern=events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=[ALARM_STATE_CHANGE],
+                    detail={"alarmName": names, "state": {"value": ["ALARM"]}},
+                ),
+                targets=[target],
+            )

@@ -1,0 +1,107 @@
+"""Which Lambda functions exist, what code and layer each carries, and how big each is configured.
+
+Plain data without CDK imports, so the stack and the layer size check (`layers/build.py`)
+read the same table.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS_DIR = ROOT / "functions"
+LAYERS_DIR = ROOT / "layers"
+LAYER_BUILD_DIR = LAYERS_DIR / "build"
+
+# Files of functions/ that never belong in a deployment package (the CDK asset and the size
+# check both skip them, so the measured size is the deployed size).
+CODE_EXCLUDES: tuple[str, ...] = ("**/__pycache__", "**/*.pyc", "*.egg-info", "**/.mypy_cache")
+
+# Lambda's limit on a function's unzipped code plus all its layers, and the headroom we keep so
+# a dependency bump does not fail a deploy.
+UNZIPPED_LIMIT_BYTES = 262_144_000
+REQUIRED_HEADROOM = 0.15
+
+
+class Layer(StrEnum):
+    """A pinned set of third-party packages (layers/<name>/requirements.txt)."""
+
+    SERVING = "serving"
+    ML = "ml"
+
+    @property
+    def requirements(self) -> Path:
+        return LAYERS_DIR / self.value / "requirements.txt"
+
+    @property
+    def ships_as_image(self) -> bool:
+        """Measured by `make layers-check`: the ML set is about 300 MB unzipped, over Lambda's zip
+        limit on its own, so its functions run from a container image (10 GB limit) built from the
+        same pins; the serving set (about 120 MB) ships as a zip layer."""
+        return self is Layer.ML
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    key: str
+    handler: str
+    layer: Layer
+    memory_mb: int
+    timeout_s: int
+    description: str
+
+
+# Memory and timeout, and why:
+# - predict: onnxruntime on one row takes well under a millisecond; 1024 MB buys the CPU share
+#   that keeps the cold start (loading the ONNX session and numpy) near one second. 10 s caps a
+#   cold start that also downloads the champion from S3.
+# - feedback / admin: small JSON in, one DynamoDB or S3 call out; 512 MB is the cheapest size
+#   without a visibly slower cold start for pydantic.
+# - log writer: batches of up to 100 records gzip-compressed to S3 take well under a second;
+#   512 MB and 30 s, so the queue's visibility timeout (resources.PREDICTION_QUEUE: 180 s) is the
+#   six times the function timeout that SQS event sources need to avoid duplicate deliveries.
+# - monitor: reads a day of logs into numpy and computes histograms and tests; 2048 MB for the
+#   memory and the CPU share, 5 minutes for a day at a few hundred thousand predictions.
+# - retrain: trains a scikit-learn pipeline, exports and checks ONNX parity, runs the gate;
+#   3008 MB (2 vCPU) and the 15-minute maximum. Training that outgrows it moves to a managed
+#   engine behind the same interface.
+FUNCTIONS: tuple[FunctionDef, ...] = (
+    FunctionDef(
+        "Predict", "mlops.handlers.predict.handler", Layer.SERVING, 1024, 10, "GET /model, POST /predict"
+    ),
+    FunctionDef("Feedback", "mlops.handlers.feedback.handler", Layer.SERVING, 512, 10, "POST /feedback"),
+    FunctionDef(
+        "LogWriter", "mlops.handlers.log_writer.handler", Layer.SERVING, 512, 30, "SQS -> S3 predictions/"
+    ),
+    FunctionDef("Admin", "mlops.handlers.admin.handler", Layer.SERVING, 512, 15, "registry admin routes"),
+    FunctionDef("Monitor", "mlops.handlers.monitor.handler", Layer.ML, 2048, 300, "drift and performance"),
+    FunctionDef("Retrain", "mlops.handlers.retrain.handler", Layer.ML, 3008, 900, "train, gate, register"),
+)
+
+
+def function(key: str) -> FunctionDef:
+    for f in FUNCTIONS:
+        if f.key == key:
+            return f
+    raise KeyError(key)
+
+
+def assemble_image_context(dest: Path) -> Path:
+    """Write the ML image's build context: Dockerfile, pinned requirements and the domain package.
+
+    A small directory of its own, so the CDK asset hashes and copies only what the image holds.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    shutil.copy2(LAYERS_DIR / Layer.ML.value / "Dockerfile", dest / "Dockerfile")
+    shutil.copy2(Layer.ML.requirements, dest / "requirements.txt")
+    shutil.copytree(
+        FUNCTIONS_DIR / "mlops",
+        dest / "mlops",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    return dest
