@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from synth_support import ALARM_EMAIL, Synthesised, synthesise
+from tests.infrastructure.synth_support import ALARM_EMAIL, Synthesised, synthesise
 
 
 @pytest.fixture(scope="session")

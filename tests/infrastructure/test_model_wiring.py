@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
 from mlops.spec import FeatureKind
-from synth_support import Synthesised, synthesise
+from tests.infrastructure.synth_support import Synthesised, synthesise
 
 from infrastructure.components.environment import required_and_optional
 from infrastructure.config import DEFAULT_SPEC
@@ -113,7 +113,6 @@ def other_stage(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
     """A second stage from a spec with other schedules and thresholds."""
     root = tmp_path_factory.mktemp("other-stage")
     data = tomllib.loads((ROOT / DEFAULT_SPEC).read_text())
-    data["training_data"] = str((ROOT / DEFAULT_SPEC).parent / data["training_data"])
     data["monitoring"].update(schedule="rate(6 hours)", max_metric_gap=0.11, drift_share=0.45)
     data["retraining"]["schedule"] = "cron(0 3 ? * MON *)"
     spec_path = root / "spec.json"  # load_spec reads JSON too
