@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.infrastructure.synth_support import ALARM_EMAIL, Synthesised, synthesise
 
 

@@ -9,6 +9,7 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint
+
 from tests.infrastructure.synth_support import Synthesised
 
 # Acknowledgements are few and named: a new kind of finding must be looked at, not waved through.

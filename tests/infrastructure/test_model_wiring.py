@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
 from mlops.spec import FeatureKind
-from tests.infrastructure.synth_support import Synthesised, synthesise
 
 from infrastructure.components.environment import required_and_optional
 from infrastructure.config import DEFAULT_SPEC
 from infrastructure.lambdas import FUNCTIONS, ROOT
+from tests.infrastructure.synth_support import Synthesised, synthesise
 
 
 def alarms_by_name(synth: Synthesised) -> dict[str, dict[str, Any]]:

@@ -7,10 +7,10 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 from mlops.resources import ALL_RESOURCES, PREDICTION_QUEUE, ResourceKind
-from tests.infrastructure.synth_support import ALARM_EMAIL, Synthesised
 
 from infrastructure.components.registry import REGISTRY_READ_ACTIONS
 from infrastructure.components.serving import ADMIN_ROUTES, CLIENT_ROUTES
+from tests.infrastructure.synth_support import ALARM_EMAIL, Synthesised
 
 DYNAMODB_WRITES = {
     "dynamodb:PutItem",

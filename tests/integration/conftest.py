@@ -10,6 +10,7 @@ from mlops.config import ServingSettings
 from mlops.handlers import feedback as feedback_handler
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import predict as predict_handler
+
 from tests.integration.serving_helpers import AwsStack, FakeClock
 
 

@@ -10,6 +10,7 @@ from mlops.logstore import iter_feedback
 from mlops.resources import LOG_BUCKET
 from mlops.serving.api import ErrorBody, FeedbackResponse
 from mlops.storage import utcnow
+
 from tests.integration.serving_helpers import CONTEXT, load_event, response_json, with_body
 
 

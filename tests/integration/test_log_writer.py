@@ -7,6 +7,7 @@ import json
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.resources import LOG_BUCKET
 from mlops.storage import read_jsonl_gz
+
 from tests.integration.serving_helpers import CONTEXT, load_event
 
 

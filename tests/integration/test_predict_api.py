@@ -16,6 +16,7 @@ from mlops.resources import LOG_BUCKET, REPORT_BUCKET
 from mlops.serving.api import ErrorBody, ModelInfo, PredictResponse
 from mlops.storage import parse_time, read_jsonl_gz
 from mlops.training import rows_frame
+
 from tests.integration.serving_helpers import (
     CONTEXT,
     drain_queue,
