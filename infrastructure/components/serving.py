@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from mlops.api import ROUTES as API_ROUTES
 from mlops.logstore import FEEDBACK_PREFIX, REPORTS_PREFIX
 from mlops.resources import (
     ARTIFACT_BUCKET,
@@ -37,18 +38,13 @@ from infrastructure.nag import acknowledge, logical_id
 Route = tuple[apigwv2.HttpMethod, str]
 
 # Routes for model consumers and for operators; each set gets its own invoke policy.
+# Routes come from the one table the local gateway uses too (`mlops.api.ROUTES`).
+_FUNCTION_KEYS = {"predict": "Predict", "feedback": "Feedback"}
 CLIENT_ROUTES: dict[str, tuple[Route, ...]] = {
-    "Predict": ((apigwv2.HttpMethod.GET, "/model"), (apigwv2.HttpMethod.POST, "/predict")),
-    "Feedback": ((apigwv2.HttpMethod.POST, "/feedback"),),
+    key: tuple((apigwv2.HttpMethod(r.method), r.path) for r in API_ROUTES if r.function == name)
+    for name, key in _FUNCTION_KEYS.items()
 }
-ADMIN_ROUTES: tuple[Route, ...] = (
-    (apigwv2.HttpMethod.GET, "/models"),
-    (apigwv2.HttpMethod.GET, "/models/history"),
-    (apigwv2.HttpMethod.GET, "/models/{version}"),
-    (apigwv2.HttpMethod.POST, "/models/{version}/promote"),
-    (apigwv2.HttpMethod.POST, "/models/rollback"),
-    (apigwv2.HttpMethod.POST, "/retrain"),
-)
+ADMIN_ROUTES: tuple[Route, ...] = tuple((apigwv2.HttpMethod(r.method), r.path) for r in API_ROUTES if r.admin)
 
 # One JSON object per request: who called (the IAM principal), what, how it went, how long.
 ACCESS_LOG_FORMAT = json.dumps(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match
+from mlops.api import ROUTES as API_ROUTES
 from mlops.resources import ALL_RESOURCES, PREDICTION_QUEUE, ResourceKind
 
 from infrastructure.components.registry import REGISTRY_READ_ACTIONS
@@ -50,6 +51,8 @@ def test_every_route_requires_sigv4_signed_iam_callers(synth: Synthesised) -> No
     expected = {f"{m.value} {p}" for rs in CLIENT_ROUTES.values() for m, p in rs}
     expected |= {f"{m.value} {p}" for m, p in ADMIN_ROUTES}
     assert {r["Properties"]["RouteKey"] for r in routes} == expected
+    # The same routes the local gateway serves.
+    assert expected == {r.route_key for r in API_ROUTES}
     assert all(r["Properties"]["AuthorizationType"] == "AWS_IAM" for r in routes)
 
 
