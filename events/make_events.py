@@ -46,7 +46,11 @@ def http_event(
     content_type: str | None = "application/json",
     request_id: str = "JKJaXmPLvHcESHA=",
     base64_body: bool = False,
+    route: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`route` is the route template (e.g. /models/{version}) when it differs from the path."""
     headers = {
         "accept": "application/json",
         "host": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
@@ -62,9 +66,9 @@ def http_event(
             headers["content-type"] = content_type
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": f"{method} {path}",
+        "routeKey": f"{method} {route or path}",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
         "headers": headers,
         "requestContext": {
             "accountId": "123456789012",
@@ -90,13 +94,17 @@ def http_event(
                 "userAgent": "python-requests/2.32.3",
             },
             "requestId": request_id,
-            "routeKey": f"{method} {path}",
+            "routeKey": f"{method} {route or path}",
             "stage": "$default",
             "time": "27/Nov/2025:10:15:30 +0000",
             "timeEpoch": 1764238530000,
         },
         "isBase64Encoded": base64_body,
     }
+    if query:
+        event["queryStringParameters"] = dict(query)
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
     if body is not None:
         event["body"] = base64.b64encode(body.encode("utf-8")).decode("ascii") if base64_body else body
     return event
@@ -208,6 +216,25 @@ def events() -> dict[str, dict[str, Any]]:
         ),
         "feedback_invalid.json": http_event(
             "POST", "/feedback", _dump({"prediction_id": "", "label": 2, "source": "guess"})
+        ),
+        "admin_list_models.json": http_event("GET", "/models"),
+        "admin_show_model.json": http_event(
+            "GET", "/models/1", route="/models/{version}", path_parameters={"version": "1"}
+        ),
+        "admin_history.json": http_event("GET", "/models/history"),
+        "admin_history_at.json": http_event("GET", "/models/history", query={"at": "2026-11-20T12:00:00Z"}),
+        "admin_promote.json": http_event(
+            "POST",
+            "/models/2/promote",
+            _dump({"reason": "better on last week's labelled traffic"}),
+            route="/models/{version}/promote",
+            path_parameters={"version": "2"},
+        ),
+        "admin_rollback.json": http_event(
+            "POST", "/models/rollback", _dump({"reason": "complaints about v2's offers"})
+        ),
+        "admin_retrain.json": http_event(
+            "POST", "/retrain", _dump({"reason": "new labelled data from the November campaign"})
         ),
         "log_writer_batch.json": sqs_event([log_message_1, log_message_2]),
         "log_writer_malformed.json": sqs_event(

@@ -50,3 +50,8 @@ class RetrainSettings(_Base):
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     report_bucket: str = Field(validation_alias=r.REPORT_BUCKET.env_var)
     alarm_topic_arn: str | None = Field(None, validation_alias=r.ALARM_TOPIC.env_var)
+
+
+class AdminSettings(_Base):
+    report_bucket: str | None = Field(None, validation_alias=r.REPORT_BUCKET.env_var)
+    retrain_function_name: str | None = Field(None, validation_alias=r.RETRAIN_FUNCTION_ENV)

@@ -7,23 +7,19 @@ from collections.abc import Mapping
 from mlops import config as settings
 from mlops.observability import SERVICE
 from mlops.resources import (
-    ARTIFACT_BUCKET,
     METRICS_NAMESPACE,
     MODEL_NAME_ENV,
-    REGISTRY_TABLE,
-    RETRAIN_FUNCTION_ENV,
 )
 from pydantic_settings import BaseSettings
 
-# Which settings class each function validates at cold start. Admin has no class of its own yet:
-# it reads the common fields (model, registry, artifacts) and hands retraining to a function.
+# Which settings class each function validates at cold start.
 SETTINGS: dict[str, type[BaseSettings] | tuple[str, ...]] = {
     "Predict": settings.ServingSettings,
     "Feedback": settings.FeedbackSettings,
     "LogWriter": settings.LogWriterSettings,
     "Monitor": settings.MonitorSettings,
     "Retrain": settings.RetrainSettings,
-    "Admin": (MODEL_NAME_ENV, REGISTRY_TABLE.env_var, ARTIFACT_BUCKET.env_var, RETRAIN_FUNCTION_ENV),
+    "Admin": settings.AdminSettings,
 }
 
 

@@ -142,10 +142,14 @@ class Serving(Construct):
             {
                 REGISTRY_TABLE.env_var: registry.registry.table_name,
                 ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
+                REPORT_BUCKET.env_var: storage.reports.bucket_name,
                 RETRAIN_FUNCTION_ENV: retrain_function.function_name,
             },
         )
         registry.registry.grant_read_write_data(self.admin.role)
+        # Lineage (verified bundle metadata) and production figures for GET /models/{version}.
+        grant_objects(storage.artifacts, self.admin.role, read=True)
+        grant_objects(storage.reports, self.admin.role, (REPORTS_PREFIX,), read=True)
         # The unqualified ARN only: admin starts the current code, never an old version.
         self.admin.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[retrain_function.function_arn])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime, timedelta
 
 from mlops.datagen import generate_churn
@@ -14,7 +13,8 @@ from tests.traffic import log_traffic
 def _handler():
     import mlops.handlers.retrain as module
 
-    return importlib.reload(module)  # settings are read at import, as at a cold start
+    module.settings.cache_clear()  # a fresh container reads this test's environment
+    return module
 
 
 def test_alarm_event_promotes_a_retrained_model(aws_stack, champion, lambda_context):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,7 +16,11 @@ from mlops.registry import Registry
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 from mlops.retraining.run import Outcome, RetrainContext, Trigger, TriggerKind, run_retraining
 
-settings = RetrainSettings()  # type: ignore[call-arg]  # read from the environment at cold start
+
+@functools.cache
+def settings() -> RetrainSettings:
+    """Read from the environment once per container (at the first request), validated."""
+    return RetrainSettings()  # type: ignore[call-arg]
 
 
 def trigger_from_event(event: dict[str, Any]) -> Trigger | None:
@@ -48,20 +53,20 @@ def trigger_from_event(event: dict[str, Any]) -> Trigger | None:
 
 def context() -> RetrainContext:
     return RetrainContext(
-        registry=Registry(aws.client("dynamodb"), settings.registry_table, settings.model_name),
+        registry=Registry(aws.client("dynamodb"), settings().registry_table, settings().model_name),
         s3=aws.client("s3"),
         sns=aws.client("sns"),
-        artifact_bucket=settings.artifact_bucket,
-        log_bucket=settings.log_bucket,
-        report_bucket=settings.report_bucket,
-        topic_arn=settings.alarm_topic_arn,
+        artifact_bucket=settings().artifact_bucket,
+        log_bucket=settings().log_bucket,
+        report_bucket=settings().report_bucket,
+        topic_arn=settings().alarm_topic_arn,
     )
 
 
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
-    metrics.add_dimension(DIM_MODEL, settings.model_name)
+    metrics.add_dimension(DIM_MODEL, settings().model_name)
     trigger = trigger_from_event(event)
     if trigger is None:
         logger.info("event does not trigger retraining", extra={"detail_type": event.get("detail-type")})

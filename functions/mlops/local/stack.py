@@ -158,7 +158,7 @@ class LocalStack:
                 "POWERTOOLS_SERVICE_NAME": "serverless-mlops",
                 # Locally, log at WARNING so the console shows the story, not every request.
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-                "MLOPS_CHAMPION_REFRESH_SECONDS": os.environ.get("MLOPS_CHAMPION_REFRESH_SECONDS", "0"),
+                "MLOPS_CHAMPION_REFRESH_SECONDS": os.environ.get("MLOPS_CHAMPION_REFRESH_SECONDS", "1"),
             }
         )
         aws.reset_clients()
@@ -181,6 +181,10 @@ class LocalStack:
             region=REGION,
         )
         self.alarms.create_alarms()
+        # POST /retrain: on AWS an asynchronous invoke of the retrain function; here a thread.
+        from mlops.handlers import admin
+
+        admin.use_retrain_dispatch(self._dispatch_retrain)
         self.gateway = LocalGateway(self.lambdas, port=self.port)
         self.gateway.start()
         return self
@@ -205,6 +209,9 @@ class LocalStack:
             self.gateway.stop()
         if self._server is not None:
             self._server.stop()
+        from mlops.handlers import admin
+
+        admin.use_retrain_dispatch(None)
         aws.reset_clients()
 
     # -- the event source mapping and schedules --------------------------------------------
@@ -271,6 +278,10 @@ class LocalStack:
         self.events.retrain_results.append(out)
         self.on_event("retrain", out)
         return out
+
+    def _dispatch_retrain(self, event: dict[str, Any]) -> str:
+        threading.Thread(target=self.run_retrain, args=(event,), name="retrain-request", daemon=True).start()
+        return str(event["id"])
 
     def _on_alarm(self, transition: Transition, event: dict[str, Any]) -> None:
         self.events.transitions.append(transition)

@@ -1,0 +1,101 @@
+"""The registry's audit views and admin actions, shared by the admin API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from mlops import bundle
+from mlops.errors import StorageError
+from mlops.logstore import read_latest_report
+from mlops.registry import Registry
+from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
+from mlops.storage import aws_call, iso
+
+
+def model_list(registry: Registry) -> dict[str, Any]:
+    champion = registry.champion()
+    return {
+        "model_name": registry.model_name,
+        "champion": champion.model_dump() if champion else None,
+        "versions": [
+            {
+                "version": v.version,
+                "status": v.status.value,
+                "champion": champion is not None and champion.version == v.version,
+                "created_at": v.created_at,
+                "trigger": v.trigger,
+                "parent_version": v.parent_version,
+                "primary_metric": v.primary_metric,
+                "test_metrics": v.test_metrics,
+                "gate_passed": (v.gate_report or {}).get("passed"),
+            }
+            for v in registry.list_versions()
+        ],
+    }
+
+
+def model_detail(
+    registry: Registry, s3: Any, artifact_bucket: str, report_bucket: str | None, version: int
+) -> dict[str, Any]:
+    """One version: metrics, lineage (verified metadata), gate report, when it served, production figures."""
+    record = registry.get_version(version)
+    metadata = bundle.read_json_artifact(s3, artifact_bucket, record.artifacts[bundle.METADATA])
+    served: list[dict[str, str | None]] = []
+    start: str | None = None
+    for entry in registry.history():
+        if entry.to_version == version and start is None:
+            start = entry.at
+        elif entry.from_version == version and start is not None:
+            served.append({"from": start, "to": entry.at})
+            start = None
+    if start is not None:
+        served.append({"from": start, "to": None})
+    production = read_latest_report(s3, report_bucket, version) if report_bucket else None
+    return {
+        **json.loads(record.model_dump_json()),
+        "lineage": {
+            "training_data": metadata.get("training_data"),
+            "original_data": metadata.get("original_data"),
+            "code_version": metadata.get("code_version"),
+            "estimator": metadata.get("estimator"),
+            "parent_version": metadata.get("parent_version"),
+            "trigger": metadata.get("trigger"),
+        },
+        "served": served,
+        "production": production,
+    }
+
+
+RetrainDispatch = Callable[[dict[str, Any]], str]
+
+
+def retrain_request_event(reason: str, actor: str, force: bool, at: datetime) -> dict[str, Any]:
+    """The event the retrain function receives for a request made by a person."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": RETRAIN_REQUEST_DETAIL_TYPE,
+        "source": RETRAIN_REQUEST_SOURCE,
+        "time": iso(at),
+        "resources": [],
+        "detail": {"reason": reason, "actor": actor, "force": force},
+    }
+
+
+def lambda_dispatch(lambda_client: Any, function_name: str) -> RetrainDispatch:
+    """Start the retrain function asynchronously: the API answers 202 without waiting for a fit."""
+
+    def dispatch(event: dict[str, Any]) -> str:
+        with aws_call(f"start retrain function {function_name}"):
+            out = lambda_client.invoke(
+                FunctionName=function_name, InvocationType="Event", Payload=json.dumps(event).encode()
+            )
+        if int(out.get("StatusCode", 0)) != 202:
+            raise StorageError(f"retrain function {function_name} did not accept the request")
+        return str(event["id"])
+
+    return dispatch
