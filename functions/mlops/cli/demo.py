@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--shift-size", type=float, default=1.0, help="size of the covariate and concept shift, 0..1"
     )
-    p.add_argument("--rows-per-slot", type=int, default=150, help="customers per 6-hour slot (default 150)")
+    p.add_argument("--rows-per-slot", type=int, default=400, help="customers per 6-hour slot (default 400)")
     p.add_argument("--out", default="demo-report.html", help="report path (default demo-report.html)")
     p.set_defaults(func=run)
 

@@ -33,7 +33,7 @@ from mlops.resources import REGISTRY_TABLE
 from mlops.spec import ModelSpec, load_spec
 from mlops.training import frame_rows
 
-BATCH = 10  # rows per /predict request
+BATCH = 20  # rows per /predict request
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class DemoConfig:
     shift_day: int = 2
     covariate_shift: float = 1.0
     concept_shift: float = 1.0
-    rows_per_slot: int = 150
+    rows_per_slot: int = 400
     slot_hours: int = 6
     feedback_delay_slots: int = 1
     feedback_rate: float = 0.9
@@ -160,6 +160,8 @@ def _story(
         f"{record.test_metrics.get(spec.primary_metric.value):.3f} on its test set)",
     )
 
+    # The monitor's schedule starts with the deployment: a first run before any traffic.
+    stack.run_monitor(sim())
     slots_per_day = 24 // cfg.slot_hours
     pending: list[list[dict[str, Any]]] = []  # feedback waiting to arrive, one list per slot
     rng = np.random.default_rng(cfg.seed)

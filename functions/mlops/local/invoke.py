@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops.api import HANDLERS
+from mlops.observability import metrics
 
 
 @dataclass
@@ -48,4 +50,10 @@ class LocalLambdas:
             return self._handlers[function]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        return self.handler(function)(event, LocalLambdaContext(f"{self.prefix}-{function}"))
+        try:
+            return self.handler(function)(event, LocalLambdaContext(f"{self.prefix}-{function}"))
+        finally:
+            if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+                # Disabled metrics are not flushed, and Powertools then keeps them in memory
+                # (and prints them once 100 values pile up): drop them after each invocation.
+                metrics.clear_metrics()

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -143,8 +144,12 @@ class LocalStack:
         return aws.client(service)
 
     def start(self) -> LocalStack:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._server.start()
         os.environ.update(
@@ -158,9 +163,15 @@ class LocalStack:
                 "POWERTOOLS_SERVICE_NAME": "serverless-mlops",
                 # Locally, log at WARNING so the console shows the story, not every request.
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                # Serving metrics are EMF lines that only CloudWatch Logs turns into metrics; the
+                # monitor's metrics (PutMetricData) still reach the stand-in.
+                "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
                 "MLOPS_CHAMPION_REFRESH_SECONDS": os.environ.get("MLOPS_CHAMPION_REFRESH_SECONDS", "1"),
             }
         )
+        from mlops.observability import logger
+
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])  # the logger may predate the variable
         aws.reset_clients()
         clients = {s: aws.client(s) for s in SERVICES}
         self.env = create_resources(clients, self.prefix, self.spec.name)

@@ -1,0 +1,60 @@
+"""The whole life of a model through the local stack's HTTP API (a shortened demo)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlops import aws
+from mlops.cli.local import DEMO_SPEC
+from mlops.local.demo import Api, DemoConfig, run_demo
+from mlops.local.stack import LocalStack
+
+pytestmark = pytest.mark.slow
+
+
+def test_drift_alarm_retrain_promote_and_recover(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def inspect(stack: LocalStack) -> None:
+        assert stack.gateway is not None
+        api = Api(stack.gateway.url)
+        status, body = api.call("POST", "/predict", {"features": _row()})
+        seen["predict"] = (status, body)
+        seen["model"] = api.call("GET", "/model")
+        s3 = aws.client("s3")
+        logs = s3.list_objects_v2(Bucket=stack.env["MLOPS_LOG_BUCKET"], Prefix="predictions/")
+        seen["log_keys"] = [o["Key"] for o in logs.get("Contents", [])]
+        feedback = s3.list_objects_v2(Bucket=stack.env["MLOPS_LOG_BUCKET"], Prefix="feedback/")
+        seen["feedback_keys"] = [o["Key"] for o in feedback.get("Contents", [])]
+        reports = s3.list_objects_v2(Bucket=stack.env["MLOPS_REPORT_BUCKET"], Prefix="reports/")
+        seen["report_keys"] = [o["Key"] for o in reports.get("Contents", [])]
+        seen["transitions"] = [(t.alarm_name, t.new.value) for t in stack.events.transitions]
+
+    cfg = DemoConfig(
+        spec_path=DEMO_SPEC, days=5, shift_day=2, rows_per_slot=400, report_path=tmp_path / "demo-report.html"
+    )
+    outcome = run_demo(cfg, progress=lambda line: None, inspect=inspect)
+
+    assert outcome.ok, outcome.failures
+    assert outcome.alarm_fired and outcome.promoted_version == 2
+    assert ("demo-churn-MetricGap", "ALARM") in seen["transitions"]
+    status, body = seen["predict"]
+    assert status == 200 and body["model_version"] == 2
+    assert seen["model"][1]["model_version"] == 2
+    assert any("model_version=1/" in k for k in seen["log_keys"])
+    assert any("model_version=2/" in k for k in seen["log_keys"])
+    assert seen["feedback_keys"] and any(k.endswith("report.html") for k in seen["report_keys"])
+    html = cfg.report_path.read_text()
+    assert "<svg" in html and "MetricGap" in html and "beats_champion" in html
+
+
+def _row() -> dict[str, Any]:
+    from mlops.datagen import generate_churn
+    from mlops.training import frame_rows
+
+    frame = generate_churn(1, seed=99)
+    features = [c for c in frame.columns if c not in ("customer_id", "churned")]
+    return json.loads(json.dumps(frame_rows(frame[features])[0]))
