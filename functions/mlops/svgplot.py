@@ -74,6 +74,7 @@ def line_chart(
             f'stroke-dasharray="2 3"/>'
             f'<text x="{x + 3:.1f}" y="{top + 10}" fill="#57606a">{escape(label)}</text>'
         )
+    legend_x = left + 10
     for i, (name, pts) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         coords = " ".join(f"{sx(t.timestamp()):.1f},{sy(v):.1f}" for t, v in sorted(pts))
@@ -81,9 +82,10 @@ def line_chart(
         for t, v in pts:
             parts.append(f'<circle cx="{sx(t.timestamp()):.1f}" cy="{sy(v):.1f}" r="2.5" fill="{color}"/>')
         parts.append(
-            f'<rect x="{left + 10 + 140 * i}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{left + 24 + 140 * i}" y="{height - 5}">{escape(name)}</text>'
+            f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{legend_x + 14}" y="{height - 5}">{escape(name)}</text>'
         )
+        legend_x += 30 + 6 * len(name)  # about 6 px per character at this font size
     parts.append("</svg>")
     return "".join(parts)
 

@@ -63,3 +63,13 @@ def test_gap_series_fires_metric_gap_alarm_and_delivers_the_event(aws_stack, chu
     # The monitor stops: two silent periods are a heartbeat alarm.
     third = evaluator.evaluate_all(start + timedelta(hours=7))
     assert ("local-churn-MonitorHeartbeat", AlarmState.ALARM) in [(t.alarm_name, t.new) for t in third]
+
+
+def test_silence_before_the_stack_started_is_no_alarm(aws_stack, churn_spec):
+    specs = [s for s in alarm_specs(churn_spec) if s.name == "MonitorHeartbeat"]
+    evaluator = AlarmEvaluator(aws_stack.cloudwatch, aws_stack.sns, None, specs, "churn", "local")
+    started = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    evaluator.create_alarms(at=started)
+    assert evaluator.evaluate_all(started) == []  # no whole period since the start yet
+    later = evaluator.evaluate_all(started + timedelta(hours=3))  # three silent periods since
+    assert [(t.alarm_name, t.new) for t in later] == [("local-churn-MonitorHeartbeat", AlarmState.ALARM)]

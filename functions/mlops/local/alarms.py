@@ -140,10 +140,12 @@ class AlarmEvaluator:
         self.account = account
         self.region = region
         self.states: dict[str, AlarmState] = {}
+        self.created_at: datetime | None = None
         self.transitions: list[Transition] = []
 
-    def create_alarms(self) -> None:
+    def create_alarms(self, at: datetime | None = None) -> None:
         """Define the alarms in CloudWatch too, so `describe_alarms` shows them and their state."""
+        self.created_at = at
         for spec in self.specs:
             name = spec.alarm_name(self.prefix, self.model_name)
             self.cloudwatch.put_metric_alarm(
@@ -164,7 +166,11 @@ class AlarmEvaluator:
             self.states[name] = AlarmState.INSUFFICIENT_DATA
 
     def period_values(self, spec: AlarmSpec, now: datetime) -> list[float | None]:
-        starts = period_starts(spec, now)
+        """Values of the evaluated periods; periods that began before the alarm existed are left
+        out, so a fresh stack does not alarm on the silence before it was started."""
+        starts = [s for s in period_starts(spec, now) if self.created_at is None or s >= self.created_at]
+        if not starts:
+            return []
         out = self.cloudwatch.get_metric_statistics(
             Namespace=NAMESPACE,
             MetricName=spec.metric.value,
@@ -182,6 +188,8 @@ class AlarmEvaluator:
             name = spec.alarm_name(self.prefix, self.model_name)
             old = self.states.get(name, AlarmState.INSUFFICIENT_DATA)
             values = self.period_values(spec, now)
+            if not values:
+                continue
             new, reason = evaluate(spec, values, old)
             self.states[name] = new
             if new is old:

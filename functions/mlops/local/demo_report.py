@@ -78,7 +78,9 @@ def write_demo_report(
     drift_share = _series(Metric.DRIFT_SHARE, model, start, end)
     history = registry.history()
     markers = [(parse_time(h.at), f"v{h.to_version}") for h in history[1:]]
-    markers += [(t, "ALARM") for t, text in timeline.entries if text.startswith("ALARM MetricGap")]
+    markers += [
+        (t, "ALARM") for t, text in timeline.entries if text.startswith("ALARM") and "MetricGap:" in text
+    ]
     champion = registry.champion()
     gate = registry.get_version(champion.version).gate_report if champion else None
 

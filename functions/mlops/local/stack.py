@@ -191,7 +191,7 @@ class LocalStack:
             account=ACCOUNT,
             region=REGION,
         )
-        self.alarms.create_alarms()
+        self.alarms.create_alarms(at=clock.now())
         # POST /retrain: on AWS an asynchronous invoke of the retrain function; here a thread.
         from mlops.handlers import admin
 

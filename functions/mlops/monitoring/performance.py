@@ -32,7 +32,9 @@ from mlops.monitoring.window import SCORE_GRID_BINS, ScoreGrid
 BOOTSTRAP_RESAMPLES = 200
 CONFIDENCE = 0.95
 FAIRNESS_MIN_GROUP = 100
-FAIRNESS_MIN_POSITIVES = 30
+# A true-positive rate from fewer positives moves by more than 0.05 by chance alone (sd ~ 0.5/sqrt(n)),
+# and the gap between the extremes of several groups would raise false FairnessGap alarms.
+FAIRNESS_MIN_POSITIVES = 100
 REPORTED_METRICS = ("accuracy", "f1", "log_loss", "brier")
 
 
