@@ -70,7 +70,7 @@ def main() -> int:
     from mlops.storage import list_keys
     from mlops.training import frame_rows
 
-    spec = load_spec(ROOT / "examples" / "churn" / "spec.toml")
+    spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml")
     stack = LocalStack(spec, prefix="load").start()
     try:
         ensure_champion(stack.env, spec, generate_churn(3000, seed=0), actor="bench")

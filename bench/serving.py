@@ -65,7 +65,7 @@ def start_stack() -> tuple[Any, dict[str, str]]:
     os.environ.update(env)
     clients = {n: boto3.client(n) for n in ("s3", "dynamodb", "sqs", "sns", "cloudwatch", "events")}
     env.update(create_resources(clients, "bench", "churn"))
-    spec = load_spec(ROOT / "examples" / "churn" / "spec.toml")
+    spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml")
     result = train_model(generate_churn(4000, seed=1), spec)
     registry = Registry(clients["dynamodb"], env[REGISTRY_TABLE.env_var], spec.name)
     record = register_model(

@@ -28,7 +28,7 @@ def measure(rows: int) -> dict[str, float]:
     from mlops.spec import load_spec
     from mlops.training import train_model
 
-    spec = load_spec(ROOT / "examples" / "churn" / "spec.toml")
+    spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml")
     data = generate_churn(rows, seed=1)
     started = time.perf_counter()
     result = train_model(data, spec)

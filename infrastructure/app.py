@@ -1,4 +1,4 @@
-"""The CDK app: `npx aws-cdk@2 deploy -c stage=dev -c spec=examples/churn/spec.toml` runs this module."""
+"""The CDK app: `npx aws-cdk@2 deploy -c stage=dev -c spec=functions/mlops/examples/churn/spec.toml` runs this module."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from mlops.spec import ModelSpec, load_spec
 
 from infrastructure.lambdas import LAYER_BUILD_DIR, ROOT
 
-DEFAULT_SPEC = "examples/churn/spec.toml"
+DEFAULT_SPEC = "functions/mlops/examples/churn/spec.toml"
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # CloudWatch Logs accepts only these retention periods (days).

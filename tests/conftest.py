@@ -22,7 +22,7 @@ from mlops.training import TrainingResult, train_model
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_SPEC = ROOT / "examples" / "churn" / "spec.toml"
+DEMO_SPEC = ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml"
 EVENTS = ROOT / "events"
 
 

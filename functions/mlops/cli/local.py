@@ -15,7 +15,7 @@ from mlops.datagen import generate_churn
 from mlops.spec import load_spec
 from mlops.training import load_table
 
-DEMO_SPEC = Path(__file__).resolve().parents[3] / "examples" / "churn" / "spec.toml"
+DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "churn" / "spec.toml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -133,6 +133,7 @@ class LocalStack:
         self._queue_arn = ""
         self.alarms: AlarmEvaluator | None = None
         self._invoke_lock = threading.Lock()
+        self._saved_environ: dict[str, str] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class LocalStack:
 
         from moto.server import ThreadedMotoServer
 
+        self._saved_environ = dict(os.environ)  # restored by stop(): the stack lives in-process
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
@@ -223,6 +225,9 @@ class LocalStack:
         from mlops.handlers import admin
 
         admin.use_retrain_dispatch(None)
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
         aws.reset_clients()
 
     # -- the event source mapping and schedules --------------------------------------------
