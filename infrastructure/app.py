@@ -1,4 +1,4 @@
-"""The CDK app: `npx aws-cdk@2 deploy -c stage=dev -c spec=functions/mlops/examples/churn/spec.toml` runs this module."""
+"""The CDK app that `npx aws-cdk@2 deploy -c stage=dev -c spec=<spec.toml>` runs (see cdk.json)."""
 
 from __future__ import annotations
 
