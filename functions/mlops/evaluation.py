@@ -90,6 +90,7 @@ def group_metrics(
             positives = int(yg.sum())
             per[group] = {
                 "n": n,
+                "positives": positives,
                 "selection_rate": float(pg.mean()),
                 "true_positive_rate": float(pg[yg == 1].mean()) if positives else None,
                 "accuracy": float((pg == yg).mean()),

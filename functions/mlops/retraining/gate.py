@@ -16,6 +16,7 @@ import numpy as np
 
 from mlops.evaluation import LOWER_IS_BETTER, classification_metrics, fairness_gap, group_metrics
 from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
+from mlops.monitoring.performance import FAIRNESS_MIN_POSITIVES
 from mlops.onnx_export import ParityReport
 from mlops.schema import FeatureSchema, encode_rows
 from mlops.spec import ModelSpec
@@ -23,6 +24,8 @@ from mlops.spec import ModelSpec
 LATENCY_CALLS = 300
 # Groups smaller than this are left out of disparity figures: their rates are mostly noise.
 MIN_FAIRNESS_GROUP = 50
+# As in monitoring: a true-positive rate from fewer positives is mostly noise.
+MIN_TPR_POSITIVES = FAIRNESS_MIN_POSITIVES
 
 
 @dataclass(frozen=True)
@@ -162,12 +165,12 @@ def run_gate(
             fair_p,
             min_group_size=MIN_FAIRNESS_GROUP,
         )
-        gaps = {
-            f"{attr}.{key}": gap
-            for attr, per in groups.items()
-            for key in ("selection_rate", "true_positive_rate")
-            if (gap := fairness_gap(per, key)) is not None
-        }
+        gaps = {}
+        for attr, per in groups.items():
+            with_positives = {g: m for g, m in per.items() if int(m["positives"] or 0) >= MIN_TPR_POSITIVES}
+            for key, members in (("selection_rate", per), ("true_positive_rate", with_positives)):
+                if (gap := fairness_gap(members, key)) is not None:
+                    gaps[f"{attr}.{key}"] = gap
         worst = max(gaps.values()) if gaps else 0.0
         limit = spec.monitoring.max_fairness_gap
         checks.append(
