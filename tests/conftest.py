@@ -14,6 +14,7 @@ import pytest
 from mlops import aws
 from mlops.datagen import generate_churn
 from mlops.lifecycle import register_model, snapshot_training_data
+from mlops.local.invoke import LocalLambdaContext
 from mlops.provision import create_resources
 from mlops.registry import Registry, VersionRecord
 from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
@@ -98,25 +99,9 @@ def champion(aws_stack: AwsStack, trained: TrainingResult, churn_data: Any) -> V
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLOps")
 
 
-@dataclass
-class FakeLambdaContext:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name: str = "mlops-test"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:mlops-test"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-    log_group_name: str = "/aws/lambda/mlops-test"
-    log_stream_name: str = "2026/11/20/[$LATEST]0000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext("mlops-test")
 
 
 def load_event(name: str) -> dict[str, Any]:

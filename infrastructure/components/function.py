@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -9,8 +11,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infrastructure.config import ArtifactSources
-from infrastructure.lambdas import CODE_EXCLUDES, FunctionDef
+from infrastructure.components.environment import function_environment
+from infrastructure.config import ArtifactSources, StageConfig
+from infrastructure.lambdas import CODE_EXCLUDES, FunctionDef, function
 
 # The runtime the layers are built for (layers/build.py: --python-version 3.12); change both together.
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -105,3 +108,24 @@ class MlopsFunction(Construct):
                 layers=[serving_layer],
                 **common,  # type: ignore[arg-type]
             )
+
+
+def stage_function(
+    scope: Construct,
+    key: str,
+    *,
+    config: StageConfig,
+    sources: ArtifactSources,
+    serving_layer: lambda_.ILayerVersion,
+    values: Mapping[str, str],
+) -> MlopsFunction:
+    """The function `key` of `infrastructure.lambdas`, with the environment its settings class asks for."""
+    return MlopsFunction(
+        scope,
+        key,
+        definition=function(key),
+        sources=sources,
+        serving_layer=serving_layer,
+        environment=function_environment(key, config.model_name, values),
+        log_retention_days=config.log_retention_days,
+    )

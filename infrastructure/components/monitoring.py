@@ -14,12 +14,10 @@ from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
 from mlops.spec import FeatureKind, ModelSpec
 
-from infrastructure.components.environment import function_environment
-from infrastructure.components.function import MlopsFunction
+from infrastructure.components.function import stage_function
 from infrastructure.components.registry import Registry, grant_registry_read
 from infrastructure.components.storage import ATHENA_RESULTS_PREFIX, Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
-from infrastructure.lambdas import function
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
@@ -51,23 +49,18 @@ class Monitoring(Construct):
         registry: Registry,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.monitor = MlopsFunction(
+        self.monitor = stage_function(
             self,
             "Monitor",
-            definition=function("Monitor"),
+            config=config,
             sources=sources,
             serving_layer=serving_layer,
-            environment=function_environment(
-                "Monitor",
-                config.model_name,
-                {
-                    REGISTRY_TABLE.env_var: registry.registry.table_name,
-                    ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
-                    LOG_BUCKET.env_var: storage.logs.bucket_name,
-                    REPORT_BUCKET.env_var: storage.reports.bucket_name,
-                },
-            ),
-            log_retention_days=config.log_retention_days,
+            values={
+                REGISTRY_TABLE.env_var: registry.registry.table_name,
+                ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
+                LOG_BUCKET.env_var: storage.logs.bucket_name,
+                REPORT_BUCKET.env_var: storage.reports.bucket_name,
+            },
         )
         role = self.monitor.role
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)

@@ -10,11 +10,9 @@ from constructs import Construct
 from mlops.logstore import PREDICTIONS_PREFIX
 from mlops.resources import LOG_BUCKET, PREDICTION_QUEUE
 
-from infrastructure.components.environment import function_environment
-from infrastructure.components.function import MlopsFunction
+from infrastructure.components.function import stage_function
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
-from infrastructure.lambdas import function
 
 
 class PredictionLog(Construct):
@@ -50,16 +48,13 @@ class PredictionLog(Construct):
                 queue=self.dead_letter_queue, max_receive_count=res.max_receive_count
             ),
         )
-        self.writer = MlopsFunction(
+        self.writer = stage_function(
             self,
             "LogWriter",
-            definition=function("LogWriter"),
+            config=config,
             sources=sources,
             serving_layer=serving_layer,
-            environment=function_environment(
-                "LogWriter", config.model_name, {LOG_BUCKET.env_var: storage.logs.bucket_name}
-            ),
-            log_retention_days=config.log_retention_days,
+            values={LOG_BUCKET.env_var: storage.logs.bucket_name},
         )
         grant_objects(storage.logs, self.writer.role, (PREDICTIONS_PREFIX,), write=True)
         self.writer.function.add_event_source(

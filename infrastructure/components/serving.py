@@ -26,13 +26,11 @@ from mlops.resources import (
     RETRAIN_FUNCTION_ENV,
 )
 
-from infrastructure.components.environment import function_environment
-from infrastructure.components.function import MlopsFunction, log_group
+from infrastructure.components.function import MlopsFunction, log_group, stage_function
 from infrastructure.components.prediction_log import PredictionLog
 from infrastructure.components.registry import Registry, grant_registry_read
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
-from infrastructure.lambdas import function
 from infrastructure.nag import acknowledge, logical_id
 
 Route = tuple[apigwv2.HttpMethod, str]
@@ -100,14 +98,8 @@ class Serving(Construct):
         super().__init__(scope, construct_id)
 
         def make(key: str, values: dict[str, str]) -> MlopsFunction:
-            return MlopsFunction(
-                self,
-                key,
-                definition=function(key),
-                sources=sources,
-                serving_layer=serving_layer,
-                environment=function_environment(key, config.model_name, values),
-                log_retention_days=config.log_retention_days,
+            return stage_function(
+                self, key, config=config, sources=sources, serving_layer=serving_layer, values=values
             )
 
         self.predict = make(

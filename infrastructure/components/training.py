@@ -12,13 +12,11 @@ from mlops.alarms import alarm_specs
 from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
 from mlops.resources import ALARM_TOPIC, ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
 
-from infrastructure.components.environment import function_environment
-from infrastructure.components.function import MlopsFunction
+from infrastructure.components.function import stage_function
 from infrastructure.components.notifications import Notifications
 from infrastructure.components.registry import Registry
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
-from infrastructure.lambdas import function
 
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 
@@ -46,24 +44,19 @@ class Training(Construct):
         notifications: Notifications,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.retrain = MlopsFunction(
+        self.retrain = stage_function(
             self,
             "Retrain",
-            definition=function("Retrain"),
+            config=config,
             sources=sources,
             serving_layer=serving_layer,
-            environment=function_environment(
-                "Retrain",
-                config.model_name,
-                {
-                    REGISTRY_TABLE.env_var: registry.registry.table_name,
-                    ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
-                    LOG_BUCKET.env_var: storage.logs.bucket_name,
-                    REPORT_BUCKET.env_var: storage.reports.bucket_name,
-                    ALARM_TOPIC.env_var: notifications.topic.topic_arn,
-                },
-            ),
-            log_retention_days=config.log_retention_days,
+            values={
+                REGISTRY_TABLE.env_var: registry.registry.table_name,
+                ARTIFACT_BUCKET.env_var: storage.artifacts.bucket_name,
+                LOG_BUCKET.env_var: storage.logs.bucket_name,
+                REPORT_BUCKET.env_var: storage.reports.bucket_name,
+                ALARM_TOPIC.env_var: notifications.topic.topic_arn,
+            },
         )
         role = self.retrain.role
         grant_objects(storage.artifacts, role, read=True, write=True)

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlops.local.invoke import LocalLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 AwsStack = Any  # tests/conftest.py's AwsStack; conftest modules are not importable by name
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "serverless-mlops-test"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:serverless-mlops-test"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "6f1d3c2b-0000-4000-8000-000000000001"
-    log_group_name: str = "/aws/lambda/serverless-mlops-test"
-    log_stream_name: str = "2025/11/27/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-CONTEXT = FakeLambdaContext()
+# The context object the Lambda runtime passes; the local stack uses the same class.
+CONTEXT = LocalLambdaContext("serverless-mlops-test")
 
 
 def load_event(name: str) -> dict[str, Any]:
