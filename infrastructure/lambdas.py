@@ -18,7 +18,8 @@ LAYER_BUILD_DIR = LAYERS_DIR / "build"
 
 # Files of functions/ that never belong in a deployment package (the CDK asset and the size
 # check both skip them, so the measured size is the deployed size).
-CODE_EXCLUDES: tuple[str, ...] = ("**/__pycache__", "**/*.pyc", "*.egg-info", "**/.mypy_cache")
+# Documentation pictures and the local demo report travel with the source, not with the functions.
+CODE_EXCLUDES: tuple[str, ...] = ("**/__pycache__", "**/*.pyc", "*.egg-info", "**/.mypy_cache", "**/*.png")
 
 # Lambda's limit on a function's unzipped code plus all its layers, and the headroom we keep so
 # a dependency bump does not fail a deploy.
