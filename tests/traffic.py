@@ -20,7 +20,7 @@ from mlops.registry import Registry
 from mlops.resources import LOG_BUCKET
 from mlops.schema import FeatureSchema, encode_rows
 from mlops.storage import iso
-from mlops.training import feature_frame, frame_rows
+from mlops.training import frame_rows
 
 
 def log_traffic(
@@ -67,7 +67,7 @@ def log_traffic(
     for hour, batch in by_hour.items():
         write_predictions(s3, bucket, prediction_key(version, hour, [r.prediction_id for r in batch]), batch)
     if with_feedback:
-        target = frame[registry_target(schema)].astype(int).to_numpy()
+        target = frame[schema.target].astype(int).to_numpy()
         feedback = [
             FeedbackRecord(
                 prediction_id=r.prediction_id,
@@ -80,10 +80,3 @@ def log_traffic(
         ]
         write_feedback(s3, bucket, feedback_key(start, [f.prediction_id for f in feedback]), feedback)
     return records
-
-
-def registry_target(schema: FeatureSchema) -> str:
-    return schema.target
-
-
-__all__ = ["feature_frame", "log_traffic"]

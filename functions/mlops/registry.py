@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from mlops.bundle import ArtifactRef
-from mlops.errors import ConflictError, NotFoundError
+from mlops.errors import ConflictError, NotFoundError, StorageError
 from mlops.storage import aws_call, error_code, iso, parse_time, utcnow
 
 
@@ -169,7 +169,7 @@ class Registry:
                 raise ConflictError(
                     f"version {record.version} of {self.model_name} is already registered"
                 ) from err
-            raise
+            raise StorageError(f"register version {record.version} of {self.model_name}: {err}") from err
 
     def get_version(self, version: int) -> VersionRecord:
         with aws_call(f"read version {version} of {self.model_name}"):
@@ -226,7 +226,7 @@ class Registry:
         except ClientError as err:
             if error_code(err) == "ConditionalCheckFailedException":
                 raise NotFoundError(f"{self.model_name} has no version {version}") from err
-            raise
+            raise StorageError(f"set the status of version {version}: {err}") from err
 
     # -- champion and history -----------------------------------------------------------
 
@@ -336,7 +336,7 @@ class Registry:
                     f"the champion of {self.model_name} changed while {action.value} to v{version} ran; "
                     "read it again and retry"
                 ) from err
-            raise
+            raise StorageError(f"{action.value} {self.model_name} to v{version}: {err}") from err
         return entry
 
     # -- retraining runs ----------------------------------------------------------------
@@ -395,7 +395,7 @@ class Registry:
         except ClientError as err:
             if error_code(err) == "ConditionalCheckFailedException":
                 raise ConflictError(f"{name} was taken by another run just now") from err
-            raise
+            raise StorageError(f"take lock {name}: {err}") from err
         return lock
 
     def release_lock(self, name: str, owner: str) -> None:
@@ -411,4 +411,4 @@ class Registry:
             )
         except ClientError as err:
             if error_code(err) != "ConditionalCheckFailedException":
-                raise
+                raise StorageError(f"release lock {name}: {err}") from err
