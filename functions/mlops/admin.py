@@ -10,7 +10,7 @@ from typing import Any
 
 from mlops import bundle
 from mlops.errors import StorageError
-from mlops.logstore import read_latest_report
+from mlops.logstore import read_latest_report, report_runs
 from mlops.registry import Registry
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 from mlops.storage import aws_call, iso
@@ -55,6 +55,8 @@ def model_detail(
     if start is not None:
         served.append({"from": start, "to": None})
     production = read_latest_report(s3, report_bucket, version) if report_bucket else None
+    # Every monitoring run while it served, by reference: each report holds that window's figures.
+    reports = report_runs(s3, report_bucket, version) if report_bucket else []
     return {
         **json.loads(record.model_dump_json()),
         "lineage": {
@@ -67,6 +69,7 @@ def model_detail(
         },
         "served": served,
         "production": production,
+        "reports": reports,
     }
 
 

@@ -170,3 +170,21 @@ def read_latest_report(s3: Any, bucket: str, version: int) -> dict[str, Any] | N
     except NotFoundError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def report_runs(s3: Any, bucket: str, version: int, limit: int = 200) -> list[dict[str, str]]:
+    """The monitoring runs of a version (newest first): where each run's JSON and HTML report is."""
+    runs = []
+    for key in list_keys(s3, bucket, f"{REPORTS_PREFIX}model_version={version}/"):
+        if key.endswith("/report.json"):
+            parts = dict(p.split("=", 1) for p in key.split("/")[1:-1] if "=" in p)
+            runs.append(
+                {
+                    "dt": parts.get("dt", ""),
+                    "run": parts.get("run", ""),
+                    "json": key,
+                    "html": key[: -len("report.json")] + "report.html",
+                }
+            )
+    runs.sort(key=lambda r: (r["dt"], r["run"]), reverse=True)
+    return runs[:limit]

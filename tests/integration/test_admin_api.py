@@ -51,7 +51,20 @@ def test_list_show_and_history(call, two_versions):
     assert status == 200 and body["version"] == 1
     assert body["lineage"]["original_data"]["rows"] == 4000
     assert len(body["served"]) == 2 and body["served"][-1]["to"] is None
-    assert body["production"] is None  # the monitor has not run
+    assert body["production"] is None and body["reports"] == []  # the monitor has not run
+
+
+def test_show_lists_the_monitoring_runs_of_the_version(call, two_versions, aws_stack):
+    bucket = aws_stack.env["MLOPS_REPORT_BUCKET"]
+    for run in ("r1", "r2"):
+        key = f"reports/model_version=1/dt=2026-11-2{run[-1]}/run={run}/report.json"
+        aws_stack.s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    aws_stack.s3.put_object(
+        Bucket=bucket, Key="reports/model_version=2/dt=2026-11-22/run=x/report.json", Body=b"{}"
+    )
+    status, body = call("admin_show_model.json")
+    assert status == 200 and [r["run"] for r in body["reports"]] == ["r2", "r1"]
+    assert body["reports"][0]["html"].endswith("run=r2/report.html")
 
     status, body = call("admin_history.json")
     assert [h["to_version"] for h in body["history"]] == [1, 2, 1]
