@@ -12,6 +12,7 @@ from typing import Any
 
 from mlops import clock
 from mlops.datagen import generate_churn
+from mlops.resources import REGISTRY_TABLE
 from mlops.spec import load_spec
 from mlops.training import load_table
 
@@ -83,7 +84,11 @@ def run_up(args: argparse.Namespace) -> int:
                 f"{record.test_metrics.get(spec.primary_metric.value):.3f})"
             )
         print(f"API      {url}   (POST /predict, GET /model, POST /feedback, GET /models, ...)")
-        print(f"AWS      {stack.endpoint}   (moto; use: mlops --endpoint-url {stack.endpoint} registry list)")
+        print(f"AWS      {stack.endpoint}   (moto, the AWS stand-in)")
+        print(
+            f"try      mlops --endpoint-url {stack.endpoint} registry list "
+            f"--table {stack.env[REGISTRY_TABLE.env_var]} --model {spec.name}"
+        )
         print("env      " + " ".join(f"{k}={v}" for k, v in sorted(stack.env.items())))
         print("Ctrl-C stops everything.", flush=True)
         stopped = threading.Event()
