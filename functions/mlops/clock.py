@@ -26,7 +26,7 @@ def use(source: Callable[[], datetime] | None) -> None:
 
 
 class SimulatedClock:
-    """Starts at `start` and runs `factor` times faster than real time; can be set or advanced."""
+    """Starts at `start` and runs `factor` times faster than real time; `set` moves it."""
 
     def __init__(self, start: datetime, factor: float = 1.0) -> None:
         self._lock = threading.Lock()
@@ -41,6 +41,3 @@ class SimulatedClock:
     def set(self, when: datetime) -> None:
         with self._lock:
             self._base, self._real = when, time.monotonic()
-
-    def advance(self, delta: timedelta) -> None:
-        self.set(self() + delta)

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from mlops import aws, clock
-from mlops.alarms import DIM_MODEL, NAMESPACE, Metric
+from mlops.alarms import Metric
 from mlops.datagen import generate_churn
 from mlops.local.bootstrap import ensure_champion
+from mlops.local.demo_report import metric_series, model_dims, write_demo_report
 from mlops.local.stack import LocalStack
 from mlops.registry import Registry
 from mlops.resources import REGISTRY_TABLE
@@ -224,7 +225,7 @@ def _story(
     outcome.alarm_fired = any(
         t.spec.metric is Metric.METRIC_GAP and t.new.value == "ALARM" for t in stack.events.transitions
     )
-    gaps = metric_series(Metric.METRIC_GAP, spec.name, start, sim())
+    gaps = metric_series(Metric.METRIC_GAP, model_dims(spec.name), start, sim())
     outcome.final_gap = gaps[-1][1] if gaps else None
     if not outcome.alarm_fired:
         outcome.failures.append("the MetricGap alarm never fired")
@@ -234,32 +235,14 @@ def _story(
         outcome.failures.append(f"the API serves v{outcome.serving_version}, not the champion")
     if outcome.final_gap is None or outcome.final_gap > outcome.threshold:
         outcome.failures.append(f"the metric gap did not close (last value {outcome.final_gap})")
-    from mlops.local.demo_report import write_demo_report
-
     write_demo_report(cfg.report_path, spec, registry, timeline, start, sim(), outcome)
     return outcome
-
-
-def metric_series(
-    metric: Metric, model_name: str, start: datetime, end: datetime, period: int = 3600
-) -> list[tuple[datetime, float]]:
-    out = aws.client("cloudwatch").get_metric_statistics(
-        Namespace=NAMESPACE,
-        MetricName=metric.value,
-        Dimensions=[{"Name": DIM_MODEL, "Value": model_name}],
-        StartTime=start,
-        EndTime=end + timedelta(seconds=1),
-        Period=period,
-        Statistics=["Maximum"],
-    )
-    points = sorted((p["Timestamp"], float(p["Maximum"])) for p in out.get("Datapoints", []))
-    return [(t if t.tzinfo else t.replace(tzinfo=UTC), v) for t, v in points]
 
 
 def _progress_line(done: int, total: int, day: int, spec: ModelSpec, champion: Any, at: datetime) -> str:
     width = 30
     filled = int(width * done / total)
-    recent = metric_series(Metric.METRIC_GAP, spec.name, at - timedelta(hours=6), at)
+    recent = metric_series(Metric.METRIC_GAP, model_dims(spec.name), at - timedelta(hours=6), at)
     gap_text = "n/a (too few labels)" if not recent else f"{recent[-1][1]:+.3f}"
     return (
         f"[{'#' * filled}{'.' * (width - filled)}] day {day} slot {done}/{total}  "

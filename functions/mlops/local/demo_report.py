@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +28,14 @@ border-radius:6px}code{background:#f6f8fa;padding:1px 4px}
 """
 
 
-def _series(
+def model_dims(model_name: str) -> list[dict[str, str]]:
+    return [{"Name": DIM_MODEL, "Value": model_name}]
+
+
+def metric_series(
     metric: Metric, dims: list[dict[str, str]], start: datetime, end: datetime
 ) -> list[tuple[datetime, float]]:
+    """Hourly maxima of one metric series in [start, end], oldest first, with UTC timestamps."""
     out = aws.client("cloudwatch").get_metric_statistics(
         Namespace=NAMESPACE,
         MetricName=metric.value,
@@ -40,7 +45,8 @@ def _series(
         Period=3600,
         Statistics=["Maximum"],
     )
-    return sorted((p["Timestamp"], float(p["Maximum"])) for p in out.get("Datapoints", []))
+    points = sorted((p["Timestamp"], float(p["Maximum"])) for p in out.get("Datapoints", []))
+    return [(t if t.tzinfo else t.replace(tzinfo=UTC), v) for t, v in points]
 
 
 def feature_drift(model_name: str, version: int, start: datetime, end: datetime) -> list[tuple[str, float]]:
@@ -58,7 +64,7 @@ def feature_drift(model_name: str, version: int, start: datetime, end: datetime)
             feature = next((d["Value"] for d in dims if d["Name"] == DIM_FEATURE), None)
             if feature is None:
                 continue
-            for _, v in _series(Metric.FEATURE_DRIFT, dims, start, end):
+            for _, v in metric_series(Metric.FEATURE_DRIFT, dims, start, end):
                 found[feature] = max(found[feature], v)
     return sorted(found.items(), key=lambda kv: -kv[1])
 
@@ -72,10 +78,10 @@ def write_demo_report(
     end: datetime,
     outcome: Outcome,
 ) -> Path:
-    model = [{"Name": DIM_MODEL, "Value": spec.name}]
-    gap = _series(Metric.METRIC_GAP, model, start, end)
-    estimated = _series(Metric.ESTIMATED_METRIC_GAP, model, start, end)
-    drift_share = _series(Metric.DRIFT_SHARE, model, start, end)
+    model = model_dims(spec.name)
+    gap = metric_series(Metric.METRIC_GAP, model, start, end)
+    estimated = metric_series(Metric.ESTIMATED_METRIC_GAP, model, start, end)
+    drift_share = metric_series(Metric.DRIFT_SHARE, model, start, end)
     history = registry.history()
     markers = [(parse_time(h.at), f"v{h.to_version}") for h in history[1:]]
     markers += [

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,12 +97,9 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 
 @dataclass
 class StackEvents:
-    """What happened, for the demo's timeline and the tests."""
+    """Alarm state changes, for the demo's outcome and the tests."""
 
     transitions: list[Transition] = field(default_factory=list)
-    retrain_results: list[dict[str, Any]] = field(default_factory=list)
-    monitor_results: list[dict[str, Any]] = field(default_factory=list)
-    log_writer_failures: int = 0
 
 
 class LocalStack:
@@ -254,7 +250,6 @@ class LocalStack:
         with self._invoke_lock:
             response = self.lambdas.invoke("log_writer", sqs_event(messages, self._queue_arn)) or {}
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        self.events.log_writer_failures += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             sqs.delete_message_batch(
@@ -278,7 +273,6 @@ class LocalStack:
         with self._invoke_lock:
             result = self.lambdas.invoke("monitor", scheduled_event(f"{self.prefix}-monitor-schedule", when))
         summary = result if isinstance(result, dict) else {"result": result}
-        self.events.monitor_results.append({"at": when, **summary})
         self.on_event("monitor", {"at": when, **summary})
         self.evaluate_alarms(when)
         return summary
@@ -291,7 +285,6 @@ class LocalStack:
         with self._invoke_lock:
             result = self.lambdas.invoke("retrain", event)
         out = result if isinstance(result, dict) else {"result": result}
-        self.events.retrain_results.append(out)
         self.on_event("retrain", out)
         return out
 
@@ -327,12 +320,3 @@ class LocalStack:
             except Exception as err:
                 self.on_event("error", {"component": "scheduler", "error": str(err)})
             self._stop.wait(max(0.2, min(5.0, monitor_every.total_seconds() / max(factor, 1.0) / 4)))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
