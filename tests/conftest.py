@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SPEC = ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml"
-EVENTS = ROOT / "events"
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +100,3 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLOps")
 @pytest.fixture
 def lambda_context() -> LocalLambdaContext:
     return LocalLambdaContext("mlops-test")
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A sample event from events/ (path relative to it)."""
-    return json.loads((EVENTS / name).read_text())

@@ -9,8 +9,9 @@ from typing import Any
 
 from mlops.local.invoke import LocalLambdaContext
 
+from tests.conftest import AwsStack
+
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-AwsStack = Any  # tests/conftest.py's AwsStack; conftest modules are not importable by name
 
 
 # The context object the Lambda runtime passes; the local stack uses the same class.
@@ -78,20 +79,3 @@ def sqs_event_from(messages: list[dict[str, Any]]) -> dict[str, Any]:
         )
         records.append(record)
     return {"Records": records}
-
-
-def promote_another_version(stack: AwsStack, trained: Any, reason: str) -> int:
-    """Register `trained` again as a new version and promote it (what `register_and_promote` in
-    tests/conftest.py does; that module cannot be imported from here by name)."""
-    from mlops.lifecycle import TrainingData, register_model
-
-    registry = stack.registry("churn")
-    record = register_model(
-        trained,
-        registry,
-        stack.s3,
-        stack.artifact_bucket,
-        TrainingData(sha256="0" * 64, rows=trained.train_rows),
-    )
-    registry.promote(record.version, actor="test", reason=reason)
-    return record.version

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,22 +24,14 @@ from mlops.resources import LOG_BUCKET, REPORT_BUCKET
 from mlops.storage import iso
 from mlops.training import TrainingResult, feature_frame, frame_rows
 
-# tests/conftest.py's AwsStack (conftest modules are not importable by name).
-AwsStack = Any
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+from tests.conftest import AwsStack
+from tests.integration.serving_helpers import CONTEXT, load_event
+
 EVENTS_TIME = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "monitor"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:monitor"
-    aws_request_id: str = "req-1"
-
-
 def scheduled_event(at: datetime = EVENTS_TIME, **detail: Any) -> dict[str, Any]:
-    event = json.loads((EVENTS / "monitor_schedule.json").read_text())
+    event = load_event("monitor_schedule.json")
     event["time"] = iso(at).replace(".000000", "")
     event["detail"] = detail
     return event
@@ -110,7 +100,7 @@ def metric(stack: AwsStack, name: str, dims: dict[str, str], at: datetime = EVEN
 
 def run_handler(**detail: Any) -> dict[str, Any]:
     monitor.settings.cache_clear()
-    return monitor.handler(scheduled_event(**detail), FakeContext())
+    return monitor.handler(scheduled_event(**detail), CONTEXT)
 
 
 CHAMPION = {"ModelName": "churn"}
@@ -202,7 +192,7 @@ def test_late_labels_turn_a_no_label_window_into_a_metric_gap(
     give_feedback(aws_stack, ids[:500], y[:500], later)
     give_feedback(aws_stack, ["unknown-1", "unknown-2"], np.array([0, 1]), later)
     monitor.settings.cache_clear()
-    again = monitor.handler({**scheduled_event(at=later), "detail": {"window_hours": 23}}, FakeContext())
+    again = monitor.handler({**scheduled_event(at=later), "detail": {"window_hours": 23}}, CONTEXT)
     # Then the gap appears, from those labels
     assert len(metric(aws_stack, "MetricGap", CHAMPION, at=later)) == 1
     (version,) = again["versions"]

@@ -17,11 +17,11 @@ from mlops.serving.api import ErrorBody, ModelInfo, PredictResponse
 from mlops.storage import parse_time, read_jsonl_gz
 from mlops.training import rows_frame
 
+from tests.conftest import register_and_promote
 from tests.integration.serving_helpers import (
     CONTEXT,
     drain_queue,
     load_event,
-    promote_another_version,
     response_json,
     sqs_event_from,
     with_body,
@@ -233,11 +233,11 @@ def test_a_null_value_is_a_missing_value_and_is_served(champion, predict_runtime
 
 
 def test_a_new_champion_is_served_after_the_refresh_interval(
-    champion, predict_runtime, aws_stack, trained, clock
+    champion, predict_runtime, aws_stack, trained, churn_data, clock
 ):
     assert call(load_event("predict_single.json"))[1]["model_version"] == 1
 
-    promote_another_version(aws_stack, trained, reason="second champion")
+    register_and_promote(aws_stack, trained, churn_data, reason="second champion")
     still = call(load_event("predict_single.json"))[1]["model_version"]
     clock.advance(predict_runtime.settings.champion_refresh_seconds)
     after = call(load_event("predict_single.json"))[1]["model_version"]
@@ -253,10 +253,10 @@ def _tamper(aws_stack, version: int) -> None:
 
 
 def test_a_tampered_champion_is_refused_and_the_old_one_keeps_serving(
-    champion, predict_runtime, aws_stack, trained, clock, capsys, caplog
+    champion, predict_runtime, aws_stack, trained, churn_data, clock, capsys, caplog
 ):
     assert call(load_event("predict_single.json"))[1]["model_version"] == 1
-    promote_another_version(aws_stack, trained, reason="tampered after registration")
+    register_and_promote(aws_stack, trained, churn_data, reason="tampered after registration")
     _tamper(aws_stack, 2)
     capsys.readouterr()
 

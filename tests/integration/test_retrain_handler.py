@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from mlops.datagen import generate_churn
 
-from tests.conftest import load_event
+from tests.integration.serving_helpers import load_event
 from tests.traffic import log_traffic
 
 
