@@ -28,7 +28,7 @@ from mlops.lifecycle import (
     snapshot_training_data,
 )
 from mlops.notify import notify
-from mlops.registry import Registry, VersionStatus
+from mlops.registry import Registry, VersionRecord, VersionStatus
 from mlops.retraining.data import build_training_set, labelled_production_rows
 from mlops.retraining.gate import run_gate
 from mlops.schema import FeatureSchema
@@ -134,19 +134,27 @@ class RetrainContext:
         return (self.clock or self.registry.clock)()
 
 
-def champion_bundle(ctx: RetrainContext) -> tuple[int, ModelSpec, dict[str, Any], bytes, FeatureSchema]:
+def _champion_record(ctx: RetrainContext) -> VersionRecord:
     champion = ctx.registry.champion()
     if champion is None:
         raise NotFoundError(f"{ctx.registry.model_name} has no champion to retrain from")
-    record = ctx.registry.get_version(champion.version)
+    return ctx.registry.get_version(champion.version)
+
+
+def _spec_of(ctx: RetrainContext, record: VersionRecord) -> ModelSpec:
+    raw = bundle.read_artifact(ctx.s3, ctx.artifact_bucket, record.artifacts[bundle.SPEC])
+    return spec_from_json(raw.decode("utf-8"))
+
+
+def champion_bundle(ctx: RetrainContext) -> tuple[int, ModelSpec, dict[str, Any], bytes, FeatureSchema]:
+    record = _champion_record(ctx)
     art = record.artifacts
-    spec = spec_from_json(bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.SPEC]).decode("utf-8"))
     meta = bundle.read_json_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.METADATA])
     onnx_bytes = bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.MODEL_ONNX])
     schema = FeatureSchema.model_validate_json(
         bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.SCHEMA])
     )
-    return champion.version, spec, meta, onnx_bytes, schema
+    return record.version, _spec_of(ctx, record), meta, onnx_bytes, schema
 
 
 def run_retraining(ctx: RetrainContext, trigger: Trigger, *, force: bool = False) -> RetrainResult:
@@ -197,11 +205,12 @@ def run_retraining(ctx: RetrainContext, trigger: Trigger, *, force: bool = False
 
 
 def _cooldown(ctx: RetrainContext) -> timedelta:
+    # Only the spec: the model and metadata are read once the lock is held.
     try:
-        _, spec, *_ = champion_bundle(ctx)
+        record = _champion_record(ctx)
     except NotFoundError:
         return timedelta(0)
-    return timedelta(minutes=spec.retraining.cooldown_minutes)
+    return timedelta(minutes=_spec_of(ctx, record).retraining.cooldown_minutes)
 
 
 def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainResult:
