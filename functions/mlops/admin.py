@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from mlops import bundle
-from mlops.errors import StorageError
+from mlops.errors import StorageError, ValidationFailed
 from mlops.logstore import read_latest_report, report_runs
 from mlops.registry import Registry
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
-from mlops.storage import aws_call, iso
+from mlops.storage import aws_call, iso, parse_time
 
 
 def model_list(registry: Registry) -> dict[str, Any]:
@@ -36,6 +36,17 @@ def model_list(registry: Registry) -> dict[str, Any]:
             for v in registry.list_versions()
         ],
     }
+
+
+def served_at_answer(registry: Registry, at: str) -> dict[str, Any]:
+    """Which version served at the ISO 8601 time `at`, and since when (None before the first)."""
+    try:
+        when = parse_time(at)
+    except ValueError:
+        problem = f"{at!r} is not an ISO 8601 time"
+        raise ValidationFailed(f"at: {problem}", [{"row": None, "field": "at", "problem": problem}]) from None
+    entry = registry.served_at(when)
+    return {"at": at, "version": entry.to_version if entry else None, "since": entry.at if entry else None}
 
 
 def model_detail(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from mlops.admin import model_list, served_at_answer
 from mlops.cli.common import add_resource_flags, print_json, registry_from_args
-from mlops.storage import parse_time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,21 +37,7 @@ def _actor() -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    registry = registry_from_args(args)
-    champion = registry.champion()
-    rows = []
-    for v in registry.list_versions():
-        rows.append(
-            {
-                "version": v.version,
-                "status": v.status.value,
-                "champion": champion is not None and champion.version == v.version,
-                "created_at": v.created_at,
-                "trigger": v.trigger,
-                v.primary_metric: v.test_metrics.get(v.primary_metric),
-            }
-        )
-    print_json(rows)
+    print_json(model_list(registry_from_args(args))["versions"])
     return 0
 
 
@@ -73,18 +59,7 @@ def _rollback(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     if args.at:
-        try:
-            at = parse_time(args.at)
-        except ValueError:
-            raise ValueError(f"--at: not an ISO 8601 time: {args.at!r}") from None
-        entry = registry.served_at(at)
-        print_json(
-            {
-                "at": args.at,
-                "version": entry.to_version if entry else None,
-                "since": entry.at if entry else None,
-            }
-        )
+        print_json(served_at_answer(registry, args.at))
         return 0
     print_json([h.model_dump(mode="json") for h in registry.history()])
     return 0

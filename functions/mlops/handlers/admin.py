@@ -16,13 +16,20 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
-from mlops.admin import RetrainDispatch, lambda_dispatch, model_detail, model_list, retrain_request_event
+from mlops.admin import (
+    RetrainDispatch,
+    lambda_dispatch,
+    model_detail,
+    model_list,
+    retrain_request_event,
+    served_at_answer,
+)
 from mlops.config import AdminSettings
 from mlops.errors import UnavailableError, ValidationFailed
 from mlops.handlers.http import install_error_handlers, json_body
 from mlops.observability import logger
 from mlops.registry import Registry
-from mlops.storage import parse_time, utcnow
+from mlops.storage import utcnow
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
@@ -100,16 +107,7 @@ def history() -> Response:
     at = app.current_event.get_query_string_value("at")
     if at is None:
         return _json(200, {"history": [h.model_dump(mode="json") for h in registry.history()]})
-    try:
-        when = parse_time(at)
-    except ValueError:
-        raise ValidationFailed(
-            "bad time", [{"row": None, "field": "at", "problem": f"{at!r} is not an ISO 8601 time"}]
-        ) from None
-    entry = registry.served_at(when)
-    return _json(
-        200, {"at": at, "version": entry.to_version if entry else None, "since": entry.at if entry else None}
-    )
+    return _json(200, served_at_answer(registry, at))
 
 
 @app.get("/models/<version>")
