@@ -67,21 +67,25 @@ class LabelledRows:
         return len(self.rows)
 
 
-def score(onnx_bytes: bytes, schema: FeatureSchema, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    session = load_session(onnx_bytes)
-    return predict_proba_onnx(session, encode_rows(rows, schema, session_numeric_dtype(session)))
+class Scorer:
+    """One exported model loaded once, scoring rows the way serving encodes them."""
 
+    def __init__(self, onnx_bytes: bytes, schema: FeatureSchema) -> None:
+        self.session = load_session(onnx_bytes)
+        self.schema = schema
+        self.dtype = session_numeric_dtype(self.session)
 
-def single_row_latency_ms(onnx_bytes: bytes, schema: FeatureSchema, row: Mapping[str, Any]) -> float:
-    """Median time of one single-row inference (encode + run), as serving does it."""
-    session = load_session(onnx_bytes)
-    dtype = session_numeric_dtype(session)
-    timings = []
-    for _ in range(LATENCY_CALLS):
-        start = time.perf_counter()
-        predict_proba_onnx(session, encode_rows([row], schema, dtype))
-        timings.append(time.perf_counter() - start)
-    return float(np.median(timings) * 1000.0)
+    def proba(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return predict_proba_onnx(self.session, encode_rows(rows, self.schema, self.dtype))
+
+    def single_row_latency_ms(self, row: Mapping[str, Any]) -> float:
+        """Median time of one single-row inference (encode + run), as serving does it."""
+        timings = []
+        for _ in range(LATENCY_CALLS):
+            start = time.perf_counter()
+            self.proba([row])
+            timings.append(time.perf_counter() - start)
+        return float(np.median(timings) * 1000.0)
 
 
 def _higher_is_better(metric: str) -> bool:
@@ -117,7 +121,10 @@ def run_gate(
         )
 
     # 2. Quality on the original test set (never trained on).
-    test_p = score(candidate_onnx, candidate_schema, original_test.rows)
+    candidate = Scorer(candidate_onnx, candidate_schema)
+    champion = Scorer(champion_onnx, champion_schema) if champion_onnx and champion_schema else None
+    test_p = candidate.proba(original_test.rows)
+    holdout_p = candidate.proba(production_holdout.rows) if len(production_holdout) else np.zeros(0)
     test_m = classification_metrics(original_test.labels, test_p)
     value = test_m.get(metric)
     checks.append(
@@ -130,17 +137,7 @@ def run_gate(
     )
 
     # 3. Against the champion on the same recent labelled production rows.
-    checks.append(
-        _champion_comparison(
-            spec,
-            candidate_onnx,
-            candidate_schema,
-            champion_onnx,
-            champion_schema,
-            production_holdout,
-            performance_trigger,
-        )
-    )
+    checks.append(_champion_comparison(spec, holdout_p, champion, production_holdout, performance_trigger))
 
     # 4. The export serves what sklearn computes.
     checks.append(
@@ -158,7 +155,7 @@ def run_gate(
         # Judged on the traffic the model will face when there is enough of it.
         recent = len(production_holdout) >= spec.monitoring.min_labels
         fair_rows = production_holdout if recent else original_test
-        fair_p = score(candidate_onnx, candidate_schema, fair_rows.rows) if recent else test_p
+        fair_p = holdout_p if recent else test_p
         groups = group_metrics(
             {a: [r.get(a) for r in fair_rows.rows] for a in spec.sensitive_attributes},
             fair_rows.labels,
@@ -187,7 +184,7 @@ def run_gate(
 
     # 6. Latency budget for one row.
     if original_test.rows:
-        latency = single_row_latency_ms(candidate_onnx, candidate_schema, original_test.rows[0])
+        latency = candidate.single_row_latency_ms(original_test.rows[0])
         checks.append(
             Check(
                 "latency",
@@ -236,16 +233,14 @@ def run_gate(
 
 def _champion_comparison(
     spec: ModelSpec,
-    candidate_onnx: bytes,
-    candidate_schema: FeatureSchema,
-    champion_onnx: bytes | None,
-    champion_schema: FeatureSchema | None,
+    candidate_p: np.ndarray,
+    champion: Scorer | None,
     holdout: LabelledRows,
     performance_trigger: bool,
 ) -> Check:
     metric = spec.primary_metric.value
     eps = spec.retraining.max_regression
-    if champion_onnx is None or champion_schema is None:
+    if champion is None:
         return Check("beats_champion", None, "no champion to compare with")
     if len(holdout) < spec.monitoring.min_labels or len(set(holdout.labels.tolist())) < 2:
         return Check(
@@ -255,12 +250,8 @@ def _champion_comparison(
             f"(need {spec.monitoring.min_labels}, both classes)",
             {"rows": len(holdout)},
         )
-    cand = classification_metrics(holdout.labels, score(candidate_onnx, candidate_schema, holdout.rows))[
-        metric
-    ]
-    champ = classification_metrics(holdout.labels, score(champion_onnx, champion_schema, holdout.rows))[
-        metric
-    ]
+    cand = classification_metrics(holdout.labels, candidate_p)[metric]
+    champ = classification_metrics(holdout.labels, champion.proba(holdout.rows))[metric]
     assert cand is not None and champ is not None  # both classes are present
     delta = cand - champ if _higher_is_better(metric) else champ - cand
     if performance_trigger:
