@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
-from mlops import bundle
+from mlops import aws, bundle
 from mlops.cli import main
 from mlops.datagen import generate_churn
 from mlops.lifecycle import TrainingData, load_training_data
@@ -91,6 +93,69 @@ def test_missing_settings_are_named(capsys, monkeypatch):
     assert code == 2 and "--table is required (or set MLOPS_REGISTRY_TABLE)" in err
 
 
+def test_every_missing_setting_is_named_in_one_message(capsys, monkeypatch):
+    for var in ("MLOPS_MODEL_NAME", "MLOPS_REGISTRY_TABLE", "MLOPS_LOG_BUCKET", "MLOPS_REPORT_BUCKET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLOPS_ARTIFACT_BUCKET", "artifacts")
+    code, out, err = run(capsys, "monitor", "run")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    for flag in ("--model", "--table", "--log-bucket", "--report-bucket"):
+        assert f"{flag} is required" in err
+    assert "--bucket is required" not in err
+
+
+def test_help_loads_no_heavy_library():
+    """`mlops --help` and each command's help must not import what only running a command needs."""
+    heavy = ("sklearn", "pandas", "numpy", "scipy", "boto3", "onnxruntime", "skl2onnx", "pydantic")
+    commands = [[], ["demo"], ["local", "up"], ["datagen"], ["train"], ["registry", "show"]]
+    commands += [["monitor", "run"], ["retrain"]]
+    probe = (
+        "import sys, contextlib, io\n"
+        "from mlops.cli import main\n"
+        f"for argv in {commands!r}:\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main([*argv, '--help'])\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_logs_go_to_stderr_so_stdout_is_only_json(aws_stack, champion, capsys):
+    code, out, err = run(capsys, "monitor", "run", "--window", "2h")
+    assert code == 0
+    summary = json.loads(out)  # nothing but the result on stdout
+    assert summary["champion"] == champion.version
+    assert '"level"' in err  # the run's structured log lines went to stderr
+
+
+def test_a_version_that_does_not_exist_is_an_error(aws_stack, champion, capsys):
+    code, out, err = run(capsys, "monitor", "run", "--version", "99")
+    assert code == 2 and out == "" and "has no version 99" in err
+
+
+def test_registry_show_lists_what_the_admin_api_shows(aws_stack, champion, capsys):
+    code, out, _ = run(capsys, "registry", "show", "1")
+    shown = json.loads(out)
+    assert code == 0 and shown["version"] == 1
+    assert {"lineage", "served", "production", "reports"} <= shown.keys()
+    assert shown["served"][0]["to"] is None and shown["lineage"]["training_data"]
+
+
+def test_missing_credentials_point_to_the_local_stack(capsys, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws.reset_clients()
+    try:
+        code, _, err = run(capsys, "registry", "list", "--table", "t", "--model", "m")
+    finally:
+        aws.reset_clients()
+    assert code == 2 and "use --endpoint-url for a local stack" in err
+
+
 def test_datagen_then_train_from_the_written_file(aws_stack, capsys, tmp_path):
     out = tmp_path / "data" / "churn.csv"
     code, printed, _ = run(capsys, "datagen", "--rows", "800", "--seed", "3", "--out", str(out))
@@ -106,3 +171,12 @@ def test_retrain_through_the_cli_needs_a_champion(aws_stack, capsys):
     code, out, _ = run(capsys, "retrain", "--reason", "try")
     assert code == 1
     assert json.loads(out)["outcome"] == "failed" and "no champion" in json.loads(out)["detail"]
+
+
+def test_retrain_exit_status_tells_rejected_and_skipped_apart(aws_stack, champion, capsys):
+    # Given a champion and no labelled production traffic, the gate cannot pass a candidate.
+    code, out, _ = run(capsys, "retrain", "--reason", "first try")
+    assert json.loads(out)["outcome"] in ("rejected", "failed") and code == 1
+    # When asked again inside the cooldown, nothing runs: a distinct status, so a script waits.
+    code, out, _ = run(capsys, "retrain", "--reason", "again")
+    assert json.loads(out)["outcome"] == "skipped" and code == 3

@@ -1,8 +1,14 @@
-"""The `mlops` command line. Each sub-command lives in its own module with `register(subparsers)`."""
+"""The `mlops` command line. Each sub-command lives in its own module with `register(subparsers)`.
+
+Results go to stdout (JSON for every command that returns data), logs and progress to stderr,
+so `mlops ... | jq` works. Sub-command modules import heavy libraries only inside the function
+that runs the command: `mlops --help` must not pay for sklearn, pandas or boto3.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -10,6 +16,8 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from mlops.errors import MlopsError
+
+NO_CREDENTIALS = "no AWS credentials: set them, or use --endpoint-url for a local stack"
 
 # Sub-command modules, in the order `mlops --help` lists them.
 COMMAND_MODULES = ("demo", "local", "datagen", "train", "registry", "monitor", "retrain")
@@ -42,16 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
+    _logs_to_stderr()
     try:
         return int(args.func(args) or 0)
-    except (MlopsError, CliError, ValueError) as err:
-        print(f"mlops: error: {err}", file=sys.stderr)
-        return 2
     except NoCredentialsError:
-        print(
-            "mlops: error: no AWS credentials (set them, or use --endpoint-url for a local stack)",
-            file=sys.stderr,
-        )
+        print(f"mlops: error: {NO_CREDENTIALS}", file=sys.stderr)
+        return 2
+    except (MlopsError, CliError, ValueError) as err:
+        # The storage layer wraps botocore's errors into domain errors; the missing-credentials
+        # cause still deserves the hint that a local stack needs no account.
+        hint = f" ({NO_CREDENTIALS})" if isinstance(err.__cause__, NoCredentialsError) else ""
+        print(f"mlops: error: {err}{hint}", file=sys.stderr)
         return 2
     except (ClientError, BotoCoreError) as err:
         print(f"mlops: error: AWS call failed: {err}", file=sys.stderr)
@@ -59,6 +68,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlops: interrupted", file=sys.stderr)
         return 130
+
+
+def _logs_to_stderr() -> None:
+    """The shared Powertools logger writes to stdout, as Lambda wants; a command's stdout is its result."""
+    from mlops.observability import logger
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        # Not setStream: it flushes the old stream, which may be closed; resolve stderr per write.
+        handler.stream = _CurrentStderr()
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of writing (it may be replaced after start-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":

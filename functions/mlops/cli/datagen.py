@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlops.datagen import DEFAULT_SHIFT_FEATURES, generate_churn
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datagen", help="generate demo customer-churn data (see mlops.datagen for the knobs)")
@@ -15,12 +13,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--covariate-shift", type=float, default=0.0, help="standard deviations (e.g. 1.0)")
     p.add_argument("--concept-shift", type=float, default=0.0, help="0..1")
     p.add_argument("--new-category-rate", type=float, default=0.0, help="0..1")
-    p.add_argument("--shift-features", default=",".join(DEFAULT_SHIFT_FEATURES))
+    p.add_argument(
+        "--shift-features",
+        default=None,
+        help="comma-separated features the covariate shift moves (default: the demo's two)",
+    )
     p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlops.datagen import DEFAULT_SHIFT_FEATURES, generate_churn
+
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise ValueError(f"--out: use a .csv or .parquet file name, not {out.name!r}")
@@ -32,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
         covariate_shift=args.covariate_shift,
         concept_shift=args.concept_shift,
         new_category_rate=args.new_category_rate,
-        shift_features=tuple(s for s in args.shift_features.split(",") if s),
+        shift_features=(
+            tuple(s for s in args.shift_features.split(",") if s)
+            if args.shift_features is not None
+            else DEFAULT_SHIFT_FEATURES
+        ),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":

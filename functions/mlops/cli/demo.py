@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import sys
 import time
 from pathlib import Path
 
+from mlops.cli.common import print_json
 from mlops.cli.local import DEMO_SPEC
 
 
@@ -19,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rows-per-slot", type=int, default=400, help="customers per 6-hour slot (default 400)")
     p.add_argument("--out", default="demo-report.html", help="report path (default demo-report.html)")
+    p.add_argument(
+        "--json", action="store_true", help="print only the outcome as JSON on stdout (progress to stderr)"
+    )
     p.set_defaults(func=run)
 
 
@@ -44,9 +51,23 @@ def run(args: argparse.Namespace) -> int:
         report_path=Path(args.out),
     )
     started = time.monotonic()
-    print(f"serverless-mlops demo: {cfg.days} simulated days, customers change on day {cfg.shift_day + 1}")
-    outcome = run_demo(cfg)
+    to_stderr = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with to_stderr:
+        print(
+            f"serverless-mlops demo: {cfg.days} simulated days, customers change on day {cfg.shift_day + 1}"
+        )
+        outcome = run_demo(cfg)
     took = time.monotonic() - started
+    if args.json:
+        print_json(
+            {
+                **dataclasses.asdict(outcome),
+                "ok": outcome.ok,
+                "seconds": round(took, 1),
+                "report": str(cfg.report_path.resolve()),
+            }
+        )
+        return 0 if outcome.ok else 1
     print()
     if outcome.ok:
         print(

@@ -10,11 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mlops import clock
-from mlops.datagen import generate_churn
 from mlops.resources import REGISTRY_TABLE
-from mlops.spec import load_spec
-from mlops.training import load_table
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "churn" / "spec.toml"
 
@@ -39,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _training_data(args: argparse.Namespace, spec_path: Path) -> Any:
+    from mlops.datagen import generate_churn
+    from mlops.training import load_table
+
     if args.data:
         return load_table(args.data)
     if spec_path.resolve() == DEMO_SPEC.resolve():
@@ -47,8 +46,10 @@ def _training_data(args: argparse.Namespace, spec_path: Path) -> Any:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from mlops import clock
     from mlops.local.bootstrap import ensure_champion
     from mlops.local.stack import LocalStack
+    from mlops.spec import load_spec
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, not {args.port}")

@@ -6,12 +6,17 @@ import argparse
 import re
 from datetime import timedelta
 
-from mlops import aws
-from mlops import resources as r
-from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, setting
-from mlops.config import MonitorSettings
-from mlops.monitoring.run import run_monitor
-from mlops.storage import parse_time, utcnow
+from mlops.cli.common import (
+    BUCKET,
+    LOG_BUCKET,
+    MODEL,
+    REPORT_BUCKET,
+    TABLE,
+    add_resource_flags,
+    print_json,
+    registry,
+    settings,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 _UNIT = {"m": "minutes", "h": "hours", "d": "days"}
@@ -39,21 +44,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--version", type=int, action="append", default=None, help="only this version (repeatable)"
     )
     run.add_argument("--at", default=None, help="end of the window, ISO 8601 (default: now)")
-    run.add_argument("--log-bucket", default=None, help=f"log bucket (default: ${r.LOG_BUCKET.env_var})")
+    run.add_argument("--log-bucket", default=None, help=f"log bucket (default: ${LOG_BUCKET.env_var})")
     run.add_argument(
-        "--report-bucket", default=None, help=f"report bucket (default: ${r.REPORT_BUCKET.env_var})"
+        "--report-bucket", default=None, help=f"report bucket (default: ${REPORT_BUCKET.env_var})"
     )
     add_resource_flags(run)
     run.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = MonitorSettings(
-        model_name=setting(args, "model", r.MODEL_NAME_ENV, "--model"),
-        registry_table=setting(args, "table", r.REGISTRY_TABLE.env_var, "--table"),
-        artifact_bucket=artifact_bucket(args),
-        log_bucket=setting(args, "log_bucket", r.LOG_BUCKET.env_var, "--log-bucket"),
-        report_bucket=setting(args, "report_bucket", r.REPORT_BUCKET.env_var, "--report-bucket"),
+    from mlops import aws
+    from mlops.config import MonitorSettings
+    from mlops.monitoring.run import run_monitor
+    from mlops.storage import parse_time, utcnow
+
+    found = settings(args, MODEL, TABLE, BUCKET, LOG_BUCKET, REPORT_BUCKET)
+    for version in args.version or ():
+        registry(found).get_version(version)  # a version that does not exist is an error, not a no-op
+    monitor_settings = MonitorSettings(
+        model_name=found["model"],
+        registry_table=found["table"],
+        artifact_bucket=found["bucket"],
+        log_bucket=found["log_bucket"],
+        report_bucket=found["report_bucket"],
     )
     try:
         at = parse_time(args.at) if args.at else utcnow()
@@ -63,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         aws.client("s3"),
         aws.client("cloudwatch"),
         aws.client("dynamodb"),
-        settings,
+        monitor_settings,
         window_end=at,
         window=args.window,
         versions=args.version,

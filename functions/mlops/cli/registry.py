@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+from typing import TYPE_CHECKING
 
-from mlops.admin import model_list, served_at_answer
-from mlops.cli.common import add_resource_flags, print_json, registry_from_args
+from mlops.cli.common import (
+    BUCKET,
+    MODEL,
+    REPORT_BUCKET,
+    TABLE,
+    add_resource_flags,
+    print_json,
+    registry,
+    settings,
+)
+
+if TYPE_CHECKING:
+    from mlops.registry import Registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = p.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
 
     ls = rsub.add_parser("list", help="every version with its status and test metrics")
-    show = rsub.add_parser("show", help="one version in full")
+    show = rsub.add_parser(
+        "show", help="one version: metrics, lineage, gate report, when it served, its monitoring reports"
+    )
     show.add_argument("version", type=int)
+    show.add_argument(
+        "--report-bucket", default=None, help=f"report bucket (default: ${REPORT_BUCKET.env_var})"
+    )
     promote = rsub.add_parser("promote", help="make a version the champion")
     promote.add_argument("version", type=int)
     promote.add_argument("--reason", required=True)
@@ -36,30 +54,45 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
+def _registry(args: argparse.Namespace) -> Registry:
+    return registry(settings(args, TABLE, MODEL))
+
+
 def _list(args: argparse.Namespace) -> int:
-    print_json(model_list(registry_from_args(args))["versions"])
+    from mlops.admin import model_list
+
+    print_json(model_list(_registry(args))["versions"])
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    print_json(registry_from_args(args).get_version(args.version).model_dump(mode="json"))
+    """The same answer as the admin API's GET /models/{version}."""
+    from mlops import aws
+    from mlops.admin import model_detail
+
+    found = settings(args, TABLE, MODEL, BUCKET)
+    report_bucket = getattr(args, REPORT_BUCKET.attr) or os.environ.get(REPORT_BUCKET.env_var)
+    detail = model_detail(registry(found), aws.client("s3"), found["bucket"], report_bucket, args.version)
+    print_json(detail)
     return 0
 
 
 def _promote(args: argparse.Namespace) -> int:
-    print_json(registry_from_args(args).promote(args.version, _actor(), args.reason).model_dump(mode="json"))
+    print_json(_registry(args).promote(args.version, _actor(), args.reason).model_dump(mode="json"))
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    print_json(registry_from_args(args).rollback(_actor(), args.reason).model_dump(mode="json"))
+    print_json(_registry(args).rollback(_actor(), args.reason).model_dump(mode="json"))
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
-    registry = registry_from_args(args)
+    from mlops.admin import served_at_answer
+
+    found = _registry(args)
     if args.at:
-        print_json(served_at_answer(registry, args.at))
+        print_json(served_at_answer(found, args.at))
         return 0
-    print_json([h.model_dump(mode="json") for h in registry.history()])
+    print_json([h.model_dump(mode="json") for h in found.history()])
     return 0

@@ -5,33 +5,54 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from mlops import aws
-from mlops import resources as r
-from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args, setting
-from mlops.retraining.run import Outcome, RetrainContext, Trigger, TriggerKind, run_retraining
+from mlops.cli.common import (
+    BUCKET,
+    LOG_BUCKET,
+    MODEL,
+    REPORT_BUCKET,
+    TABLE,
+    add_resource_flags,
+    print_json,
+    registry,
+    settings,
+)
+
+# By outcome: 0 a candidate is in (promoted, or approved and awaiting a person); 1 nothing
+# usable came of the run (failed, or the gate rejected the candidate); 3 skipped (a run
+# holds the lock, or the cooldown has not passed), so a script can tell "try later".
+EXIT_CODES = {"promoted": 0, "approved": 0, "failed": 1, "rejected": 1, "skipped": 3}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("retrain", help="train, gate and (per the spec) promote a candidate now")
+    p = sub.add_parser(
+        "retrain",
+        help="train, gate and (per the spec) promote a candidate now",
+        description="Exit status: 0 promoted or approved, 1 failed or rejected by the gate, 3 skipped "
+        "(another run holds the lock, or the cooldown has not passed).",
+    )
     p.add_argument("--reason", default="requested from the command line")
     p.add_argument("--force", action="store_true", help="ignore the cooldown (never a running lock)")
-    p.add_argument("--log-bucket", default=None, help=f"default: ${r.LOG_BUCKET.env_var}")
-    p.add_argument("--report-bucket", default=None, help=f"default: ${r.REPORT_BUCKET.env_var}")
+    p.add_argument("--log-bucket", default=None, help=f"default: ${LOG_BUCKET.env_var}")
+    p.add_argument("--report-bucket", default=None, help=f"default: ${REPORT_BUCKET.env_var}")
     add_resource_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlops import aws
+    from mlops.retraining.run import RetrainContext, Trigger, TriggerKind, run_retraining
+
+    found = settings(args, TABLE, MODEL, BUCKET, LOG_BUCKET, REPORT_BUCKET)
     ctx = RetrainContext(
-        registry=registry_from_args(args),
+        registry=registry(found),
         s3=aws.client("s3"),
         sns=aws.client("sns"),
-        artifact_bucket=artifact_bucket(args),
-        log_bucket=setting(args, "log_bucket", r.LOG_BUCKET.env_var, "--log-bucket"),
-        report_bucket=setting(args, "report_bucket", r.REPORT_BUCKET.env_var, "--report-bucket"),
+        artifact_bucket=found["bucket"],
+        log_bucket=found["log_bucket"],
+        report_bucket=found["report_bucket"],
         topic_arn=None,
     )
     trigger = Trigger(TriggerKind.MANUAL, reason=args.reason, actor=f"cli:{getpass.getuser()}")
     result = run_retraining(ctx, trigger, force=args.force)
     print_json(result.as_dict())
-    return 1 if result.outcome is Outcome.FAILED else 0
+    return EXIT_CODES[result.outcome.value]

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from mlops import aws
-from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args
-from mlops.lifecycle import register_model, snapshot_training_data
-from mlops.spec import load_spec
-from mlops.training import load_table, train_model
+from mlops.cli.common import BUCKET, TABLE, add_resource_flags, print_json, registry, settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,16 +25,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlops import aws
+    from mlops.lifecycle import register_model, snapshot_training_data
+    from mlops.spec import load_spec
+    from mlops.training import load_table, train_model
+
+    found = settings(args, TABLE, BUCKET)
     spec = load_spec(args.spec)
     data_path = args.data or spec.training_data
     if not data_path:
         raise ValueError("--data is required (the spec has no training_data)")
     frame = load_table(data_path)
     result = train_model(frame, spec)
-    registry = registry_from_args(args, model_name=spec.name)
-    s3, bucket = aws.client("s3"), artifact_bucket(args)
+    models = registry(found, model_name=spec.name)
+    s3, bucket = aws.client("s3"), found["bucket"]
     data = snapshot_training_data(s3, bucket, spec.name, frame)
-    record = register_model(result, registry, s3, bucket, data, trigger="cli")
+    record = register_model(result, models, s3, bucket, data, trigger="cli")
     out = {
         "model": spec.name,
         "version": record.version,
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         "artifacts": {k: v.sha256 for k, v in record.artifacts.items()},
     }
     if args.promote:
-        entry = registry.promote(record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+        entry = models.promote(record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason)
         out["promoted"] = entry.model_dump(mode="json")
     print_json(out)
     return 0
