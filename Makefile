@@ -7,11 +7,22 @@ LINT_PATHS := functions tests infrastructure layers bench events
 
 .PHONY: install test lint typecheck unit demo bench openapi synth layers layers-check clean
 
-$(STAMP): pyproject.toml
+# Two installs: the demo and the local stack need the runtime dependencies and moto only;
+# `make test` adds CDK, linters and test tools (several hundred MB more) on top.
+RUNTIME := $(VENV)/.runtime
+
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@echo "== installing the runtime dependencies into $(VENV) (first run only)"
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -e '.[local]'
+	@touch $(RUNTIME)
+
+$(STAMP): pyproject.toml $(RUNTIME)
+	@echo "== installing the development tools into $(VENV) (first run only)"
+	$(BIN)/pip install --disable-pip-version-check --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +38,7 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest -q
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/mlops demo
 
 bench: $(STAMP)
