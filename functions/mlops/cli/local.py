@@ -33,6 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     up.set_defaults(func=run_up)
 
+    traffic = lsub.add_parser(
+        "traffic",
+        help="send customers to a running API: predictions, then their true labels",
+        description="Rows come from the demo generator (--rows, --seed, --shift) or from --data with "
+        "the spec's target column as the labels. Prints a JSON summary.",
+    )
+    traffic.add_argument("--url", default="http://127.0.0.1:8080", help="the API (default: %(default)s)")
+    traffic.add_argument("--rows", type=int, default=1000, help="demo customers to send (default 1000)")
+    traffic.add_argument("--seed", type=int, default=1)
+    traffic.add_argument("--shift", type=float, default=0.0, help="covariate and concept shift, 0..1")
+    traffic.add_argument("--data", default=None, help="send the rows of this file instead (.csv/.parquet)")
+    traffic.add_argument("--spec", default=str(DEMO_SPEC), help="the spec naming features and target")
+    traffic.add_argument("--no-labels", action="store_true", help="send predictions only")
+    traffic.set_defaults(func=run_traffic)
+
 
 def _training_data(args: argparse.Namespace, spec_path: Path) -> Any:
     from mlops.datagen import generate_churn
@@ -101,4 +116,41 @@ def run_up(args: argparse.Namespace) -> int:
         stack.stop()
         clock.use(None)
         print("local stack stopped")
+    return 0
+
+
+def run_traffic(args: argparse.Namespace) -> int:
+    from mlops.cli.common import print_json
+    from mlops.datagen import generate_churn
+    from mlops.local.demo import Api
+    from mlops.local.traffic import send_traffic
+    from mlops.spec import load_spec
+    from mlops.training import frame_rows, load_table
+
+    if args.rows < 1:
+        raise ValueError("--rows must be at least 1")
+    if not 0 <= args.shift <= 1:
+        raise ValueError("--shift must be between 0 and 1")
+    spec = load_spec(args.spec)
+    if args.data:
+        frame = load_table(args.data)
+    else:
+        frame = generate_churn(
+            args.rows, seed=args.seed, covariate_shift=args.shift, concept_shift=args.shift, id_prefix="cust"
+        )
+    missing = [name for name in spec.feature_names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"the data lacks the spec's features: {', '.join(missing)}")
+    truth = None
+    if not args.no_labels:
+        if spec.target not in frame.columns:
+            raise ValueError(f"the data has no target column '{spec.target}' (or pass --no-labels)")
+        truth = [int(v) for v in frame[spec.target]]
+    try:
+        summary = send_traffic(Api(args.url.rstrip("/")), frame_rows(frame[spec.feature_names]), truth)
+    except OSError as err:
+        raise ValueError(
+            f"cannot reach the API at {args.url}: {err} (is `mlops local up` running?)"
+        ) from None
+    print_json(summary.as_dict())
     return 0
