@@ -7,11 +7,15 @@ promoted before the fifth run. Every run writes its report and the model's histo
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops import clock
+import boto3
+import pytest
+from mlops import aws, clock
 from mlops.config import MonitorSettings
 from mlops.datagen import generate_churn
 from mlops.logstore import (
@@ -23,9 +27,11 @@ from mlops.logstore import (
     write_predictions,
 )
 from mlops.monitoring.run import MonitorResult, run_monitor
+from mlops.provision import create_resources
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
 from mlops.storage import iso
 from mlops.training import TrainingResult, feature_frame, frame_rows
+from moto import mock_aws
 
 from tests.conftest import AwsStack, register_and_promote
 
@@ -47,6 +53,26 @@ class Story:
         return key
 
 
+@contextlib.contextmanager
+def moto_stack() -> Iterator[AwsStack]:
+    """The `aws_stack` fixture's resources, for fixtures that outlive one test (one story per module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+            mp.delenv(var, raising=False)
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        aws.reset_clients()
+        with mock_aws():
+            names = ("s3", "dynamodb", "sqs", "sns", "cloudwatch", "events")
+            clients = {n: boto3.client(n, region_name="us-east-1") for n in names}
+            env = create_resources(clients, "test", "churn")
+            for k, v in env.items():
+                mp.setenv(k, v)
+            yield AwsStack(env=env, **clients)
+        aws.reset_clients()
+
+
 def settings(stack: AwsStack) -> MonitorSettings:
     return MonitorSettings(
         model_name="churn",
@@ -58,7 +84,13 @@ def settings(stack: AwsStack) -> MonitorSettings:
 
 
 def log_day(
-    stack: AwsStack, trained: TrainingResult, version: int, day_start: datetime, n: int, seed: int, **drift: Any
+    stack: AwsStack,
+    trained: TrainingResult,
+    version: int,
+    day_start: datetime,
+    n: int,
+    seed: int,
+    **drift: Any,
 ) -> None:
     """`n` scored predictions over one day, every one labelled two hours after it was made."""
     data = generate_churn(n, seed=seed, **drift)

@@ -12,16 +12,18 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.alarms import Metric
 from mlops.errors import NotFoundError
 from mlops.logstore import history_keys
-from mlops.monitoring.report import VersionReport
 from mlops.storage import get_bytes, parse_time, put_bytes
 from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, Marker, Series, format_time, line_chart
+
+if TYPE_CHECKING:  # the statistics stack is not needed to read or draw a history
+    from mlops.monitoring.report import VersionReport
 
 HISTORY_FORMAT = 1
 # About three months of hourly runs; older rows stay in their per-run reports.
@@ -319,12 +321,16 @@ def _run_table(runs: Sequence[HistoryRun], page_key: str) -> str:
 def render_history_html(history: ModelHistory, page_key: str) -> str:
     """The history page: every run on a time axis, thresholds, intervals, alarms, promotions, shifts."""
     champ = sorted((r for r in history.runs if r.champion), key=lambda r: r.generated_at)
+    # Promotions inside the runs' time span only: an old first promotion would squeeze the axis.
+    span = (
+        (min(parse_time(r.window_start) for r in history.runs), max(r.at for r in history.runs))
+        if history.runs
+        else None
+    )
     promotions = [
-        Marker(
-            parse_time(p.at), f"v{p.to_version} {'rolled back to' if p.action == 'rollback' else 'promoted'}"
-        )
+        Marker(parse_time(p.at), f"{'rollback to' if p.action == 'rollback' else 'promoted'} v{p.to_version}")
         for p in history.promotions
-        if p.from_version is not None
+        if p.from_version is not None and span is not None and span[0] <= parse_time(p.at) <= span[1]
     ]
     onsets = shift_onsets(history.runs)
     shift = [Marker(r.at, f"shift: {why}", colour=_SHIFT_COLOUR) for r, why in onsets]
