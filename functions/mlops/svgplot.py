@@ -174,7 +174,9 @@ def line_chart(
     Labels never share space with the plot: the title, the legend and the marker labels have
     rows of their own above it; tick labels and axis titles sit in the margins.
     """
+    # A series with nothing to draw is left out of the legend too.
     lines = [s if isinstance(s, Series) else Series(s[0], s[1]) for s in series]
+    lines = [s for s in lines if s.points or s.band]
     marks = [m if isinstance(m, Marker) else Marker(m[0], m[1]) for m in markers]
     values = [v for s in lines for _, v in s.points] + [
         v for s in lines for _, a, b in s.band for v in (a, b)

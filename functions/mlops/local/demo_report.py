@@ -13,7 +13,7 @@ from mlops.alarms import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
 from mlops.registry import Registry
 from mlops.spec import ModelSpec
 from mlops.storage import parse_time
-from mlops.svgplot import bar_chart, line_chart
+from mlops.svgplot import bar_chart, format_time, line_chart
 
 if TYPE_CHECKING:
     from mlops.local.demo import Outcome, Timeline
@@ -109,6 +109,7 @@ def write_demo_report(
             threshold=spec.monitoring.max_metric_gap,
             threshold_label="alarm threshold",
             markers=markers,
+            y_label="test - production",
         ),
         "<h2>Data drift</h2>",
         line_chart(
@@ -116,19 +117,21 @@ def write_demo_report(
             title="Share of features drifted from the reference",
             threshold=spec.monitoring.drift_share,
             threshold_label="dataset drift",
+            y_label="share of features",
         ),
         bar_chart(
             feature_drift(spec.name, 1, start, end),
             title="Largest PSI per feature while v1 served",
             threshold=spec.monitoring.psi_drift,
             threshold_label="PSI drift",
+            x_label="largest PSI",
         ),
         "<h2>Which version served when</h2>",
         _history_table(history),
         "<h2>Gate report of the serving version</h2>",
         _gate_table(gate),
-        "<h2>Timeline</h2><table><tr><th>simulated time</th><th>event</th></tr>",
-        *(f"<tr><td>{t:%a %d %b %H:%M}</td><td>{escape(text)}</td></tr>" for t, text in timeline.entries),
+        "<h2>Timeline</h2><table><tr><th>simulated time (UTC)</th><th>event</th></tr>",
+        *(f"<tr><td>{format_time(t)}</td><td>{escape(text)}</td></tr>" for t, text in timeline.entries),
         "</table></body></html>",
     ]
     path.write_text("".join(parts), encoding="utf-8")
@@ -137,7 +140,8 @@ def write_demo_report(
 
 def _history_table(history: list[Any]) -> str:
     rows = "".join(
-        f"<tr><td>{escape(h.at)}</td><td>{escape(h.action.value)}</td><td>{h.from_version or '-'}</td>"
+        f"<tr><td>{escape(format_time(parse_time(h.at)))}</td><td>{escape(h.action.value)}</td>"
+        f"<td>{h.from_version or '-'}</td>"
         f"<td>v{h.to_version}</td><td>{escape(h.actor)}</td><td>{escape(h.reason)}</td></tr>"
         for h in history
     )

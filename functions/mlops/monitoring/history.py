@@ -343,7 +343,7 @@ def render_history_html(history: ModelHistory, page_key: str) -> str:
     latest = champ[-1] if champ else None
     written = format_time(parse_time(history.updated_at)) if history.updated_at else "–"
     summary = (
-        f"<p>{len(history.runs)} run rows from {_e(format_time(history.runs[0].at))} to "
+        f"<p>{len(history.runs)} report(s) from {_e(format_time(history.runs[0].at))} to "
         f"{_e(format_time(history.runs[-1].at))}; the serving version at the last run: "
         f"<b>v{latest.version if latest else '–'}</b>. {first_shift}</p>"
         if history.runs
