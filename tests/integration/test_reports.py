@@ -128,3 +128,13 @@ def test_reports_open_copies_the_history_page_and_the_reports_it_links(
     assert code == 0 and "run day2" in Path(out.strip()).read_text()
     code, out, err = cli(capsys, "reports", "open", "--run", "nope", "--out", str(tmp_path))
     assert code != 0 and "nope" in err
+
+
+def test_registry_show_lists_the_reports_of_a_version(
+    story_stack: tuple[AwsStack, Story], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "registry", "show", "2")
+    assert code == 0
+    shown = json.loads(out)
+    assert sorted(r["run"] for r in shown["reports"]) == ["day4", "day5"]
+    assert shown["production"]["version"] == 2 and shown["served"][0]["to"] is None

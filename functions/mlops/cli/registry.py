@@ -6,7 +6,7 @@ import argparse
 import getpass
 
 from mlops.admin import model_list, served_at_answer
-from mlops.cli.common import add_resource_flags, print_json, registry_from_args
+from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     history.add_argument("--at", default=None, help="ISO 8601 time, e.g. 2026-11-20T10:00:00Z")
     for parser in (ls, show, promote, rollback, history):
         add_resource_flags(parser)
+    show.add_argument(
+        "--report-bucket", default=None, help="report bucket, to list the version's monitoring reports"
+    )
     ls.set_defaults(func=_list)
     show.set_defaults(func=_show)
     promote.set_defaults(func=_promote)
@@ -42,7 +45,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    print_json(registry_from_args(args).get_version(args.version).model_dump(mode="json"))
+    import os
+
+    from mlops import aws
+    from mlops.admin import model_detail
+    from mlops.resources import REPORT_BUCKET
+
+    # The same answer as GET /models/{version}: lineage, when it served, its monitoring reports.
+    report_bucket = args.report_bucket or os.environ.get(REPORT_BUCKET.env_var)
+    registry = registry_from_args(args)
+    print_json(model_detail(registry, aws.client("s3"), artifact_bucket(args), report_bucket, args.version))
     return 0
 
 
