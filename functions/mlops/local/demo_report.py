@@ -24,7 +24,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #d0d
 table{border-collapse:collapse;font-size:13px;width:100%}td,th{border:1px solid #d0d7de;padding:4px 6px;
 text-align:left}th{background:#f6f8fa}.pass{color:#1a7f37;font-weight:bold}.fail{color:#d1242f;font-weight:bold}
 .skip{color:#57606a}.ok{background:#dafbe1;padding:8px;border-radius:6px}.bad{background:#ffebe9;padding:8px;
-border-radius:6px}code{background:#f6f8fa;padding:1px 4px}
+border-radius:6px}code{background:#f6f8fa;padding:1px 4px}td:first-child{white-space:nowrap}
 """
 
 
