@@ -86,9 +86,10 @@ def run_up(args: argparse.Namespace) -> int:
                 f"{record.test_metrics.get(spec.primary_metric.value):.3f})"
             )
         print(f"API      {url}   (POST /predict, GET /model, POST /feedback, GET /models, ...)")
+        speed = f" at {args.speed:g}x speed" if args.speed != 1.0 else ""
         print(
-            f"reports  {stack.reports_url}   (monitoring history; first run done, then "
-            f"{spec.monitoring.schedule} on the {'accelerated ' if args.speed != 1.0 else ''}clock)"
+            f"reports  {stack.reports_url}   (monitoring history: first run done, the next on the "
+            f"schedule, {spec.monitoring.schedule}{speed})"
         )
         print(f"AWS      {stack.endpoint}   (moto, the AWS stand-in)")
         print(
