@@ -91,7 +91,8 @@ def write_demo_report(
     gate = registry.get_version(champion.version).gate_report if champion else None
 
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>serverless-mlops demo report</title>",
+        "<!doctype html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'>",
+        "<title>serverless-mlops demo report</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>The life of <code>{escape(spec.name)}</code>: drift, alarm, retraining, promotion</h1>",
         f"<p class='{'ok' if outcome.ok else 'bad'}'>"

@@ -365,7 +365,7 @@ def render_history_html(history: ModelHistory, page_key: str) -> str:
         f"<p class='note'>Page written {_e(written)}.</p>",
     ]
     return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
         f"<title>{_e(history.model_name)}: monitoring history</title><style>{_CSS}</style></head>"
         f"<body>{''.join(sections)}</body></html>"
     )

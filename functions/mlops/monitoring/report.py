@@ -497,7 +497,7 @@ def render_html(report: VersionReport, max_metric_gap: float) -> str:
             _fairness_table(report.fairness),
         ]
     return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
         f"<title>{_e(report.model_name)} v{report.version} monitoring</title><style>{_CSS}</style></head>"
         f"<body>{''.join(sections)}</body></html>"
     )
