@@ -1,5 +1,6 @@
 """What a monitor run reports, on moto: no statistic of an empty window, no report of a retired
-version without traffic, unmatched feedback of the window only, and `mlops reports` before any run."""
+version without traffic, unmatched feedback of the window only, history rows kept under concurrent
+runs, and `mlops reports` before any run."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from mlops.logstore import FeedbackRecord, feedback_key, write_feedback
+from mlops.logstore import FeedbackRecord, feedback_key, history_keys, write_feedback
+from mlops.monitoring.history import read_history
 from mlops.monitoring.run import run_monitor
-from mlops.resources import LOG_BUCKET
+from mlops.resources import LOG_BUCKET, REPORT_BUCKET
 from mlops.storage import iso
 from mlops.training import TrainingResult
 
@@ -125,3 +127,37 @@ def test_unmatched_feedback_counts_only_feedback_received_in_the_window(
     assert report.labels.unmatched_feedback == 20 + 3
     html = read_text(aws_stack, result.report_keys[1] + "report.html")
     assert f"{received} record(s), 23 of them for none of this window's predictions" in html
+
+
+def test_concurrent_monitor_runs_keep_each_others_history_rows(aws_stack: AwsStack, champion: Any) -> None:
+    class Interleaved:
+        """The real client, but another monitor run commits its history just before our first write of it."""
+
+        def __init__(self, s3: Any) -> None:
+            self.s3, self.interleaved = s3, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.s3, name)
+
+        def put_object(self, **kwargs: Any) -> Any:
+            if not self.interleaved and kwargs["Key"] == history_keys("churn")[0]:
+                self.interleaved = True
+                run_monitor(
+                    self.s3,
+                    aws_stack.cloudwatch,
+                    aws_stack.dynamodb,
+                    settings(aws_stack),
+                    now=START,
+                    run_id="other",
+                )
+            return self.s3.put_object(**kwargs)
+
+    # Given a second run that writes the history between this run's read and its write
+    s3 = Interleaved(aws_stack.s3)
+    # When this run records its row
+    run_monitor(s3, aws_stack.cloudwatch, aws_stack.dynamodb, settings(aws_stack), now=START, run_id="mine")
+    # Then both rows are kept, and the page shows both
+    assert s3.interleaved
+    history = read_history(aws_stack.s3, aws_stack.env[REPORT_BUCKET.env_var], "churn")
+    assert history is not None and sorted(r.run_id for r in history.runs) == ["mine", "other"]
+    assert read_text(aws_stack, history_keys("churn")[1]).count(">open</a>") == 2

@@ -10,16 +10,16 @@ relative key, which resolves on S3, behind the local stack and in a local copy a
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.alarms import Metric
-from mlops.errors import NotFoundError
+from mlops.errors import ConflictError, NotFoundError
 from mlops.logstore import history_keys
-from mlops.storage import get_bytes, parse_time, put_bytes
+from mlops.storage import get_bytes, get_versioned, parse_time, put_bytes, put_if_unchanged
 from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, Marker, Series, format_time, line_chart
 
 if TYPE_CHECKING:  # the statistics stack is not needed to read or draw a history
@@ -373,6 +373,9 @@ def render_history_html(history: ModelHistory, page_key: str) -> str:
 
 # -- storage ---------------------------------------------------------------------------------------
 
+# Concurrent monitor runs (a schedule and a manual run) each retry on the other's newer history.
+WRITE_ATTEMPTS = 5
+
 
 def read_history(s3: Any, bucket: str, model_name: str) -> ModelHistory | None:
     """The stored history of a model, or None before its first monitor run."""
@@ -383,11 +386,31 @@ def read_history(s3: Any, bucket: str, model_name: str) -> ModelHistory | None:
     return ModelHistory.model_validate_json(data)
 
 
-def write_history(s3: Any, bucket: str, history: ModelHistory) -> tuple[str, str]:
-    """Both objects of the history; returns their keys (JSON, HTML)."""
-    json_key, html_key = history_keys(history.model_name)
-    put_bytes(s3, bucket, json_key, history.model_dump_json().encode(), "application/json")
-    put_bytes(
-        s3, bucket, html_key, render_history_html(history, html_key).encode(), "text/html; charset=utf-8"
+def update_history(
+    s3: Any, bucket: str, model_name: str, change: Callable[[ModelHistory], ModelHistory]
+) -> tuple[str, str]:
+    """Apply `change` to the stored history and write it back unless another run wrote in between.
+
+    The JSON is written on the condition that its ETag is the one read (S3 conditional writes),
+    so a concurrent run's rows are never overwritten: the loser reads again and reapplies its
+    change. The page is rendered from what was written. Returns the keys (JSON, HTML).
+    """
+    json_key, html_key = history_keys(model_name)
+    for _ in range(WRITE_ATTEMPTS):
+        found = get_versioned(s3, bucket, json_key)
+        current = ModelHistory.model_validate_json(found[0]) if found else ModelHistory(model_name=model_name)
+        history = change(current)
+        if put_if_unchanged(
+            s3, bucket, json_key, history.model_dump_json().encode(), found[1] if found else None
+        ):
+            put_bytes(
+                s3,
+                bucket,
+                html_key,
+                render_history_html(history, html_key).encode(),
+                "text/html; charset=utf-8",
+            )
+            return json_key, html_key
+    raise ConflictError(
+        f"the monitoring history of {model_name} kept changing during {WRITE_ATTEMPTS} attempts"
     )
-    return json_key, html_key

@@ -26,7 +26,7 @@ from mlops.logstore import (
     report_prefix,
 )
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
-from mlops.monitoring.history import ModelHistory, Promotion, history_run, read_history, write_history
+from mlops.monitoring.history import Promotion, history_run, update_history
 from mlops.monitoring.performance import estimate_performance, fairness, production_performance
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
@@ -244,19 +244,22 @@ def received_in(feedback: Iterable[FeedbackRecord], start: datetime, end: dateti
     return [fb for fb in feedback if lo <= iso(parse_time(fb.received_at)) <= hi]
 
 
-def update_history(s3: Any, bucket: str, registry: Registry, result: MonitorResult, now: datetime) -> str:
-    """Append this run's rows to the model's history and rewrite its page; returns the page's key."""
+def record_history(s3: Any, bucket: str, registry: Registry, result: MonitorResult, now: datetime) -> str:
+    """Add this run's rows to the model's history and rewrite its page; returns the page's key."""
     rows = [
         history_run(r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html")
         for r in result.reports
     ]
-    history = read_history(s3, bucket, result.model_name) or ModelHistory(model_name=result.model_name)
     promotions = [
         Promotion(at=h.at, action=h.action.value, from_version=h.from_version, to_version=h.to_version)
         for h in registry.history()
     ]
-    history = history.add(rows, iso(now)).model_copy(update={"promotions": promotions})
-    return write_history(s3, bucket, history)[1]
+    return update_history(
+        s3,
+        bucket,
+        result.model_name,
+        lambda history: history.add(rows, iso(now)).model_copy(update={"promotions": promotions}),
+    )[1]
 
 
 def run_monitor(
@@ -352,7 +355,7 @@ def run_monitor(
     result.metric_calls = put_metrics(cloudwatch, datums)
     result.datums = len(datums)
     if result.reports:
-        result.history_key = update_history(s3, settings.report_bucket, registry, result, now)
+        result.history_key = record_history(s3, settings.report_bucket, registry, result, now)
     logger.info(
         "monitor run finished",
         extra={"run_id": run_id, "versions": [r.version for r in result.reports], "datums": result.datums},
