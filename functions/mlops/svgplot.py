@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import escape
 
@@ -176,6 +176,14 @@ def line_chart(
     """
     # A series with nothing to draw is left out of the legend too.
     lines = [s if isinstance(s, Series) else Series(s[0], s[1]) for s in series]
+    lines = [
+        replace(
+            s,
+            points=[(t, v) for t, v in s.points if math.isfinite(v)],
+            band=[(t, a, b) for t, a, b in s.band if math.isfinite(a) and math.isfinite(b)],
+        )
+        for s in lines
+    ]
     lines = [s for s in lines if s.points or s.band]
     marks = [m if isinstance(m, Marker) else Marker(m[0], m[1]) for m in markers]
     values = [v for s in lines for _, v in s.points] + [

@@ -157,3 +157,12 @@ def test_a_shift_begins_at_the_first_flag_after_a_clean_run() -> None:
         ("d4", "alarm: MetricGap"),
     ]
     assert shift_onsets([_run(0), _run(1)]) == []
+
+
+def test_a_non_finite_value_is_left_out_not_drawn_off_the_chart() -> None:
+    t0 = datetime(2026, 11, 3, tzinfo=UTC)
+    svg = line_chart(
+        [("psi", [(t0, 0.1), (t0 + timedelta(hours=1), math.inf), (t0 + timedelta(hours=2), 0.2)])], title="t"
+    )
+    assert svg.count("<circle") == 2 and "inf" not in svg and "nan" not in svg.lower()
+    assert line_chart([("psi", [(t0, math.nan)])], title="only nan").startswith('<p class="empty">')
