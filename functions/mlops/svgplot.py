@@ -17,6 +17,8 @@ from html import escape
 PALETTE = ("#1f6feb", "#bf5700", "#1a7f37", "#8250df", "#0a7ea4", "#57606a")
 THRESHOLD_COLOUR = "#d1242f"
 MARKER_COLOUR = "#57606a"
+# A white outline behind a label's glyphs: a line passing under it stops short of the letters.
+HALO = 'stroke="#ffffff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"'
 FONT_SIZE = 11
 # Average advance of a sans-serif glyph as a share of the font size (digits and lower case);
 # generous, so that estimated boxes contain the rendered text.
@@ -279,14 +281,17 @@ def line_chart(
             f'transform="rotate(-90 14 {cy:.1f})">{escape(y_label)}</text>'
         )
     marker_top = 26 + legend_h
+    labels = []
     for m, (x, _), row in zip(marks, spans, mark_rows, strict=True):
         lx = sx(m.at)
         ty = marker_top + row * 14 + 10
         parts.append(
             f'<line x1="{lx:.1f}" y1="{ty + 3}" x2="{lx:.1f}" y2="{bottom}" stroke="{m.colour}" '
             f'stroke-dasharray="2 3"/>'
-            f'<text x="{x + 2:.1f}" y="{ty}" fill="{m.colour}">{escape(m.label)}</text>'
         )
+        labels.append(f'<text x="{x + 2:.1f}" y="{ty}" fill="{m.colour}" {HALO}>{escape(m.label)}</text>')
+    # Labels after every marker line, on halos: a line from an upper row never runs through a lower label.
+    parts += labels
     if threshold is not None:
         parts.append(
             f'<line x1="{left}" y1="{sy(threshold):.1f}" x2="{width - right}" y2="{sy(threshold):.1f}" '
@@ -386,6 +391,13 @@ def bar_chart(
             f'<line x1="{sx(v):.1f}" y1="{top}" x2="{sx(v):.1f}" y2="{bottom}" stroke="#eaeef2"/>'
             f'<text x="{sx(v):.1f}" y="{bottom + 14}" text-anchor="middle">{tick_label(v, ticks)}</text>'
         )
+    if threshold is not None:
+        # Drawn first: the value labels go over it, each on a white halo, so the line never crosses them.
+        x = sx(threshold)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{THRESHOLD_COLOUR}" '
+            f'stroke-dasharray="6 4"/>'
+        )
     for i, (label, v) in enumerate(bars):
         y = top + i * bar_height
         over = threshold is not None and v > threshold
@@ -394,13 +406,7 @@ def bar_chart(
             f'<text x="{left - 6}" y="{y + bar_height * 0.7:.1f}" text-anchor="end">{escape(label)}</text>'
             f'<rect x="{x_start:.1f}" y="{y + 3}" width="{max(1.0, x_end - x_start):.1f}" '
             f'height="{bar_height - 6}" fill="{THRESHOLD_COLOUR if over else PALETTE[0]}"/>'
-            f'<text x="{x_end + 4:.1f}" y="{y + bar_height * 0.7:.1f}">{v:.3f}</text>'
-        )
-    if threshold is not None:
-        x = sx(threshold)
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{THRESHOLD_COLOUR}" '
-            f'stroke-dasharray="6 4"/>'
+            f'<text x="{x_end + 4:.1f}" y="{y + bar_height * 0.7:.1f}" {HALO}>{v:.3f}</text>'
         )
     if x_label:
         parts.append(
