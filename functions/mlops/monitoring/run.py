@@ -328,7 +328,7 @@ def run_monitor(
         batches = iter_prediction_batches(s3, settings.log_bucket, version, start, end, numeric, categorical)
         accumulated.append((reference, accumulate(reference, batches, labels)))
     matched = set().union(*(acc.matched_ids for _, acc in accumulated)) if accumulated else set()
-    received_ids = {fb.prediction_id for fb in received}
+    unmatched = sum(1 for fb in received if fb.prediction_id not in matched)
     for reference, acc in accumulated:
         is_champion = champion is not None and reference.record.version == champion.version
         if acc.rows == 0 and not is_champion and versions is None:
@@ -343,7 +343,7 @@ def run_monitor(
             window_end=end,
             generated_at=now,
             feedback_received=len(received),
-            unmatched_feedback=len(received_ids - matched),
+            unmatched_feedback=unmatched,
         )
         prefix = write_report(
             s3, settings.report_bucket, report, end, reference.spec.monitoring.max_metric_gap
