@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := functions tests infrastructure layers bench events
 
-.PHONY: install test lint typecheck unit demo bench openapi synth layers layers-check clean
+.PHONY: install test lint typecheck browser unit demo bench openapi synth layers layers-check clean
 
 # Two installs: the demo and the local stack need the runtime dependencies and moto only;
 # `make test` adds CDK, linters and test tools (several hundred MB more) on top. uv installs
@@ -38,8 +38,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The report pages are checked in headless Chromium (tests/e2e/test_report_pages.py): installed
+# from the distribution once, a no-op when it is on PATH. Under CI=true the tests fail without it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium for the report page tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # pytest exits 5 when it collects nothing; make treats any non-zero exit as failure.
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest -q
 
 demo: $(RUNTIME)

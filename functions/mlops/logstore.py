@@ -9,6 +9,7 @@ Report bucket::
 
     reports/model_version=<V>/dt=<YYYY-MM-DD>/run=<run-id>/report.json | report.html
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
+    reports/history/<model>.json | <model>.html   (every run of the model: rows and the history page)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -88,6 +89,12 @@ def feedback_key(ts: datetime, ids: Iterable[str]) -> str:
 
 def report_prefix(version: int, ts: datetime, run_id: str) -> str:
     return f"{REPORTS_PREFIX}model_version={version}/dt={ts:%Y-%m-%d}/run={run_id}/"
+
+
+def history_keys(model_name: str) -> tuple[str, str]:
+    """The model's run history (JSON rows) and its history page, next to the per-run reports."""
+    base = f"{REPORTS_PREFIX}history/{model_name}"
+    return base + ".json", base + ".html"
 
 
 def write_predictions(s3: Any, bucket: str, key: str, records: Iterable[PredictionRecord]) -> None:

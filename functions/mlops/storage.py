@@ -72,6 +72,35 @@ def put_bytes(
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def get_versioned(s3: Any, bucket: str, key: str) -> tuple[bytes, str] | None:
+    """An object's bytes and ETag (for a conditional rewrite), or None when it does not exist."""
+    try:
+        with aws_call(f"read s3://{bucket}/{key}"):
+            out = s3.get_object(Bucket=bucket, Key=key)
+            return bytes(out["Body"].read()), str(out["ETag"])
+    except NotFoundError:
+        return None
+
+
+def put_if_unchanged(
+    s3: Any, bucket: str, key: str, body: bytes, etag: str | None, content_type: str = "application/json"
+) -> bool:
+    """Write only if the object still has `etag` (or, with None, does not exist yet); False if it changed."""
+    condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+    try:
+        with aws_call(f"write s3://{bucket}/{key}"):
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **condition)
+    except StorageError as err:
+        cause = err.__cause__
+        if isinstance(cause, ClientError) and error_code(cause) in (
+            "PreconditionFailed",
+            "ConditionalRequestConflict",
+        ):
+            return False
+        raise
+    return True
+
+
 def object_exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)

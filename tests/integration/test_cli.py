@@ -108,7 +108,8 @@ def test_help_loads_no_heavy_library():
     """`mlops --help` and each command's help must not import what only running a command needs."""
     heavy = ("sklearn", "pandas", "numpy", "scipy", "boto3", "onnxruntime", "skl2onnx", "pydantic")
     commands = [[], ["demo"], ["local", "up"], ["datagen"], ["train"], ["registry", "show"]]
-    commands += [["monitor", "run"], ["retrain"]]
+    commands += [["monitor", "run"], ["retrain"], ["reports", "list"], ["reports", "open"]]
+    commands += [["local", "traffic"]]
     probe = (
         "import sys, contextlib, io\n"
         "from mlops.cli import main\n"

@@ -91,6 +91,8 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         record = ensure_champion(stack.env, spec, data, actor=f"cli:{getpass.getuser()}")
         stack.start_background()
+        # A first monitor run now, so the reports exist from the start; the schedule takes over after.
+        stack.run_monitor()
         stack.start_scheduler(factor=args.speed)
         assert stack.gateway is not None
         url = stack.gateway.url
@@ -100,6 +102,11 @@ def run_up(args: argparse.Namespace) -> int:
                 f"{record.test_metrics.get(spec.primary_metric.value):.3f})"
             )
         print(f"API      {url}   (POST /predict, GET /model, POST /feedback, GET /models, ...)")
+        speed = f" at {args.speed:g}x speed" if args.speed != 1.0 else ""
+        print(
+            f"reports  {stack.reports_url}   (monitoring history: first run done, the next on the "
+            f"schedule, {spec.monitoring.schedule}{speed})"
+        )
         print(f"AWS      {stack.endpoint}   (moto, the AWS stand-in)")
         print(
             f"try      mlops --endpoint-url {stack.endpoint} registry list "

@@ -13,7 +13,7 @@ from mlops.alarms import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
 from mlops.registry import Registry
 from mlops.spec import ModelSpec
 from mlops.storage import parse_time
-from mlops.svgplot import bar_chart, line_chart
+from mlops.svgplot import bar_chart, format_time, line_chart
 
 if TYPE_CHECKING:
     from mlops.local.demo import Outcome, Timeline
@@ -24,7 +24,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #d0d
 table{border-collapse:collapse;font-size:13px;width:100%}td,th{border:1px solid #d0d7de;padding:4px 6px;
 text-align:left}th{background:#f6f8fa}.pass{color:#1a7f37;font-weight:bold}.fail{color:#d1242f;font-weight:bold}
 .skip{color:#57606a}.ok{background:#dafbe1;padding:8px;border-radius:6px}.bad{background:#ffebe9;padding:8px;
-border-radius:6px}code{background:#f6f8fa;padding:1px 4px}
+border-radius:6px}code{background:#f6f8fa;padding:1px 4px}td:first-child{white-space:nowrap}
 """
 
 
@@ -91,7 +91,8 @@ def write_demo_report(
     gate = registry.get_version(champion.version).gate_report if champion else None
 
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>serverless-mlops demo report</title>",
+        "<!doctype html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'>",
+        "<title>serverless-mlops demo report</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>The life of <code>{escape(spec.name)}</code>: drift, alarm, retraining, promotion</h1>",
         f"<p class='{'ok' if outcome.ok else 'bad'}'>"
@@ -109,6 +110,7 @@ def write_demo_report(
             threshold=spec.monitoring.max_metric_gap,
             threshold_label="alarm threshold",
             markers=markers,
+            y_label="test - production",
         ),
         "<h2>Data drift</h2>",
         line_chart(
@@ -116,19 +118,21 @@ def write_demo_report(
             title="Share of features drifted from the reference",
             threshold=spec.monitoring.drift_share,
             threshold_label="dataset drift",
+            y_label="share of features",
         ),
         bar_chart(
             feature_drift(spec.name, 1, start, end),
             title="Largest PSI per feature while v1 served",
             threshold=spec.monitoring.psi_drift,
             threshold_label="PSI drift",
+            x_label="largest PSI",
         ),
         "<h2>Which version served when</h2>",
         _history_table(history),
         "<h2>Gate report of the serving version</h2>",
         _gate_table(gate),
-        "<h2>Timeline</h2><table><tr><th>simulated time</th><th>event</th></tr>",
-        *(f"<tr><td>{t:%a %d %b %H:%M}</td><td>{escape(text)}</td></tr>" for t, text in timeline.entries),
+        "<h2>Timeline</h2><table><tr><th>simulated time (UTC)</th><th>event</th></tr>",
+        *(f"<tr><td>{format_time(t)}</td><td>{escape(text)}</td></tr>" for t, text in timeline.entries),
         "</table></body></html>",
     ]
     path.write_text("".join(parts), encoding="utf-8")
@@ -137,7 +141,8 @@ def write_demo_report(
 
 def _history_table(history: list[Any]) -> str:
     rows = "".join(
-        f"<tr><td>{escape(h.at)}</td><td>{escape(h.action.value)}</td><td>{h.from_version or '-'}</td>"
+        f"<tr><td>{escape(format_time(parse_time(h.at)))}</td><td>{escape(h.action.value)}</td>"
+        f"<td>{h.from_version or '-'}</td>"
         f"<td>v{h.to_version}</td><td>{escape(h.actor)}</td><td>{escape(h.reason)}</td></tr>"
         for h in history
     )

@@ -3,6 +3,10 @@
 Each request is matched against `mlops.api.ROUTES`, turned into the event API Gateway
 would send, handed to the same handler code the Lambda runs, and its response written
 back. Unknown routes answer 404 and handler crashes 500, as API Gateway does.
+
+Locally it also serves static files under ``/reports/`` (the monitoring reports and history
+page, read from the report bucket by the stack), which on AWS are read with
+`mlops reports open` or from S3 directly: that route is not part of the deployed API.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +28,10 @@ from mlops.api import ROUTES, Route
 from mlops.local.invoke import LocalLambdas
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+STATIC_PREFIX = "/reports"
+
+# A static file source: the request path -> (status, headers, body).
+StaticFiles = Callable[[str], tuple[int, dict[str, str], bytes]]
 
 
 @dataclass(frozen=True)
@@ -100,8 +109,11 @@ def http_api_event(
 
 
 class LocalGateway:
-    def __init__(self, lambdas: LocalLambdas, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, lambdas: LocalLambdas, host: str = "127.0.0.1", port: int = 0, static: StaticFiles | None = None
+    ) -> None:
         self.lambdas = lambdas
+        self.static = static
         self.host = host
         self.routes = compile_routes()
         gateway = self
@@ -142,6 +154,9 @@ class LocalGateway:
             )
             return
         body = req.rfile.read(length) if length else b""
+        if self.static is not None and req.command == "GET" and _is_static(split.path):
+            self._write(req, *self.static(split.path))
+            return
         found = match(self.routes, req.command, split.path)
         if found is None:
             self._write(req, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
@@ -180,6 +195,10 @@ class LocalGateway:
         req.send_header("Content-Length", str(len(payload)))
         req.end_headers()
         req.wfile.write(payload)
+
+
+def _is_static(path: str) -> bool:
+    return path == STATIC_PREFIX or path.startswith(STATIC_PREFIX + "/")
 
 
 def _response_parts(response: Any) -> tuple[int, dict[str, str], bytes]:

@@ -9,6 +9,7 @@ evaluator that applies CloudWatch semantics to the alarm specs.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -25,7 +26,7 @@ from mlops.local.alarms import AlarmEvaluator, Transition
 from mlops.local.gateway import LocalGateway
 from mlops.local.invoke import LocalLambdas
 from mlops.provision import create_resources
-from mlops.resources import PREDICTION_QUEUE
+from mlops.resources import PREDICTION_QUEUE, REPORT_BUCKET
 from mlops.spec import ModelSpec
 
 REGION = "us-east-1"
@@ -194,7 +195,7 @@ class LocalStack:
         from mlops.handlers import admin
 
         admin.use_retrain_dispatch(self._dispatch_retrain)
-        self.gateway = LocalGateway(self.lambdas, port=self.port)
+        self.gateway = LocalGateway(self.lambdas, port=self.port, static=self.report_file)
         self.gateway.start()
         return self
 
@@ -225,6 +226,34 @@ class LocalStack:
             os.environ.clear()
             os.environ.update(self._saved_environ)
         aws.reset_clients()
+
+    @property
+    def reports_url(self) -> str:
+        """The model's history page behind the local gateway (each run's report is linked from it)."""
+        from mlops.logstore import history_keys
+
+        assert self.gateway is not None, "start() first"
+        return f"{self.gateway.url}/{history_keys(self.spec.name)[1]}"
+
+    def report_file(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """GET /reports/<key>: an object of the report bucket under reports/ (page links are relative)."""
+        from mlops.errors import NotFoundError
+        from mlops.logstore import REPORTS_PREFIX, history_keys
+        from mlops.storage import get_bytes
+
+        key = path.lstrip("/")
+        if key.rstrip("/") + "/" == REPORTS_PREFIX:
+            return 302, {"location": "/" + history_keys(self.spec.name)[1]}, b""
+        if not key.startswith(REPORTS_PREFIX) or ".." in key.split("/"):
+            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        try:
+            body = get_bytes(self.client("s3"), self.env[REPORT_BUCKET.env_var], key)
+        except NotFoundError:
+            message = "no such report yet (the monitor writes the history page at its first run)"
+            return 404, {"content-type": "application/json"}, json.dumps({"message": message}).encode()
+        kinds = {".html": "text/html; charset=utf-8", ".json": "application/json"}
+        kind = next((v for k, v in kinds.items() if key.endswith(k)), "application/octet-stream")
+        return 200, {"content-type": kind}, body
 
     # -- the event source mapping and schedules --------------------------------------------
 

@@ -17,6 +17,7 @@ from mlops.alarms import Metric, alarm_specs
 from mlops.config import MonitorSettings
 from mlops.errors import NotFoundError
 from mlops.logstore import (
+    FeedbackRecord,
     iter_feedback,
     latest_labels,
     latest_report_key,
@@ -25,6 +26,7 @@ from mlops.logstore import (
     report_prefix,
 )
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
+from mlops.monitoring.history import Promotion, history_run, update_history
 from mlops.monitoring.performance import estimate_performance, fairness, production_performance
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
@@ -33,7 +35,7 @@ from mlops.observability import logger
 from mlops.profile import ReferenceProfile
 from mlops.registry import Registry, VersionRecord
 from mlops.spec import ModelSpec, spec_from_json
-from mlops.storage import get_bytes, iso, put_bytes, utcnow
+from mlops.storage import get_bytes, iso, parse_time, put_bytes, utcnow
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,10 @@ def evaluate(
     policy = DriftPolicy.from_spec(mon)
     primary = spec.primary_metric.value
     p, y, groups = acc.labelled.arrays()
-    drift = dataset_drift(ref.features, acc.dataset_profile(), policy, ref.seen_categories)
+    # An empty window has no distribution to compare: "no data", not a statistic of nothing.
+    drift = (
+        dataset_drift(ref.features, acc.dataset_profile(), policy, ref.seen_categories) if acc.rows else None
+    )
     pred_drift = prediction_drift(ref.scores, acc.score_histogram(), policy)
     perf = production_performance(y, p, primary, ref.test_metrics, mon.min_labels, bootstrap_resamples)
     estimate = estimate_performance(acc.score_grid, primary, ref.test_metrics, policy.min_count)
@@ -145,6 +150,7 @@ def evaluate(
         estimate=estimate,
         fairness=fair,
         alarms=[],
+        test_metrics=dict(ref.test_metrics),
     )
     return report.model_copy(update={"alarms": alarm_checks(report, spec)})
 
@@ -179,8 +185,10 @@ class MonitorResult:
     champion: int | None
     reports: list[VersionReport] = field(default_factory=list)
     report_keys: dict[int, str] = field(default_factory=dict)
+    max_metric_gaps: dict[int, float] = field(default_factory=dict)
     datums: int = 0
     metric_calls: int = 0
+    history_key: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -190,6 +198,7 @@ class MonitorResult:
             "window_end": iso(self.window_end),
             "champion": self.champion,
             "metrics_published": self.datums,
+            "history_key": self.history_key,
             "versions": [r.summary() for r in self.reports],
         }
 
@@ -222,6 +231,35 @@ def write_report(
         s3, bucket, latest_report_key(report.version), bundle.json_bytes(report.summary()), "application/json"
     )
     return prefix
+
+
+def received_in(feedback: Iterable[FeedbackRecord], start: datetime, end: datetime) -> list[FeedbackRecord]:
+    """Feedback received in [start, end]: a record counts in the window it arrived in.
+
+    Feedback received before a window began cannot be about its predictions, and feedback
+    received after it ended is counted by a later window, so the unmatched count of a window
+    holds only ids that could have been this window's predictions and were not.
+    """
+    lo, hi = iso(start), iso(end)
+    return [fb for fb in feedback if lo <= iso(parse_time(fb.received_at)) <= hi]
+
+
+def record_history(s3: Any, bucket: str, registry: Registry, result: MonitorResult, now: datetime) -> str:
+    """Add this run's rows to the model's history and rewrite its page; returns the page's key."""
+    rows = [
+        history_run(r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html")
+        for r in result.reports
+    ]
+    promotions = [
+        Promotion(at=h.at, action=h.action.value, from_version=h.from_version, to_version=h.to_version)
+        for h in registry.history()
+    ]
+    return update_history(
+        s3,
+        bucket,
+        result.model_name,
+        lambda history: history.add(rows, iso(now)).model_copy(update={"promotions": promotions}),
+    )[1]
 
 
 def run_monitor(
@@ -268,13 +306,13 @@ def run_monitor(
         if champion is not None and champion.version not in selected:
             selected.append(champion.version)
     labels: dict[str, int] = {}
-    feedback_count = 0
+    received: list[FeedbackRecord] = []
     if selected:
         feedback = list(
             iter_feedback(s3, settings.log_bucket, start, max(end, now) + timedelta(microseconds=1))
         )
-        feedback_count = len(feedback)
         labels = latest_labels(feedback)
+        received = received_in(feedback, start, end)
     accumulated: list[tuple[VersionReference, WindowAccumulator]] = []
     for version in selected:
         try:
@@ -290,26 +328,34 @@ def run_monitor(
         batches = iter_prediction_batches(s3, settings.log_bucket, version, start, end, numeric, categorical)
         accumulated.append((reference, accumulate(reference, batches, labels)))
     matched = set().union(*(acc.matched_ids for _, acc in accumulated)) if accumulated else set()
+    unmatched = sum(1 for fb in received if fb.prediction_id not in matched)
     for reference, acc in accumulated:
+        is_champion = champion is not None and reference.record.version == champion.version
+        if acc.rows == 0 and not is_champion and versions is None:
+            # A retired version whose last logs only touch the window's first hour: nothing to report.
+            continue
         report = evaluate(
             acc,
             reference,
-            champion=champion is not None and reference.record.version == champion.version,
+            champion=is_champion,
             run_id=run_id,
             window_start=start,
             window_end=end,
             generated_at=now,
-            feedback_received=feedback_count,
-            unmatched_feedback=len(labels) - len(matched & labels.keys()),
+            feedback_received=len(received),
+            unmatched_feedback=unmatched,
         )
         prefix = write_report(
             s3, settings.report_bucket, report, end, reference.spec.monitoring.max_metric_gap
         )
         result.report_keys[report.version] = prefix
+        result.max_metric_gaps[report.version] = reference.spec.monitoring.max_metric_gap
         result.reports.append(report.model_copy(update={"report_key": prefix + "report.json"}))
     datums = metric_datums(result.reports, settings.model_name, now)
     result.metric_calls = put_metrics(cloudwatch, datums)
     result.datums = len(datums)
+    if result.reports:
+        result.history_key = record_history(s3, settings.report_bucket, registry, result, now)
     logger.info(
         "monitor run finished",
         extra={"run_id": run_id, "versions": [r.version for r in result.reports], "datums": result.datums},
