@@ -143,9 +143,9 @@ def _non_numeric_message(name: str, example: Any) -> str:
 
 
 def _numeric_column(name: str, raw: pd.Series) -> np.ndarray:
-    if raw.dtype == object:
-        text = raw.astype("string").str.strip()
-        raw = raw.mask(text.isin(NUMERIC_MISSING).fillna(False).astype(bool))
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+        text = raw.astype("object").map(lambda v: v.strip() if isinstance(v, str) else v)
+        raw = raw.astype("object").mask(text.isin(NUMERIC_MISSING))
     coerced = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = coerced.isna() & raw.notna()
     if bad.any():

@@ -316,6 +316,7 @@ def _take_id_column(envelope: Envelope, id_column: str | None) -> list[Problem]:
     present = [isinstance(row, dict) and id_column in row for row in envelope.rows]
     if not any(present):
         return []
+    ids = [row.pop(id_column) if has else None for row, has in zip(envelope.rows, present, strict=True)]
     if envelope.ids is not None:
         return [
             problem(
@@ -324,7 +325,6 @@ def _take_id_column(envelope: Envelope, id_column: str | None) -> list[Problem]:
                 f"send the ids either in '{envelope.id_field}' or in the id column '{id_column}', not both",
             )
         ]
-    ids = [row.pop(id_column) if has else None for row, has in zip(envelope.rows, present, strict=True)]
     if not all(present):
         return [
             problem(i, id_column, "missing id column: send it in every row or in none")
