@@ -115,7 +115,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
 
 
 def _missing_columns_message(missing: Sequence[str], data: pd.DataFrame, what: str) -> str:
-    text = f"data {what}: {', '.join(repr(c) for c in missing)}"
+    text = f"data {what} {', '.join(repr(c) for c in missing)}"
     columns = [str(c) for c in data.columns]
     hints = []
     if len(columns) == 1 and any(d in columns[0] for d in CSV_DELIMITERS[1:]):
@@ -178,7 +178,7 @@ def feature_frame(data: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """
     missing = [c for c in spec.feature_names if c not in data.columns]
     if missing:
-        raise DataError(_missing_columns_message(missing, data, "is missing feature column(s)"))
+        raise DataError(_missing_columns_message(missing, data, "is missing feature column(s):"))
     out = {}
     for name in spec.numeric_features:
         out[name] = _numeric_column(name, data[name])

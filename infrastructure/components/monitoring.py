@@ -158,9 +158,12 @@ class Monitoring(Construct):
                     columns=[
                         _column("prediction_id", "string"),
                         _column("request_id", "string"),
-                        _column("timestamp", "string", "ISO 8601, UTC"),
+                        _column(
+                            "timestamp", "string", "event time (the client's, else when served), ISO 8601 UTC"
+                        ),
+                        _column("received_at", "string", "when it was served, ISO 8601 UTC"),
                         _column("model_name", "string"),
-                        _column("features", features_type(config.spec), "the request row, as served"),
+                        _column("features", features_type(config.spec), "the request row, canonical form"),
                         _column("probability", "double"),
                         _column("label", "int"),
                         _column("unseen_categories", "array<string>"),

@@ -67,7 +67,7 @@ def test_group_metrics_per_sensitive_attribute(trained):
     ("mutate", "message"),
     [
         (lambda d: d.drop(columns=["contract"]), "missing feature column(s): 'contract'"),
-        (lambda d: d.drop(columns=["churned"]), "no target column: 'churned'"),
+        (lambda d: d.drop(columns=["churned"]), "no target column 'churned'"),
         (lambda d: d.head(50), "at least 200 are needed"),
         (lambda d: d.assign(churned=0), "no examples of class 1"),
         (lambda d: d.assign(churned=[0] * (len(d) - 3) + [1] * 3), "only 3 example(s) of class 1"),

@@ -146,3 +146,36 @@ def test_a_positive_label_that_does_not_fit_is_refused_listing_the_values(values
     data, spec = _with_target(values, positive_label=label)
     with pytest.raises(DataError, match=message):
         labels(data, spec)
+
+
+def test_retraining_writes_feedback_labels_as_the_original_target_values():
+    from mlops.retraining.data import TIMESTAMP, build_training_set
+
+    # given an original data set with a string target and production rows labelled 0/1 by feedback
+    spec = parse_spec({**SPEC.model_dump(mode="json", exclude_none=True), "positive_label": "malignant"})
+    rng = np.random.default_rng(3)
+    original = pd.DataFrame(
+        {
+            "income": rng.normal(size=400),
+            "region": rng.choice(["a", "b"], 400),
+            "y": rng.choice(["benign", "malignant"], 400),
+        }
+    )
+    feedback = rng.integers(0, 2, 300)
+    production = pd.DataFrame(
+        {
+            "income": rng.normal(size=300),
+            "region": "a",
+            "y": feedback,
+            TIMESTAMP: [f"t{i:04d}" for i in range(300)],
+        }
+    )
+
+    mix = build_training_set(original, production, spec)
+
+    # then the production rows carry the original's values, and 1 still means the positive class
+    produced = mix.data["y"].iloc[len(mix.data) - 210 :]
+    assert set(produced) == {"benign", "malignant"}
+    np.testing.assert_array_equal((produced == "malignant").astype(int).to_numpy(), feedback[:210])
+    np.testing.assert_array_equal(mix.production_holdout.labels, feedback[210:])
+    np.testing.assert_array_equal(binary_target(mix.data, spec)[-210:], feedback[:210])
