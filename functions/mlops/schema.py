@@ -97,22 +97,44 @@ def schema_from_spec(spec: ModelSpec, seen_categories: Mapping[str, Sequence[str
     )
 
 
-def canonicalize_rows(rows: Sequence[dict[str, Any]], schema: FeatureSchema) -> None:
-    """Rewrite the category and boolean values of validated rows in their canonical form, in place.
+_TRUE_FALSE = frozenset(BOOLEAN_CATEGORIES)
+_NUMBER_START = frozenset("-0123456789")
+
+
+class RowCanonicalizer:
+    """Rewrites the category and boolean values of validated rows in their canonical form, in place.
 
     Missing values become None. What is logged, encoded and compared with the training
-    categories is then one text per value, whichever JSON type the client used.
+    categories is then one text per value, whichever JSON type the client used. Built once
+    per schema: serving keeps one per model version.
     """
-    categorical = [f.name for f in schema.features if f.kind is FeatureKind.CATEGORICAL]
-    boolean = [f.name for f in schema.features if f.kind is FeatureKind.BOOLEAN]
-    for row in rows:
-        for name in categorical:
-            v = row.get(name)
-            # Most values are already canonical text; skip the call for them.
-            if type(v) is not str or not v or v[0] in "-0123456789" or len(v) in (4, 5):
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.categorical = tuple(f.name for f in schema.features if f.kind is FeatureKind.CATEGORICAL)
+        self.boolean = tuple(f.name for f in schema.features if f.kind is FeatureKind.BOOLEAN)
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> None:
+        categorical, boolean = self.categorical, self.boolean
+        for row in rows:
+            for name in categorical:
+                v = row[name]
+                # Most values are already canonical text: a non-empty string that starts with
+                # neither a digit nor a minus sign and is not a spelling of true/false.
+                if (
+                    type(v) is str
+                    and v
+                    and v[0] not in _NUMBER_START
+                    and (len(v) not in (4, 5) or v.lower() not in _TRUE_FALSE)
+                ):
+                    continue
                 row[name] = canonical_category(v)
-        for name in boolean:
-            row[name] = canonical_boolean(row.get(name))
+            for name in boolean:
+                row[name] = canonical_boolean(row[name])
+
+
+def canonicalize_rows(rows: Sequence[dict[str, Any]], schema: FeatureSchema) -> None:
+    """`RowCanonicalizer` for a one-off use (the parity check)."""
+    RowCanonicalizer(schema)(rows)
 
 
 def encode_rows(

@@ -130,3 +130,16 @@ def test_training_and_serving_agree_on_a_csv_that_pandas_would_read_as_floats():
     assert [r["store"] for r in rows] == ["1", None, "21"]
     assert from_text["member"].tolist() == from_typed["member"].tolist() == ["true", "false", "true", "false"]
     assert [r["member"] for r in rows] == ["true", "false", "true"]
+
+
+@given(st.lists(st.one_of(scalars, st.none()), min_size=1, max_size=5))
+def test_the_serving_shortcut_gives_exactly_the_canonical_form(values):
+    # The serving path skips values it can tell are canonical already; it must never skip others.
+    from mlops.schema import RowCanonicalizer
+
+    schema = FeatureSchema(
+        model_name="m", target="y", features=[FeatureField(name="c", kind=FeatureKind.CATEGORICAL)]
+    )
+    rows = [{"c": v} for v in values]
+    RowCanonicalizer(schema)(rows)
+    assert [r["c"] for r in rows] == [canonical_category(v) for v in values]

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops.inference import predict_proba_onnx
-from mlops.schema import canonicalize_rows, encode_rows
+from mlops.schema import encode_rows
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import read_request
@@ -58,7 +58,7 @@ def predict(
     received = now()
     request = read_request(payload, model.validator, max_rows, received, model.registered_at, model.version)
     rows = request.rows
-    canonicalize_rows(rows, model.schema)
+    model.validator.canonicalize(rows)
     feeds = encode_rows(rows, model.schema, model.numeric_dtype)
     probabilities = predict_proba_onnx(model.session, feeds).tolist()
     ids = request.ids if request.ids is not None else new_ids(len(rows))

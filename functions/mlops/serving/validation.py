@@ -25,7 +25,7 @@ from typing import Any
 
 from mlops.canonical import BOOLEAN_SPELLINGS, canonical_boolean
 from mlops.errors import ValidationFailed
-from mlops.schema import FeatureSchema
+from mlops.schema import FeatureSchema, RowCanonicalizer
 from mlops.spec import FeatureKind
 from mlops.storage import iso
 
@@ -98,6 +98,7 @@ class RowValidator:
         )
         self._declared = {f.name: (f.min, f.max) for f in schema.features}
         self.id_column = schema.id_column
+        self.canonicalize = RowCanonicalizer(schema)
 
     def validate(self, rows: list[Any]) -> None:
         """Raise ValidationFailed (422) listing every problem of every row; return if all are valid."""
@@ -219,6 +220,8 @@ class Envelope:
 
 
 def _envelope_problems(payload: dict[str, Any]) -> list[Problem]:
+    if len(payload) == 1 and ("features" in payload or "instances" in payload):
+        return []  # the common request: rows only
     batch = "instances" in payload
     own, other = (_BATCH_KEYS, _SINGLE_KEYS) if batch else (_SINGLE_KEYS, _BATCH_KEYS)
     found = []
