@@ -26,7 +26,7 @@ from mlops.logstore import PredictionRecord
 from mlops.monitoring.run import iter_prediction_batches
 from mlops.registry import VersionRecord
 from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV
-from mlops.serving.api import ErrorBody, PredictResponse
+from mlops.serving.api import ErrorBody, PredictRequest, PredictResponse
 from mlops.spec import ModelSpec, parse_spec
 from mlops.storage import iso, read_jsonl_gz
 from mlops.training import TrainingResult, labels, load_table, rows_frame, train_model
@@ -244,7 +244,10 @@ def test_client_ids_and_event_times_are_answered_logged_and_windowed_by_event_ti
     ids = ["visit-1", "visit-2", "visit-3", "visit-4", "visit-5"]
     rows = [{**ROW, "Age (years)": 40.0 + i} for i in range(5)]
 
-    status, body = call({"instances": rows, "ids": ids, "event_times": [t.isoformat() for t in times]})
+    request = {"instances": rows, "ids": ids, "event_times": [t.isoformat() for t in times]}
+    PredictRequest.model_validate(request)  # the documented contract describes it
+
+    status, body = call(request)
 
     assert status == 200
     assert [p["prediction_id"] for p in body["predictions"]] == ids
@@ -288,9 +291,16 @@ def test_the_id_column_of_the_spec_may_be_sent_in_each_row(clinic_champion):
 
 def test_one_row_takes_id_and_event_time(clinic_champion):
     event_time = (REGISTERED + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S+02:00")
-    status, body = call({"features": ROW, "id": "visit:77", "event_time": event_time})
+    request = {"features": ROW, "id": "visit:77", "event_time": event_time}
+    PredictRequest.model_validate(request)
+
+    status, body = call(request)
+
     assert status == 200
     assert body["predictions"][0]["prediction_id"] == "visit:77"
+    # null, as the contract allows, is the same as leaving the field out
+    status, body = call({"instances": [ROW], "ids": None, "event_times": None})
+    assert status == 200 and len(body["predictions"][0]["prediction_id"]) == 32
 
 
 GOOD_TIME = (REGISTERED + timedelta(days=1)).isoformat()

@@ -12,16 +12,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.serving.validation import MAX_CLOCK_SKEW, PREDICTION_ID_PATTERN
+
 # Categories may be sent as strings, numbers or booleans: 21, "21" and 21.0 are one category.
 FeatureValue = bool | float | str | None
-PredictionId = (
-    Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")] | Annotated[int, Field(ge=0)]
-)
+PredictionId = Annotated[str, Field(pattern=PREDICTION_ID_PATTERN)] | Annotated[int, Field(ge=0)]
 EventTime = Annotated[
     datetime,
     Field(
-        description="ISO 8601 with a timezone; not in the future (5 minutes of clock skew allowed) "
-        "and not before the serving version was registered"
+        description="ISO 8601 with a timezone; not in the future (clocks may differ by "
+        f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes) and not before the serving version "
+        "was registered"
     ),
 ]
 

@@ -33,7 +33,8 @@ from mlops.storage import iso
 # the SQS message size limit whatever the client sends.
 MAX_CATEGORY_LENGTH = 256
 MAX_ID_LENGTH = 128
-PREDICTION_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:\-]{{0,{MAX_ID_LENGTH - 1}}}")
+PREDICTION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.:\-]{{0,{MAX_ID_LENGTH - 1}}}$"
+PREDICTION_ID = re.compile(PREDICTION_ID_PATTERN)
 # How far ahead of this function's clock a client's clock may run.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 _BATCH_KEYS = ("instances", "ids", "event_times")
@@ -269,10 +270,11 @@ def read_envelope(payload: Any, max_rows: int) -> Envelope:
                 "'features' must be an object",
                 [problem(0, "features", f"expected an object of feature values, got {_describe(row)}")],
             )
+        # null is the same as leaving the field out, as the OpenAPI document says.
         return Envelope(
             rows=[row],
-            ids=[payload["id"]] if "id" in payload else None,
-            event_times=[payload["event_time"]] if "event_time" in payload else None,
+            ids=None if payload.get("id") is None else [payload["id"]],
+            event_times=None if payload.get("event_time") is None else [payload["event_time"]],
             id_field="id",
             time_field="event_time",
         )
@@ -293,7 +295,7 @@ def read_envelope(payload: Any, max_rows: int) -> Envelope:
     found = []
     for key in ("ids", "event_times"):
         value = payload.get(key)
-        if key in payload and (not isinstance(value, list) or len(value) != len(rows)):
+        if value is not None and (not isinstance(value, list) or len(value) != len(rows)):
             what = f"{len(value)} item(s)" if isinstance(value, list) else _describe(value)
             found.append(
                 problem(None, key, f"expected an array of one item per row ({len(rows)}), got {what}")
