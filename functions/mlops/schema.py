@@ -1,6 +1,6 @@
 """The feature schema of a registered version: the API contract and the ONNX input encoding.
 
-The parity check and serving both turn rows into model inputs through `canonicalize_rows`
+The parity check and serving both turn rows into model inputs through `RowCanonicalizer`
 then `encode_rows`, so the export is proven on exactly the encoding that serving uses;
 training reduces values with the same `mlops.canonical` rules. A missing categorical value
 is the empty string (ONNX string tensors have no null); a missing numeric value is NaN.
