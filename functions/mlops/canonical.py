@@ -121,4 +121,5 @@ def canonical_boolean(value: Any) -> str | None:
             return TRUE
         if value == 0:
             return FALSE
-    raise ValueError(f"{value!r} is not a boolean; use {BOOLEAN_SPELLINGS}")
+    shown = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a long number"
+    raise ValueError(f"{shown[:40]} is not a boolean; use {BOOLEAN_SPELLINGS}")

@@ -309,6 +309,7 @@ BAD_IDS_AND_TIMES = [
     ("unsafe characters", {"instances": [ROW], "ids": ["a b/../c"]}, [(0, "ids", "A-Z a-z 0-9")]),
     ("too long", {"instances": [ROW], "ids": ["x" * 129]}, [(0, "ids", "1 to 128")]),
     ("not a string", {"instances": [ROW], "ids": [1.5]}, [(0, "ids", "got 1.5")]),
+    ("a huge integer", {"instances": [ROW], "ids": [10**200]}, [(0, "ids", "too long to show")]),
     ("one id per row", {"instances": [ROW, ROW], "ids": ["a"]}, [(None, "ids", "one item per row (2)")]),
     ("ids with one row", {"features": ROW, "ids": ["a"]}, [(None, "ids", "with 'features' send 'id'")]),
     (

@@ -62,6 +62,9 @@ def test_valid_rows_pass_including_nulls_and_unseen_categories():
         ({**GOOD, "is member": "maybe"}, "is member"),
         ({**GOOD, "is member": 2}, "is member"),
         ({**GOOD, "is member": [True]}, "is member"),
+        # Integers too long for a category, or for Python to print (past 4300 digits)
+        ({**GOOD, "plan": 10**300}, "plan"),
+        ({**GOOD, "is member": 10**5000}, "is member"),
         ({"age": 1, "income": 2, "is member": False}, "plan"),
         ({**GOOD, "extra": 1}, "extra"),
     ],
@@ -102,6 +105,7 @@ def test_the_fast_check_agrees_with_the_descriptive_one():
         "new",
         "yes",
         "1.0",
+        10**300,
         [],
         {},
     ]

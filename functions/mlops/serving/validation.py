@@ -37,6 +37,8 @@ PREDICTION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.:\-]{{0,{MAX_ID_LENGTH - 1}}}
 PREDICTION_ID = re.compile(PREDICTION_ID_PATTERN)
 # How far ahead of this function's clock a client's clock may run.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Integers beyond this many digits are no category or id (and Python will not print them).
+_LONGEST_INTEGER = 10**MAX_CATEGORY_LENGTH
 _BATCH_KEYS = ("instances", "ids", "event_times")
 _SINGLE_KEYS = ("features", "id", "event_time")
 # Bounds used when a feature declares none: every finite float passes, NaN and +-inf never do.
@@ -51,6 +53,8 @@ def problem(row: int | None, field: str | None, text: str) -> Problem:
 
 
 def _shown(value: Any, limit: int = 40) -> str:
+    if type(value) is int and not -(10**limit) < value < 10**limit:
+        return "a number too long to show"  # and too long for repr() past 4300 digits
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -134,7 +138,10 @@ class RowValidator:
                     # A number is a category in its canonical text (21.0 -> "21"); NaN and inf are not.
                     if v - v != 0:
                         return False
-                elif not (v is None or t is int or t is bool):
+                elif t is int:
+                    if not -_LONGEST_INTEGER < v < _LONGEST_INTEGER:
+                        return False
+                elif not (v is None or t is bool):
                     return False
             for name in boolean:
                 v = row[name]
@@ -165,9 +172,12 @@ class RowValidator:
                         found.append(problem(i, name, text))
             for name in self._categorical:
                 v = row.get(name)
-                if v is None or isinstance(v, (bool, int)):
+                if v is None or isinstance(v, bool):
                     continue
-                if isinstance(v, float):
+                if isinstance(v, int):
+                    if not -_LONGEST_INTEGER < v < _LONGEST_INTEGER:
+                        found.append(problem(i, name, f"category longer than {self._max_len} characters"))
+                elif isinstance(v, float):
                     if not math.isfinite(v):
                         found.append(problem(i, name, f"expected a category, got {v}"))
                 elif not isinstance(v, str):
@@ -346,7 +356,7 @@ def _id_problems(ids: list[Any], field: str) -> tuple[list[str], list[Problem]]:
     found: list[Problem] = []
     first_row: dict[str, int] = {}
     for i, raw in enumerate(ids):
-        if type(raw) is int and raw >= 0:
+        if type(raw) is int and 0 <= raw < 10**MAX_ID_LENGTH:
             text = str(raw)
         elif isinstance(raw, str) and PREDICTION_ID.fullmatch(raw):
             text = raw
