@@ -23,7 +23,7 @@ from mlops.errors import DataError, ExportError, IntegrityError
 from mlops.onnx_export import ParityReport, check_parity, export_onnx
 from mlops.registry import Registry, VersionRecord, VersionStatus
 from mlops.storage import get_bytes, iso, object_exists, put_bytes, sha256_hex
-from mlops.training import TrainingResult, frame_rows, rows_frame
+from mlops.training import TrainingResult, frame_rows, read_csv_text, rows_frame
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def load_training_data(s3: Any, data: TrainingData) -> pd.DataFrame:
     body = get_bytes(s3, bucket, key)
     if sha256_hex(body) != data.sha256:
         raise IntegrityError(f"{data.uri}: sha256 does not match the recorded {data.sha256[:12]}...")
-    return pd.read_csv(io.BytesIO(gzip.decompress(body)), keep_default_na=True)
+    # Read as the training file was: text, so categories come back exactly as they were written.
+    return read_csv_text(io.StringIO(gzip.decompress(body).decode("utf-8")))
 
 
 def code_version() -> str | None:

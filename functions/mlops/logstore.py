@@ -43,6 +43,7 @@ class PredictionRecord(BaseModel):
 
     prediction_id: str
     request_id: str
+    # When the event happened: the client's event time, else when it was served.
     timestamp: str
     model_name: str
     model_version: int
@@ -50,6 +51,8 @@ class PredictionRecord(BaseModel):
     probability: float
     label: int
     unseen_categories: list[str] = Field(default_factory=list)
+    # When it was served (absent in logs written before event times existed).
+    received_at: str | None = None
 
 
 class FeedbackRecord(BaseModel):

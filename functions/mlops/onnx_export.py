@@ -9,8 +9,8 @@ export reproduces sklearn to rounding error. Two gaps are closed or reported:
 - Tree ensembles have no float64 kernels in onnxruntime: for them numeric inputs are
   float32, which is what sklearn's trees use internally anyway.
 
-The parity check runs the export through `mlops.schema.encode_rows`, the same
-encoding serving uses, on the test set plus generated edge rows.
+The parity check runs the export through `mlops.schema.canonicalize_rows` and
+`encode_rows`, the same encoding serving uses, on the test set plus generated edge rows.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 
 from mlops.errors import ExportError
 from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
-from mlops.schema import FeatureSchema, encode_rows
+from mlops.schema import FeatureSchema, canonicalize_rows, encode_rows
 from mlops.spec import EstimatorKind, FeatureKind
 
 PARITY_TOLERANCE = 1e-6
@@ -115,16 +115,18 @@ def edge_rows(schema: FeatureSchema) -> list[dict[str, Any]]:
     """Rows that break naive exports: all missing, unseen categories, extreme and boundary numbers."""
     numeric = [f for f in schema.features if f.kind is FeatureKind.NUMERIC]
     categorical = [f for f in schema.features if f.kind is FeatureKind.CATEGORICAL]
+    boolean = [f for f in schema.features if f.kind is FeatureKind.BOOLEAN]
 
     def first_category(f: Any) -> str:
         return f.categories[0] if f.categories else "a"
 
-    base = {f.name: 0.0 for f in numeric} | {f.name: first_category(f) for f in categorical}
+    base = {f.name: 0.0 for f in numeric} | {f.name: first_category(f) for f in [*categorical, *boolean]}
     rows: list[dict[str, Any]] = [
         dict.fromkeys(schema.names),
         base | {f.name: "never-seen-before" for f in categorical},
-        base | {f.name: "" for f in categorical},
+        base | {f.name: None for f in [*categorical, *boolean]},
     ]
+    rows.extend(base | {f.name: value} for f in boolean for value in ("false", "true"))
     for value in (1e9, -1e9, 1e-9, 123456.789):
         rows.append(base | {f.name: value for f in numeric})
     for f in numeric:
@@ -150,7 +152,8 @@ def check_parity(
     (the training module owns that conversion).
     """
     extra = edge_rows(schema)
-    rows = [*test_rows, *extra]
+    rows = [dict(r) for r in (*test_rows, *extra)]
+    canonicalize_rows(rows, schema)
     session = load_session(onnx_bytes)
     feeds = encode_rows(rows, schema, session_numeric_dtype(session))
     onnx_p = predict_proba_onnx(session, feeds)

@@ -1,9 +1,10 @@
 """The feature schema of a registered version: the API contract and the ONNX input encoding.
 
-Training, the parity check and serving all turn rows into model inputs through
-`encode_rows`, so the export is proven on exactly the encoding that serving uses.
-A missing categorical value is the empty string (ONNX string tensors have no null);
-a missing numeric value is NaN. Numpy only: the serving function imports this.
+The parity check and serving both turn rows into model inputs through `RowCanonicalizer`
+then `encode_rows`, so the export is proven on exactly the encoding that serving uses;
+training reduces values with the same `mlops.canonical` rules. A missing categorical value
+is the empty string (ONNX string tensors have no null); a missing numeric value is NaN.
+Numpy only: the serving function imports this.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.profile import MISSING_CATEGORY, is_missing_category
+from mlops.canonical import BOOLEAN_CATEGORIES, canonical_boolean, canonical_category
+from mlops.profile import MISSING_CATEGORY
 from mlops.spec import FeatureKind, ModelSpec
 
 
@@ -37,6 +39,8 @@ class FeatureSchema(BaseModel):
     features: list[FeatureField]
     target: str
     id_column: str | None = None
+    # The canonical target value of the positive class; None: the target was 0/1.
+    positive_label: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -64,28 +68,79 @@ class FeatureSchema(BaseModel):
 
 
 def schema_from_spec(spec: ModelSpec, seen_categories: Mapping[str, Sequence[str]]) -> FeatureSchema:
+    """The served schema. A categorical feature whose every category is true/false is served
+    as a boolean one, so clients may send JSON booleans and "yes"/"no" for it."""
     fields = []
     for f in spec.features:
         cats = None
-        if f.kind is FeatureKind.CATEGORICAL:
+        kind = f.kind
+        if f.kind is not FeatureKind.NUMERIC:
             cats = sorted(set(f.categories or []) | set(seen_categories.get(f.name, [])))
+            if cats and set(cats) <= set(BOOLEAN_CATEGORIES):
+                kind = FeatureKind.BOOLEAN
         fields.append(
             FeatureField(
                 name=f.name,
-                kind=f.kind,
+                kind=kind,
                 description=f.description,
                 min=f.min,
                 max=f.max,
                 categories=cats,
             )
         )
-    return FeatureSchema(model_name=spec.name, features=fields, target=spec.target, id_column=spec.id_column)
+    return FeatureSchema(
+        model_name=spec.name,
+        features=fields,
+        target=spec.target,
+        id_column=spec.id_column,
+        positive_label=spec.positive_class,
+    )
+
+
+_TRUE_FALSE = frozenset(BOOLEAN_CATEGORIES)
+_NUMBER_START = frozenset("-0123456789")
+
+
+class RowCanonicalizer:
+    """Rewrites the category and boolean values of validated rows in their canonical form, in place.
+
+    Missing values become None. What is logged, encoded and compared with the training
+    categories is then one text per value, whichever JSON type the client used. Built once
+    per schema: serving keeps one per model version.
+    """
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.categorical = tuple(f.name for f in schema.features if f.kind is FeatureKind.CATEGORICAL)
+        self.boolean = tuple(f.name for f in schema.features if f.kind is FeatureKind.BOOLEAN)
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> None:
+        categorical, boolean = self.categorical, self.boolean
+        for row in rows:
+            for name in categorical:
+                v = row[name]
+                # Most values are already canonical text: a non-empty string that starts with
+                # neither a digit nor a minus sign and is not a spelling of true/false.
+                if (
+                    type(v) is str
+                    and v
+                    and v[0] not in _NUMBER_START
+                    and (len(v) not in (4, 5) or v.lower() not in _TRUE_FALSE)
+                ):
+                    continue
+                row[name] = canonical_category(v)
+            for name in boolean:
+                row[name] = canonical_boolean(row[name])
+
+
+def canonicalize_rows(rows: Sequence[dict[str, Any]], schema: FeatureSchema) -> None:
+    """`RowCanonicalizer` for a one-off use (the parity check)."""
+    RowCanonicalizer(schema)(rows)
 
 
 def encode_rows(
     rows: Sequence[Mapping[str, Any]], schema: FeatureSchema, numeric_dtype: type[np.floating[Any]]
 ) -> dict[str, np.ndarray]:
-    """Turn validated rows into one ``(n, 1)`` ONNX input per feature."""
+    """Turn validated, canonical rows (`canonicalize_rows`) into one ``(n, 1)`` ONNX input per feature."""
     n = len(rows)
     feeds: dict[str, np.ndarray] = {}
     for f in schema.features:
@@ -98,6 +153,6 @@ def encode_rows(
             )
             feeds[name] = col.astype(numeric_dtype, copy=False).reshape(n, 1)
         else:
-            values = [MISSING_CATEGORY if is_missing_category(v := r.get(name)) else str(v) for r in rows]
+            values = [MISSING_CATEGORY if (v := r.get(name)) is None else v for r in rows]
             feeds[name] = np.array(values, dtype=object).reshape(n, 1)
     return feeds

@@ -7,16 +7,55 @@ thresholds used by training, serving, monitoring, alarms and the CDK stack alike
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from mlops.canonical import canonical_category
 from mlops.errors import SpecError
 
+# The model name becomes part of AWS resource names, hence the narrow alphabet.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
+_MODEL_NAME = re.compile(NAME_PATTERN)
+MAX_COLUMN_NAME_LENGTH = 128
+
+
+def _model_name(name: str) -> str:
+    if not _MODEL_NAME.fullmatch(name):
+        raise ValueError(
+            "must start with a letter and hold only letters, digits, '_' and '-' (at most 63 characters)"
+        )
+    return name
+
+
+def _column_name(name: str) -> str:
+    """Column names are kept as given; only what no consumer of them can carry is refused."""
+    if not name.strip():
+        raise ValueError("a column name needs at least one visible character")
+    if len(name) > MAX_COLUMN_NAME_LENGTH:
+        raise ValueError(f"longer than {MAX_COLUMN_NAME_LENGTH} characters")
+    odd = sorted({c for c in name if not " " <= c <= "~"})
+    if odd:
+        # Feature names are CloudWatch dimension values, which must be printable ASCII.
+        shown = ", ".join(repr(c) for c in odd[:5])
+        raise ValueError(f"has {shown}: use printable ASCII (letters, digits, spaces, punctuation)")
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+ColumnName = Annotated[str, AfterValidator(_column_name)]
 
 
 class Task(StrEnum):
@@ -27,6 +66,8 @@ class Task(StrEnum):
 class FeatureKind(StrEnum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
+    # Served and stored as the categories "false"/"true" (see mlops.canonical).
+    BOOLEAN = "boolean"
 
 
 class EstimatorKind(StrEnum):
@@ -45,22 +86,40 @@ class PrimaryMetric(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: "0.05" is not a float and 1.0 is not an int; a spec says what it means.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Feature(_Strict):
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    kind: FeatureKind
+    name: ColumnName
+    kind: Annotated[FeatureKind, Field(strict=False)]
     description: str = ""
     min: float | None = None
     max: float | None = None
     categories: list[str] | None = None
 
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _canonical_categories(cls, value: Any) -> Any:
+        # The categories are stored in the canonical form serving compares against: 21 -> "21".
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, (str, int, float, bool)):
+                text = canonical_category(item)
+                if text is None:
+                    raise ValueError("a category cannot be empty")
+                out.append(text)
+            else:
+                out.append(item)
+        return out
+
     @model_validator(mode="after")
     def _check_kind_fields(self) -> Feature:
-        if self.kind is FeatureKind.NUMERIC and self.categories is not None:
+        if self.kind is not FeatureKind.CATEGORICAL and self.categories is not None:
             raise ValueError("'categories' is only allowed on categorical features")
-        if self.kind is FeatureKind.CATEGORICAL and (self.min is not None or self.max is not None):
+        if self.kind is not FeatureKind.NUMERIC and (self.min is not None or self.max is not None):
             raise ValueError("'min'/'max' are only allowed on numeric features")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
@@ -70,7 +129,7 @@ class Feature(_Strict):
 
 
 class Estimator(_Strict):
-    kind: EstimatorKind = EstimatorKind.LOGISTIC_REGRESSION
+    kind: Annotated[EstimatorKind, Field(strict=False)] = EstimatorKind.LOGISTIC_REGRESSION
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -117,12 +176,14 @@ class Retraining(_Strict):
 
 
 class ModelSpec(_Strict):
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    task: Task = Task.BINARY_CLASSIFICATION
-    target: str
-    id_column: str | None = None
-    positive_label: int = 1
-    primary_metric: PrimaryMetric = PrimaryMetric.ROC_AUC
+    name: ModelName
+    task: Annotated[Task, Field(strict=False)] = Task.BINARY_CLASSIFICATION
+    target: ColumnName
+    id_column: ColumnName | None = None
+    # The target value that is the positive class ("malignant", "yes", 1); without it the
+    # target must be 0/1 (or true/false) and 1 is positive. Compared in canonical form.
+    positive_label: str | int | bool | None = None
+    primary_metric: Annotated[PrimaryMetric, Field(strict=False)] = PrimaryMetric.ROC_AUC
     features: Annotated[list[Feature], Field(min_length=1)]
     sensitive_attributes: list[str] = Field(default_factory=list)
     training_data: str | None = None
@@ -141,6 +202,18 @@ class ModelSpec(_Strict):
             raise ValueError(f"target '{self.target}' is also listed as a feature")
         if self.id_column is not None and self.id_column in names:
             raise ValueError(f"id_column '{self.id_column}' is also listed as a feature")
+        columns = [*names, self.target, *([self.id_column] if self.id_column else [])]
+        by_case: dict[str, set[str]] = {}
+        for c in columns:
+            by_case.setdefault(c.lower(), set()).add(c)
+        clashes = sorted(
+            ", ".join(f"'{n}'" for n in sorted(group)) for group in by_case.values() if len(group) > 1
+        )
+        if clashes:
+            # The prediction log's Athena table matches JSON keys without regard to case.
+            raise ValueError(f"column names that differ only in case: {'; '.join(clashes)}")
+        if self.positive_label is not None and canonical_category(self.positive_label) is None:
+            raise ValueError("positive_label cannot be empty")
         unknown = [a for a in self.sensitive_attributes if a not in names]
         if unknown:
             raise ValueError(f"sensitive_attributes not among features: {', '.join(unknown)}")
@@ -156,7 +229,17 @@ class ModelSpec(_Strict):
 
     @property
     def categorical_features(self) -> list[str]:
-        return [f.name for f in self.features if f.kind is FeatureKind.CATEGORICAL]
+        """Features the model sees as categories: categorical and boolean ones."""
+        return [f.name for f in self.features if f.kind is not FeatureKind.NUMERIC]
+
+    @property
+    def boolean_features(self) -> list[str]:
+        return [f.name for f in self.features if f.kind is FeatureKind.BOOLEAN]
+
+    @property
+    def positive_class(self) -> str | None:
+        """The canonical text of `positive_label`, or None when the target is 0/1."""
+        return None if self.positive_label is None else canonical_category(self.positive_label)
 
     def feature(self, name: str) -> Feature:
         for f in self.features:
@@ -168,20 +251,42 @@ class ModelSpec(_Strict):
         return self.model_dump_json(indent=2)
 
 
-def _format_validation_error(source: str, err: ValidationError) -> str:
+def _where(loc: tuple[Any, ...], data: Any) -> str:
+    """Where an error is, naming a feature by its name rather than its index when it has one."""
+    parts = [str(p) for p in loc]
+    if len(loc) >= 2 and loc[0] == "features" and isinstance(loc[1], int):
+        features = data.get("features") if isinstance(data, dict) else None
+        item = features[loc[1]] if isinstance(features, list) and loc[1] < len(features) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        head = f"feature {name!r}" if isinstance(name, str) else f"features[{loc[1]}]"
+        return " ".join([head, ".".join(parts[2:])]).strip()
+    if len(loc) == 1 and loc[0] in ("target", "id_column") and isinstance(data, dict):
+        value = data.get(loc[0])
+        if isinstance(value, str):
+            return f"{loc[0]} {value!r}"
+    return ".".join(parts) or "(top level)"
+
+
+def _format_validation_error(source: str, err: ValidationError, data: Any) -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{loc}: {e['msg']}")
-    return f"{source}: " + "; ".join(parts)
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            message = "required"
+        elif e["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif e["type"] in ("float_type", "int_type", "bool_type") and isinstance(e.get("input"), str):
+            message += f" (got the string {e['input']!r}; write the value without quotes)"
+        parts.append(f"{_where(e['loc'], data)}: {message}")
+    return f"{source}: " + "; ".join(dict.fromkeys(parts))
 
 
 def parse_spec(data: dict[str, Any], source: str = "spec") -> ModelSpec:
-    """Validate a spec mapping; errors name the key and the problem."""
+    """Validate a spec mapping; errors name the key (a feature by its name) and the problem."""
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_format_validation_error(source, err)) from None
+        raise SpecError(_format_validation_error(source, err, data)) from None
 
 
 def load_spec(path: str | Path) -> ModelSpec:

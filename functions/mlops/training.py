@@ -6,10 +6,13 @@ never re-implements preprocessing: it runs this pipeline's ONNX export.
 
 from __future__ import annotations
 
+import csv
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlops.canonical import FALSE, TRUE, canonical_boolean, canonical_category
 from mlops.errors import DataError, SpecError
 from mlops.evaluation import classification_metrics, group_metrics
 from mlops.profile import (
@@ -36,51 +40,151 @@ from mlops.spec import EstimatorKind, ModelSpec
 
 MIN_CLASS_EXAMPLES = 10
 MISSING_FILL = "__missing__"
+# Delimiters a CSV file is tried with, comma first; the first consistent one wins.
+CSV_DELIMITERS = (",", ";", "\t", "|")
+_SNIFF_BYTES = 64 * 1024
+_SNIFF_LINES = 50
+# How a missing number may be written in a file; a missing category is only an empty field.
+NUMERIC_MISSING = frozenset(
+    {"", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "#N/A", "<NA>"}
+)
+_COMMA_NUMBER = re.compile(r"\s*-?[0-9][0-9.]*,[0-9]+\s*")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+log = logging.getLogger(__name__)
+
+
+def _field_counts(lines: Sequence[str], delimiter: str) -> list[int]:
+    return [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+
+
+def sniff_delimiter(head: str) -> str | None:
+    """The delimiter that splits every complete line of `head` into the same number (>1) of fields."""
+    lines = head.splitlines()[:_SNIFF_LINES]
+    if len(head) >= _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    lines = [line for line in lines if line.strip()]
+    for delimiter in CSV_DELIMITERS:
+        counts = _field_counts(lines, delimiter)
+        if counts and counts[0] > 1 and all(c == counts[0] for c in counts):
+            return delimiter
+    return None
+
+
+def read_csv_text(source: str | Path | IO[str], delimiter: str = ",") -> pd.DataFrame:
+    """Every column as the text written in the file; only an empty field is missing.
+
+    Numbers are parsed per feature kind later (`feature_frame`), so a category is never
+    turned into a float by a blank elsewhere in its column, and "NA" stays a category.
+    """
+    return pd.read_csv(source, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""])
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file, with a one-line error for anything unreadable."""
+    """Read a CSV or Parquet file, with a one-line error for anything unreadable.
+
+    A CSV file whose delimiter is not a comma (semicolon, tab, pipe) is detected and read
+    with it; a warning says so. The delimiter used is in ``frame.attrs["csv_delimiter"]``.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
     suffix = p.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(p, keep_default_na=True)
+            with p.open(encoding="utf-8", newline="") as fh:
+                head = fh.read(_SNIFF_BYTES)
+            delimiter = sniff_delimiter(head) or ","
+            if delimiter != ",":
+                log.warning(
+                    "%s: read with the %s delimiter %r (detected: commas do not split its lines evenly)",
+                    p,
+                    _DELIMITER_NAMES[delimiter],
+                    delimiter,
+                )
+            frame = read_csv_text(p, delimiter)
+            frame.attrs["csv_delimiter"] = delimiter
+            return frame
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
     except Exception as err:
         raise DataError(f"{p}: cannot read {suffix.lstrip('.')} file: {err}") from None
     raise DataError(f"{p}: unsupported data format '{suffix}' (use .csv or .parquet)")
 
 
+def _missing_columns_message(missing: Sequence[str], data: pd.DataFrame, what: str) -> str:
+    text = f"data {what} {', '.join(repr(c) for c in missing)}"
+    columns = [str(c) for c in data.columns]
+    hints = []
+    if len(columns) == 1 and any(d in columns[0] for d in CSV_DELIMITERS[1:]):
+        hints.append(
+            f"the data has one column named {columns[0][:80]!r}: is the file delimited by ';' or tabs?"
+        )
+    for name in missing:
+        close = [c for c in columns if c != name and c.strip().lower() == name.strip().lower()]
+        if close:
+            hints.append(f"{name!r} is spelled {close[0]!r} in the data (names are used as given)")
+    return text + ("; " + "; ".join(hints) if hints else "")
+
+
+def _non_numeric_message(name: str, example: Any) -> str:
+    text = f"numeric feature {name!r} has non-numeric values, e.g. {example!r}"
+    if isinstance(example, str) and _COMMA_NUMBER.fullmatch(example):
+        return (
+            f"{text}: a comma inside a number (a decimal comma or a thousands separator); "
+            "write numbers with a '.' decimal point and no thousands separator (1234.5), "
+            "e.g. export the file again with '.' as the decimal separator"
+        )
+    if isinstance(example, str) and canonical_category(example) in (TRUE, FALSE):
+        return f'{text}: declare it kind = "boolean"'
+    return text
+
+
+def _numeric_column(name: str, raw: pd.Series) -> np.ndarray:
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+        text = raw.astype("object").map(lambda v: v.strip() if isinstance(v, str) else v)
+        raw = raw.astype("object").mask(text.isin(NUMERIC_MISSING))
+    coerced = pd.to_numeric(raw, errors="coerce").astype("float64")
+    bad = coerced.isna() & raw.notna()
+    if bad.any():
+        raise DataError(_non_numeric_message(name, raw[bad].iloc[0]))
+    infinite = np.isinf(coerced.to_numpy())
+    if infinite.any():
+        raise DataError(f"numeric feature {name!r} has infinite values, e.g. {raw[infinite].iloc[0]!r}")
+    return coerced.to_numpy()
+
+
+def _category_column(name: str, values: np.ndarray, boolean: bool) -> np.ndarray:
+    reduce = canonical_boolean if boolean else canonical_category
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        try:
+            text = reduce(v)
+        except ValueError as err:
+            kind = "boolean" if boolean else "categorical"
+            raise DataError(f"{kind} feature {name!r}, row {i}: {err}") from None
+        out[i] = MISSING_CATEGORY if text is None else text
+    return out
+
+
 def feature_frame(data: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """Features in the canonical encoding the pipeline is fitted on.
 
-    Numeric columns become float64 (NaN = missing); categorical columns become strings
-    with "" for missing, matching what `mlops.schema.encode_rows` feeds the ONNX model.
+    Numeric columns become float64 (NaN = missing). Categorical and boolean columns become
+    their canonical text (`mlops.canonical`) with "" for missing, exactly what serving
+    makes of the same values before `mlops.schema.encode_rows` feeds the ONNX model.
     """
     missing = [c for c in spec.feature_names if c not in data.columns]
     if missing:
-        raise DataError(f"data is missing feature column(s): {', '.join(missing)}")
+        raise DataError(_missing_columns_message(missing, data, "is missing feature column(s):"))
     out = {}
     for name in spec.numeric_features:
-        raw = data[name]
-        coerced = pd.to_numeric(raw, errors="coerce").astype("float64")
-        bad = coerced.isna() & raw.notna()
-        if bad.any():
-            example = raw[bad].iloc[0]
-            raise DataError(f"numeric feature '{name}' has non-numeric values, e.g. {example!r}")
-        out[name] = coerced.to_numpy()
+        out[name] = _numeric_column(name, data[name])
+    booleans = set(spec.boolean_features)
     for name in spec.categorical_features:
-        values = data[name].astype("object").to_numpy()
-        out[name] = np.array(
-            [
-                MISSING_CATEGORY if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
-                for v in values
-            ],
-            dtype=object,
-        )
+        out[name] = _category_column(name, data[name].astype("object").to_numpy(), name in booleans)
     return pd.DataFrame(out, index=data.index)[spec.feature_names]
 
 
@@ -98,18 +202,71 @@ def frame_rows(features: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if v == MISSING_CATEGORY else v) for k, v in r.items()} for r in records]
 
 
-def labels(data: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+def _target_text(data: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
     if spec.target not in data.columns:
-        raise DataError(f"data has no target column '{spec.target}'")
-    target = data[spec.target]
-    if target.isna().any():
-        raise DataError(f"target '{spec.target}' has {int(target.isna().sum())} missing value(s)")
-    values = set(pd.unique(target).tolist())
-    allowed = {0, 1}
-    if not values <= allowed:
-        bad = sorted(map(str, values - allowed))[:5]
-        raise DataError(f"target '{spec.target}' must be 0/1, found {', '.join(bad)}")
-    y = (target.astype(int) == spec.positive_label).astype(int).to_numpy()
+        raise DataError(_missing_columns_message([spec.target], data, "has no target column"))
+    values = data[spec.target].astype("object").to_numpy()
+    try:
+        text = np.array([canonical_category(v) for v in values], dtype=object)
+    except ValueError as err:
+        raise DataError(f"target {spec.target!r}: {err}") from None
+    missing = int(sum(t is None for t in text))
+    if missing:
+        raise DataError(f"target {spec.target!r} has {missing} missing value(s)")
+    return text
+
+
+def _value_counts(text: np.ndarray, limit: int = 10) -> str:
+    counts = pd.Series(text).value_counts()
+    shown = ", ".join(f"{v!r} ({n})" for v, n in counts.iloc[:limit].items())
+    more = f" and {len(counts) - limit} more" if len(counts) > limit else ""
+    return f"{len(counts)} distinct: {shown}{more}"
+
+
+def _classes(text: np.ndarray, spec: ModelSpec) -> tuple[str | None, str]:
+    values = set(text.tolist())
+    positive = spec.positive_class
+    if positive is None:
+        for negative, positive in (("0", "1"), (FALSE, TRUE)):
+            if values <= {negative, positive}:
+                return negative, positive
+        raise DataError(
+            f"target {spec.target!r} must be 0/1 (or true/false) unless the spec names its positive "
+            f"class, e.g. positive_label = {sorted(values)[-1]!r}; found {_value_counts(text)}"
+        )
+    if positive not in values:
+        raise DataError(
+            f"positive_label {spec.positive_label!r} is not a value of target {spec.target!r}; "
+            f"found {_value_counts(text)}"
+        )
+    others = sorted(values - {positive})
+    if len(others) > 1:
+        raise DataError(
+            f"target {spec.target!r} must hold two values (binary classification); "
+            f"found {_value_counts(text)}"
+        )
+    return (others[0] if others else None), positive
+
+
+def target_classes(data: pd.DataFrame, spec: ModelSpec) -> tuple[str | None, str]:
+    """The canonical (negative, positive) target values of `data`; negative is None if absent.
+
+    Without `positive_label` the target must be 0/1 or true/false (1 and true positive). With
+    it, the target must hold two values, one of them the positive label. Errors list the values.
+    """
+    return _classes(_target_text(data, spec), spec)
+
+
+def binary_target(data: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """The target as 0/1, 1 for the positive class (see `target_classes`)."""
+    text = _target_text(data, spec)
+    _, positive = _classes(text, spec)
+    return (text == positive).astype(int)
+
+
+def labels(data: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """The target as 0/1, refusing a class with too few examples to train and evaluate on."""
+    y = binary_target(data, spec)
     for cls in (0, 1):
         count = int((y == cls).sum())
         if count == 0:

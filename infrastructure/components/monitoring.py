@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
@@ -26,9 +28,22 @@ HIVE_TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 PROJECTION_START = "2024-01-01"
 
 
+def hive_field_name(name: str) -> str:
+    """A struct field name as Hive reads it: plain names as they are, others in backticks."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return name
+    return "`" + name.replace("`", "``") + "`"
+
+
 def features_type(spec: ModelSpec) -> str:
-    """The Hive struct of a logged feature row, typed from the spec (the one feature schema)."""
-    fields = [f"{f.name}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}" for f in spec.features]
+    """The Hive struct of a logged feature row, typed from the spec (the one feature schema).
+
+    Booleans are logged as the categories "true"/"false", hence string.
+    """
+    fields = [
+        f"{hive_field_name(f.name)}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}"
+        for f in spec.features
+    ]
     return f"struct<{','.join(fields)}>"
 
 
@@ -143,9 +158,12 @@ class Monitoring(Construct):
                     columns=[
                         _column("prediction_id", "string"),
                         _column("request_id", "string"),
-                        _column("timestamp", "string", "ISO 8601, UTC"),
+                        _column(
+                            "timestamp", "string", "event time (the client's, else when served), ISO 8601 UTC"
+                        ),
+                        _column("received_at", "string", "when it was served, ISO 8601 UTC"),
                         _column("model_name", "string"),
-                        _column("features", features_type(config.spec), "the request row, as served"),
+                        _column("features", features_type(config.spec), "the request row, canonical form"),
                         _column("probability", "double"),
                         _column("label", "int"),
                         _column("unseen_categories", "array<string>"),

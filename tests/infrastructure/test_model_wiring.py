@@ -176,6 +176,7 @@ def test_athena_can_query_the_prediction_logs_through_partition_projection(synth
     for f in spec.features:
         kind = "double" if f.kind is FeatureKind.NUMERIC else "string"
         assert f"{f.name}:{kind}" in features
+    assert {"timestamp", "received_at"} <= {c["Name"] for c in predictions["StorageDescriptor"]["Columns"]}
     assert "feedback" in tables
     synth.template.has_resource_properties(
         "AWS::Athena::WorkGroup",
@@ -209,3 +210,24 @@ def test_stack_refuses_a_function_setting_it_cannot_supply() -> None:
 
 def test_spec_file_default_is_the_demo(synth: Synthesised) -> None:
     assert synth.stack.config.spec_path == Path(ROOT / DEFAULT_SPEC)
+
+
+def test_feature_names_as_given_are_quoted_in_the_log_table_type() -> None:
+    from mlops.spec import parse_spec
+
+    from infrastructure.components.monitoring import features_type
+
+    spec = parse_spec(
+        {
+            "name": "m",
+            "target": "y",
+            "features": [
+                {"name": "age", "kind": "numeric"},
+                {"name": "Age (years)", "kind": "numeric"},
+                {"name": "odd`name", "kind": "categorical"},
+                {"name": "member", "kind": "boolean"},
+            ],
+        }
+    )
+
+    assert features_type(spec) == "struct<age:double,`Age (years)`:double,`odd``name`:string,member:string>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlops.errors import ValidationFailed
 from mlops.schema import FeatureField, FeatureSchema
-from mlops.serving.validation import RowValidator, rows_of_request
+from mlops.serving.validation import RowValidator, read_envelope
 from mlops.spec import FeatureKind
 
 SCHEMA = FeatureSchema(
@@ -15,9 +15,10 @@ SCHEMA = FeatureSchema(
         FeatureField(name="age", kind=FeatureKind.NUMERIC, min=0, max=120),
         FeatureField(name="income", kind=FeatureKind.NUMERIC),
         FeatureField(name="plan", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
+        FeatureField(name="is member", kind=FeatureKind.BOOLEAN, categories=["false", "true"]),
     ],
 )
-GOOD = {"age": 30, "income": 1234.5, "plan": "a"}
+GOOD = {"age": 30, "income": 1234.5, "plan": "a", "is member": True}
 
 
 def problems_of(rows):
@@ -29,7 +30,15 @@ def problems_of(rows):
 
 def test_valid_rows_pass_including_nulls_and_unseen_categories():
     RowValidator(SCHEMA).validate(
-        [GOOD, {"age": None, "income": None, "plan": None}, {**GOOD, "plan": "new"}]
+        [
+            GOOD,
+            {"age": None, "income": None, "plan": None, "is member": None},
+            {**GOOD, "plan": "new"},
+            # Numbers and booleans are categories in their canonical text; booleans have spellings.
+            {**GOOD, "plan": 21, "is member": "yes"},
+            {**GOOD, "plan": 21.0, "is member": 0},
+            {**GOOD, "plan": True, "is member": "FALSE"},
+        ]
     )
 
 
@@ -45,10 +54,18 @@ def test_valid_rows_pass_including_nulls_and_unseen_categories():
         ({**GOOD, "income": float("inf")}, "income"),
         ({**GOOD, "income": float("-inf")}, "income"),
         ({**GOOD, "income": [1]}, "income"),
-        ({**GOOD, "plan": 1}, "plan"),
-        ({**GOOD, "plan": True}, "plan"),
+        ({**GOOD, "plan": [1]}, "plan"),
+        ({**GOOD, "plan": {"a": 1}}, "plan"),
+        ({**GOOD, "plan": float("nan")}, "plan"),
+        ({**GOOD, "plan": float("inf")}, "plan"),
         ({**GOOD, "plan": "x" * 257}, "plan"),
-        ({"age": 1, "income": 2}, "plan"),
+        ({**GOOD, "is member": "maybe"}, "is member"),
+        ({**GOOD, "is member": 2}, "is member"),
+        ({**GOOD, "is member": [True]}, "is member"),
+        # Integers too long for a category, or for Python to print (past 4300 digits)
+        ({**GOOD, "plan": 10**300}, "plan"),
+        ({**GOOD, "is member": 10**5000}, "is member"),
+        ({"age": 1, "income": 2, "is member": False}, "plan"),
         ({**GOOD, "extra": 1}, "extra"),
     ],
 )
@@ -57,7 +74,12 @@ def test_each_kind_of_bad_value_is_named(row, field):
 
 
 def test_every_problem_of_every_row_is_listed_in_order():
-    rows = [{"age": "x", "plan": 2, "zzz": 1}, GOOD, "not a row", {**GOOD, "income": float("nan")}]
+    rows = [
+        {"age": "x", "plan": [2], "is member": True, "zzz": 1},
+        GOOD,
+        "not a row",
+        {**GOOD, "income": float("nan")},
+    ]
     assert problems_of(rows) == [(0, "income"), (0, "age"), (0, "plan"), (0, "zzz"), (2, None), (3, "income")]
 
 
@@ -67,8 +89,27 @@ def test_declared_bounds_are_inclusive():
 
 def test_the_fast_check_agrees_with_the_descriptive_one():
     validator = RowValidator(SCHEMA)
-    candidates = [None, True, 0, -1, 1.5, 121, float("nan"), "a", "", "new", [], {}]
-    for field in ("age", "income", "plan"):
+    candidates = [
+        None,
+        True,
+        0,
+        -1,
+        1,
+        2,
+        1.5,
+        121,
+        float("nan"),
+        float("inf"),
+        "a",
+        "",
+        "new",
+        "yes",
+        "1.0",
+        10**300,
+        [],
+        {},
+    ]
+    for field in ("age", "income", "plan", "is member"):
         for value in candidates:
             row = {**GOOD, field: value}
             assert validator._all_valid([row]) == (validator.problems([row]) == []), (field, value)
@@ -89,12 +130,12 @@ def test_the_fast_check_agrees_with_the_descriptive_one():
 )
 def test_malformed_envelopes(payload, status, where):
     with pytest.raises(ValidationFailed) as err:
-        rows_of_request(payload, max_rows=3)
+        read_envelope(payload, max_rows=3)
     assert err.value.status == status
     assert [(p["row"], p["field"]) for p in err.value.problems] == where
 
 
 def test_envelopes_give_rows_in_order():
-    assert rows_of_request({"features": GOOD}, 3) == [GOOD]
+    assert read_envelope({"features": GOOD}, 3).rows == [GOOD]
     rows = [GOOD, {**GOOD, "age": 1}, {**GOOD, "age": 2}]
-    assert rows_of_request({"instances": rows}, 3) == rows
+    assert read_envelope({"instances": rows}, 3).rows == rows

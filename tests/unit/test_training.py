@@ -66,7 +66,7 @@ def test_group_metrics_per_sensitive_attribute(trained):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.drop(columns=["contract"]), "missing feature column(s): contract"),
+        (lambda d: d.drop(columns=["contract"]), "missing feature column(s): 'contract'"),
         (lambda d: d.drop(columns=["churned"]), "no target column 'churned'"),
         (lambda d: d.head(50), "at least 200 are needed"),
         (lambda d: d.assign(churned=0), "no examples of class 1"),

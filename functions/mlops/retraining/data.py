@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 from mlops.logstore import iter_feedback, iter_predictions, latest_labels, model_versions_logged
 from mlops.retraining.gate import LabelledRows
 from mlops.spec import ModelSpec
-from mlops.training import feature_frame, frame_rows, labels
+from mlops.training import binary_target, feature_frame, frame_rows, labels, target_classes
 
 HOLDOUT_SHARE = 0.3
 TIMESTAMP = "_logged_at"
@@ -68,12 +68,22 @@ class TrainingSet:
 def _labelled(frame: pd.DataFrame, spec: ModelSpec) -> LabelledRows:
     if frame.empty:
         return LabelledRows(rows=[], labels=np.zeros(0, dtype=int))
-    y = frame[spec.target].astype(int).to_numpy()
-    return LabelledRows(rows=frame_rows(feature_frame(frame, spec)), labels=y)
+    return LabelledRows(rows=frame_rows(feature_frame(frame, spec)), labels=binary_target(frame, spec))
+
+
+def _in_target_values(production: pd.DataFrame, original: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Production labels (feedback: 1 = positive) written as the original target's values."""
+    negative, positive = target_classes(original, spec)
+    if production.empty or negative is None:
+        return production
+    return production.assign(
+        **{spec.target: production[spec.target].map({0: negative, 1: positive}).astype(object)}
+    )
 
 
 def build_training_set(original: pd.DataFrame, production: pd.DataFrame, spec: ModelSpec) -> TrainingSet:
     y = labels(original, spec)
+    production = _in_target_values(production, original, spec)
     orig_train, orig_test = train_test_split(
         original, test_size=spec.split.test_size, random_state=spec.split.seed, stratify=y
     )

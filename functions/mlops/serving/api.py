@@ -7,11 +7,24 @@ conform to them, so the document cannot drift from the behaviour.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FeatureValue = float | str | None
+from mlops.serving.validation import MAX_CLOCK_SKEW, PREDICTION_ID_PATTERN
+
+# Categories may be sent as strings, numbers or booleans: 21, "21" and 21.0 are one category.
+FeatureValue = bool | float | str | None
+PredictionId = Annotated[str, Field(pattern=PREDICTION_ID_PATTERN)] | Annotated[int, Field(ge=0)]
+EventTime = Annotated[
+    datetime,
+    Field(
+        description="ISO 8601 with a timezone; not in the future (clocks may differ by "
+        f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes) and not before the serving version "
+        "was registered"
+    ),
+]
 
 
 class _Contract(BaseModel):
@@ -19,18 +32,29 @@ class _Contract(BaseModel):
 
 
 class PredictRequest(_Contract):
-    """Exactly one of `features` (one row) or `instances` (a batch); GET /model lists the features."""
+    """Exactly one of `features` (one row) or `instances` (a batch); GET /model lists the features.
+
+    Optional: the client's prediction ids (quoted back and used to join feedback) and event
+    times (when the predicted events happened: the log and monitoring use them, so past
+    traffic can be replayed). The model's id column may be sent in each row instead of ids.
+    """
 
     features: dict[str, FeatureValue] | None = Field(
         None, description="One row: every feature of the model; null for a missing value"
     )
+    id: PredictionId | None = Field(None, description="The prediction id of `features`; unique")
+    event_time: EventTime | None = None
     instances: list[dict[str, FeatureValue]] | None = Field(
         None, description="A batch of rows, answered in input order", min_length=1
     )
+    ids: list[PredictionId] | None = Field(
+        None, description="One prediction id per row of `instances`, unique in the request"
+    )
+    event_times: list[EventTime] | None = Field(None, description="One event time per row of `instances`")
 
 
 class Prediction(_Contract):
-    prediction_id: str = Field(description="Quote it when sending feedback")
+    prediction_id: str = Field(description="The client's id if it sent one; quote it when sending feedback")
     label: Literal[0, 1]
     probability: float = Field(ge=0, le=1, description="Probability of the positive class")
 

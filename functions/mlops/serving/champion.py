@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from mlops.registry import Champion, Registry
 from mlops.schema import FeatureSchema
 from mlops.serving.validation import RowValidator
 from mlops.spec import FeatureKind
+from mlops.storage import parse_time
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class ServingModel:
     model_name: str
     version: int
     since: str
+    # The earliest event time a client may log against this version (backfill and replay).
+    registered_at: datetime
     primary_metric: str
     test_metrics: dict[str, float | None]
     schema: FeatureSchema
@@ -61,6 +65,7 @@ def load_serving_model(registry: Registry, s3: Any, bucket: str, champion: Champ
         model_name=record.model_name,
         version=record.version,
         since=champion.since,
+        registered_at=parse_time(record.created_at),
         primary_metric=record.primary_metric,
         test_metrics=dict(record.test_metrics),
         schema=schema,

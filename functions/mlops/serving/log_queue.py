@@ -4,7 +4,12 @@ One message carries the rows of one request, column by column::
 
     {"v": 1, "request_id": ..., "timestamp": ..., "model_name": ..., "model_version": ...,
      "prediction_id": [...], "probability": [...], "label": [...],
-     "unseen_categories": [[...], ...], "features": [{...}, ...]}
+     "unseen_categories": [[...], ...], "features": [{...}, ...], "event_time": [...]}
+
+``timestamp`` is when the request was served; the optional ``event_time`` column holds the
+times the client sent (backfill and replay). A record's ``timestamp`` is its event time
+(what partitions the log and what monitoring windows select on), and ``received_at``
+is when it was served.
 
 Request-level fields are written once, not per row, which makes messages smaller (SQS
 bills per 64 KiB) and cheaper to encode on the predict path. A large request is cut into
@@ -55,17 +60,21 @@ class PredictionBatch:
     labels: Sequence[int]
     unseen_categories: Sequence[list[str]]
     features: Sequence[dict[str, Any]]
+    # The client's event times (canonical ISO UTC), one per row; None: the time of serving.
+    event_times: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
 
     def records(self) -> list[dict[str, Any]]:
         """One `PredictionRecord`-shaped dict per row (for logs and tests, not the hot path)."""
+        times = self.event_times if self.event_times is not None else [self.timestamp] * len(self)
         return [
             {
                 "prediction_id": pid,
                 "request_id": self.request_id,
-                "timestamp": self.timestamp,
+                "timestamp": ts,
+                "received_at": self.timestamp,
                 "model_name": self.model_name,
                 "model_version": self.model_version,
                 "features": row,
@@ -73,35 +82,35 @@ class PredictionBatch:
                 "label": label,
                 "unseen_categories": unseen,
             }
-            for pid, p, label, unseen, row in zip(
+            for pid, p, label, unseen, row, ts in zip(
                 self.prediction_ids,
                 self.probabilities,
                 self.labels,
                 self.unseen_categories,
                 self.features,
+                times,
                 strict=True,
             )
         ]
 
 
 def _body(batch: PredictionBatch, start: int, stop: int) -> str:
+    body = {
+        "v": MESSAGE_FORMAT,
+        "request_id": batch.request_id,
+        "timestamp": batch.timestamp,
+        "model_name": batch.model_name,
+        "model_version": batch.model_version,
+        "prediction_id": batch.prediction_ids[start:stop],
+        "probability": batch.probabilities[start:stop],
+        "label": batch.labels[start:stop],
+        "unseen_categories": batch.unseen_categories[start:stop],
+        "features": batch.features[start:stop],
+    }
+    if batch.event_times is not None:
+        body["event_time"] = batch.event_times[start:stop]
     # ensure_ascii (the default) makes the length in characters the length in bytes.
-    return json.dumps(
-        {
-            "v": MESSAGE_FORMAT,
-            "request_id": batch.request_id,
-            "timestamp": batch.timestamp,
-            "model_name": batch.model_name,
-            "model_version": batch.model_version,
-            "prediction_id": batch.prediction_ids[start:stop],
-            "probability": batch.probabilities[start:stop],
-            "label": batch.labels[start:stop],
-            "unseen_categories": batch.unseen_categories[start:stop],
-            "features": batch.features[start:stop],
-        },
-        separators=(",", ":"),
-        allow_nan=False,
-    )
+    return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
 def _bodies(batch: PredictionBatch, start: int, stop: int, max_bytes: int) -> list[str]:
@@ -206,13 +215,25 @@ def parse_message(body: str) -> list[PredictionRecord]:
     lengths = {len(c) for c in columns if isinstance(c, list)}
     if len(lengths) != 1 or 0 in lengths:
         raise MalformedMessage("the columns of a prediction log message differ in length or are empty")
-    shared = {k: data.get(k) for k in ("request_id", "timestamp", "model_name", "model_version")}
+    shared = {k: data.get(k) for k in ("request_id", "model_name", "model_version")}
+    served = data.get("timestamp")
+    times = data.get("event_time")
+    rows = next(iter(lengths))
+    if times is None:
+        times = [served] * rows
+    elif not isinstance(times, list) or len(times) != rows:
+        raise MalformedMessage("the event_time column of a prediction log message differs in length")
     try:
         return [
             PredictionRecord.model_validate(
-                {**shared, **dict(zip(_COLUMNS, values, strict=True))},
+                {
+                    **shared,
+                    "timestamp": ts,
+                    "received_at": served,
+                    **dict(zip(_COLUMNS, values, strict=True)),
+                },
             )
-            for values in zip(*columns, strict=True)
+            for ts, values in zip(times, zip(*columns, strict=True), strict=True)
         ]
     except ValidationError as err:
         first = err.errors()[0]

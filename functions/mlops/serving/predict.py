@@ -18,7 +18,7 @@ from mlops.inference import predict_proba_onnx
 from mlops.schema import encode_rows
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
-from mlops.serving.validation import rows_of_request
+from mlops.serving.validation import read_request
 from mlops.storage import iso, utcnow
 
 DECISION_THRESHOLD = 0.5
@@ -49,18 +49,25 @@ def predict(
     now: Callable[[], datetime] = utcnow,
     new_ids: Callable[[int], list[str]] = new_prediction_ids,
 ) -> PredictionOutcome:
-    """Validate `payload` against the model's schema and predict every row, in input order."""
+    """Validate `payload` against the model's schema and predict every row, in input order.
+
+    Rows are logged in their canonical form (what the model saw); the client's ids and
+    event times, when sent, replace the generated ids and the time of serving.
+    """
     started = time.perf_counter()
-    rows = rows_of_request(payload, max_rows)
-    model.validator.validate(rows)
+    received = now()
+    request = read_request(payload, model.validator, max_rows, received, model.registered_at, model.version)
+    rows = request.rows
+    model.validator.canonicalize(rows)
     feeds = encode_rows(rows, model.schema, model.numeric_dtype)
     probabilities = predict_proba_onnx(model.session, feeds).tolist()
-    ids = new_ids(len(rows))
+    ids = request.ids if request.ids is not None else new_ids(len(rows))
     labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
     unseen = [model.unseen_categories(row) for row in rows]
     batch = PredictionBatch(
         request_id=request_id,
-        timestamp=iso(now()),
+        timestamp=iso(received),
+        event_times=request.event_times,
         model_name=model.model_name,
         model_version=model.version,
         prediction_ids=ids,

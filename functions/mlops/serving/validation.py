@@ -4,21 +4,43 @@ The checks are compiled once per schema into tuples of plain values, and a reque
 first run through a fast loop that only answers "all good?". Only a request that fails
 is walked again to name every offending row and field, so valid traffic (the hot path)
 pays a few comparisons per value and builds no model objects.
+
+A request may carry its own prediction ids and event times (`read_request`): for a batch
+``{"instances": [...], "ids": [...], "event_times": [...]}``, for one row
+``{"features": {...}, "id": ..., "event_time": ...}``; the spec's id column may instead
+be sent inside each row. Ids are unique in the request, 1 to 128 characters of
+``A-Z a-z 0-9 _ . : -`` starting with a letter or digit (or a non-negative integer).
+An event time is ISO 8601 with a timezone, no later than now plus `MAX_CLOCK_SKEW` and
+not before the serving version was registered, so past traffic can be replayed.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from mlops.canonical import BOOLEAN_SPELLINGS, canonical_boolean
 from mlops.errors import ValidationFailed
-from mlops.schema import FeatureSchema
+from mlops.schema import FeatureSchema, RowCanonicalizer
 from mlops.spec import FeatureKind
+from mlops.storage import iso
 
 # A category is a label, not free text; the bound also keeps every log record far below
 # the SQS message size limit whatever the client sends.
 MAX_CATEGORY_LENGTH = 256
+MAX_ID_LENGTH = 128
+PREDICTION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.:\-]{{0,{MAX_ID_LENGTH - 1}}}$"
+PREDICTION_ID = re.compile(PREDICTION_ID_PATTERN)
+# How far ahead of this function's clock a client's clock may run.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Integers beyond this many digits are no category or id (and Python will not print them).
+_LONGEST_INTEGER = 10**MAX_CATEGORY_LENGTH
+_BATCH_KEYS = ("instances", "ids", "event_times")
+_SINGLE_KEYS = ("features", "id", "event_time")
 # Bounds used when a feature declares none: every finite float passes, NaN and +-inf never do.
 _LOWEST = -sys.float_info.max
 _HIGHEST = sys.float_info.max
@@ -28,6 +50,13 @@ Problem = dict[str, Any]
 
 def problem(row: int | None, field: str | None, text: str) -> Problem:
     return {"row": row, "field": field, "problem": text}
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    if type(value) is int and not -(10**limit) < value < 10**limit:
+        return "a number too long to show"  # and too long for repr() past 4300 digits
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(value: Any) -> str:
@@ -69,7 +98,12 @@ class RowValidator:
         self._categorical: tuple[str, ...] = tuple(
             f.name for f in schema.features if f.kind is FeatureKind.CATEGORICAL
         )
+        self._boolean: tuple[str, ...] = tuple(
+            f.name for f in schema.features if f.kind is FeatureKind.BOOLEAN
+        )
         self._declared = {f.name: (f.min, f.max) for f in schema.features}
+        self.id_column = schema.id_column
+        self.canonicalize = RowCanonicalizer(schema)
 
     def validate(self, rows: list[Any]) -> None:
         """Raise ValidationFailed (422) listing every problem of every row; return if all are valid."""
@@ -80,6 +114,7 @@ class RowValidator:
 
     def _all_valid(self, rows: list[Any]) -> bool:
         names, numeric, categorical, max_len = self._name_set, self._numeric, self._categorical, self._max_len
+        boolean = self._boolean
         for row in rows:
             if type(row) is not dict or row.keys() != names:
                 return False
@@ -95,7 +130,26 @@ class RowValidator:
                     return False
             for name in categorical:
                 v = row[name]
-                if v is not None and (type(v) is not str or len(v) > max_len):
+                t = type(v)
+                if t is str:
+                    if len(v) > max_len:
+                        return False
+                elif t is float:
+                    # A number is a category in its canonical text (21.0 -> "21"); NaN and inf are not.
+                    if v - v != 0:
+                        return False
+                elif t is int:
+                    if not -_LONGEST_INTEGER < v < _LONGEST_INTEGER:
+                        return False
+                elif not (v is None or t is bool):
+                    return False
+            for name in boolean:
+                v = row[name]
+                if v is None or type(v) is bool:
+                    continue
+                try:
+                    canonical_boolean(v)
+                except ValueError:
                     return False
         return True
 
@@ -118,12 +172,31 @@ class RowValidator:
                         found.append(problem(i, name, text))
             for name in self._categorical:
                 v = row.get(name)
-                if v is None:
+                if v is None or isinstance(v, bool):
                     continue
-                if not isinstance(v, str):
-                    found.append(problem(i, name, f"expected a string category, got {_describe(v)}"))
+                if isinstance(v, int):
+                    if not -_LONGEST_INTEGER < v < _LONGEST_INTEGER:
+                        found.append(problem(i, name, f"category longer than {self._max_len} characters"))
+                elif isinstance(v, float):
+                    if not math.isfinite(v):
+                        found.append(problem(i, name, f"expected a category, got {v}"))
+                elif not isinstance(v, str):
+                    found.append(
+                        problem(i, name, f"expected a string, number or boolean category, got {_describe(v)}")
+                    )
                 elif len(v) > self._max_len:
                     found.append(problem(i, name, f"category longer than {self._max_len} characters"))
+            for name in self._boolean:
+                if name not in row or isinstance(row[name], (list, dict)):
+                    if name in row:
+                        found.append(problem(i, name, f"expected a boolean, got {_describe(row[name])}"))
+                    continue
+                try:
+                    canonical_boolean(row[name])
+                except ValueError:
+                    found.append(
+                        problem(i, name, f"expected a boolean ({BOOLEAN_SPELLINGS}), got {_shown(row[name])}")
+                    )
             for name in sorted(k for k in row if k not in self._name_set):
                 found.append(problem(i, str(name), "unknown field: not a feature of this model"))
         return found
@@ -145,8 +218,46 @@ class RowValidator:
         return None
 
 
-def rows_of_request(payload: Any, max_rows: int) -> list[Any]:
-    """The rows of a predict request: ``{"features": {...}}`` (one row) or ``{"instances": [...]}``.
+@dataclass
+class Envelope:
+    """The parts of a predict request: rows, and the ids and event times the client sent (raw)."""
+
+    rows: list[Any]
+    ids: list[Any] | None = None
+    event_times: list[Any] | None = None
+    # Where ids and times were sent, for messages: "ids"/"event_times" or "id"/"event_time".
+    id_field: str = "ids"
+    time_field: str = "event_times"
+
+
+def _envelope_problems(payload: dict[str, Any]) -> list[Problem]:
+    if len(payload) == 1 and ("features" in payload or "instances" in payload):
+        return []  # the common request: rows only
+    batch = "instances" in payload
+    own, other = (_BATCH_KEYS, _SINGLE_KEYS) if batch else (_SINGLE_KEYS, _BATCH_KEYS)
+    found = []
+    for key in sorted(payload, key=str):
+        if key in own or key in ("features", "instances"):
+            continue
+        if key in other:
+            hint = f"with '{own[0]}' send '{own[other.index(key)]}'"
+            found.append(problem(None, str(key), f"'{key}' belongs with '{other[0]}'; {hint}"))
+        else:
+            found.append(
+                problem(
+                    None,
+                    str(key),
+                    "unknown field: send 'features' (one row, with optional 'id' and 'event_time') "
+                    "or 'instances' (a batch, with optional 'ids' and 'event_times')",
+                )
+            )
+    if ("features" in payload) == batch:
+        found.append(problem(None, None, "send exactly one of 'features' (one row) or 'instances' (a batch)"))
+    return found
+
+
+def read_envelope(payload: Any, max_rows: int) -> Envelope:
+    """The rows of a predict request, and the ids and event times sent with them.
 
     Raises ValidationFailed: 422 for a malformed envelope or empty batch, 413 for too many rows.
     """
@@ -159,24 +270,24 @@ def rows_of_request(payload: Any, max_rows: int) -> list[Any]:
                 )
             ],
         )
-    found = [
-        problem(None, str(k), "unknown field: send 'features' (one row) or 'instances' (a batch)")
-        for k in sorted(payload, key=str)
-        if k not in ("features", "instances")
-    ]
-    has_features, has_instances = "features" in payload, "instances" in payload
-    if has_features == has_instances:
-        found.append(problem(None, None, "send exactly one of 'features' (one row) or 'instances' (a batch)"))
+    found = _envelope_problems(payload)
     if found:
         raise ValidationFailed("the request envelope is malformed", found)
-    if has_features:
+    if "features" in payload:
         row = payload["features"]
         if not isinstance(row, dict):
             raise ValidationFailed(
                 "'features' must be an object",
                 [problem(0, "features", f"expected an object of feature values, got {_describe(row)}")],
             )
-        return [row]
+        # null is the same as leaving the field out, as the OpenAPI document says.
+        return Envelope(
+            rows=[row],
+            ids=None if payload.get("id") is None else [payload["id"]],
+            event_times=None if payload.get("event_time") is None else [payload["event_time"]],
+            id_field="id",
+            time_field="event_time",
+        )
     rows = payload["instances"]
     if not isinstance(rows, list):
         raise ValidationFailed(
@@ -191,4 +302,156 @@ def rows_of_request(payload: Any, max_rows: int) -> list[Any]:
             [problem(None, "instances", f"{len(rows)} rows; at most {max_rows} are accepted per request")],
             status=413,
         )
-    return rows
+    found = []
+    for key in ("ids", "event_times"):
+        value = payload.get(key)
+        if value is not None and (not isinstance(value, list) or len(value) != len(rows)):
+            what = f"{len(value)} item(s)" if isinstance(value, list) else _describe(value)
+            found.append(
+                problem(None, key, f"expected an array of one item per row ({len(rows)}), got {what}")
+            )
+    if found:
+        raise ValidationFailed("the request envelope is malformed", found)
+    return Envelope(rows=rows, ids=payload.get("ids"), event_times=payload.get("event_times"))
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """A validated request: canonical-ready rows, and the client's ids and event times if sent."""
+
+    rows: list[dict[str, Any]]
+    ids: list[str] | None
+    event_times: list[str] | None
+
+
+def _take_id_column(envelope: Envelope, id_column: str | None) -> list[Problem]:
+    """Move the spec's id column out of the rows into the envelope's ids."""
+    if id_column is None:
+        return []
+    present = [isinstance(row, dict) and id_column in row for row in envelope.rows]
+    if not any(present):
+        return []
+    ids = [row.pop(id_column) if has else None for row, has in zip(envelope.rows, present, strict=True)]
+    if envelope.ids is not None:
+        return [
+            problem(
+                None,
+                envelope.id_field,
+                f"send the ids either in '{envelope.id_field}' or in the id column '{id_column}', not both",
+            )
+        ]
+    if not all(present):
+        return [
+            problem(i, id_column, "missing id column: send it in every row or in none")
+            for i, has in enumerate(present)
+            if not has and isinstance(envelope.rows[i], dict)
+        ]
+    envelope.ids = ids
+    envelope.id_field = id_column
+    return []
+
+
+def _id_problems(ids: list[Any], field: str) -> tuple[list[str], list[Problem]]:
+    out: list[str] = []
+    found: list[Problem] = []
+    first_row: dict[str, int] = {}
+    for i, raw in enumerate(ids):
+        if type(raw) is int and 0 <= raw < 10**MAX_ID_LENGTH:
+            text = str(raw)
+        elif isinstance(raw, str) and PREDICTION_ID.fullmatch(raw):
+            text = raw
+        else:
+            found.append(
+                problem(
+                    i,
+                    field,
+                    f"expected an id of 1 to {MAX_ID_LENGTH} characters A-Z a-z 0-9 _ . : - starting with a "
+                    f"letter or digit (or a non-negative integer), got {_shown(raw)}",
+                )
+            )
+            continue
+        if text in first_row:
+            found.append(problem(i, field, f"id {text!r} is also the id of row {first_row[text]}"))
+        else:
+            first_row[text] = i
+        out.append(text)
+    return out, found
+
+
+def _parse_event_time(raw: Any) -> datetime:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected an ISO 8601 time with a timezone, got {_describe(raw)}")
+    text = raw.strip()
+    try:
+        ts = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise ValueError(
+            f"expected an ISO 8601 time with a timezone (e.g. 2024-05-01T12:00:00Z), got {_shown(raw)}"
+        ) from None
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError(f"{_shown(raw)} has no timezone: add Z (UTC) or an offset such as +02:00")
+    return ts
+
+
+def _time_problems(
+    times: list[Any], field: str, now: datetime, earliest: datetime, version: int
+) -> tuple[list[str], list[Problem]]:
+    out: list[str] = []
+    found: list[Problem] = []
+    latest = now + MAX_CLOCK_SKEW
+    for i, raw in enumerate(times):
+        try:
+            ts = _parse_event_time(raw)
+        except ValueError as err:
+            found.append(problem(i, field, str(err)))
+            continue
+        if ts > latest:
+            found.append(
+                problem(
+                    i,
+                    field,
+                    f"{iso(ts)} is in the future (now {iso(now)}; clocks may differ by "
+                    f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes at most)",
+                )
+            )
+        elif ts < earliest:
+            found.append(
+                problem(
+                    i,
+                    field,
+                    f"{iso(ts)} is before the serving model (version {version}) was registered at "
+                    f"{iso(earliest)}; only its lifetime can be replayed",
+                )
+            )
+        else:
+            out.append(iso(ts))
+    return out, found
+
+
+def read_request(
+    payload: Any,
+    validator: RowValidator,
+    max_rows: int,
+    now: datetime,
+    registered_at: datetime,
+    version: int,
+) -> PredictRequest:
+    """Validate a predict request against the serving version; raise one ValidationFailed naming
+    every problem of the rows, ids and event times."""
+    envelope = read_envelope(payload, max_rows)
+    found = _take_id_column(envelope, validator.id_column)
+    rows = envelope.rows
+    message = "the prediction ids or event times are invalid"
+    if not validator._all_valid(rows):
+        found = validator.problems(rows) + found
+        message = "the request does not match the model's feature schema"
+    ids = times = None
+    if envelope.ids is not None:
+        ids, more = _id_problems(envelope.ids, envelope.id_field)
+        found += more
+    if envelope.event_times is not None:
+        times, more = _time_problems(envelope.event_times, envelope.time_field, now, registered_at, version)
+        found += more
+    if found:
+        raise ValidationFailed(message, found)
+    return PredictRequest(rows=rows, ids=ids, event_times=times)
