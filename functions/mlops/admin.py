@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -11,9 +12,24 @@ from typing import Any
 from mlops import bundle
 from mlops.errors import StorageError, ValidationFailed
 from mlops.logstore import read_latest_report, report_runs
-from mlops.registry import Registry
+from mlops.registry import VERSION_DIGITS, Registry
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 from mlops.storage import aws_call, iso, parse_time
+
+# ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+VERSION_PATTERN = f"^[0-9]{{1,{VERSION_DIGITS}}}$"
+_VERSION = re.compile(VERSION_PATTERN)
+
+
+def parse_version(text: str) -> int:
+    """A version number as written in a path; 422 naming the problem unless 1 to 6 ASCII digits."""
+    if not _VERSION.fullmatch(text):
+        shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
+        problem = f"{shown!r} is not a version number (1 to {VERSION_DIGITS} digits 0-9)"
+        raise ValidationFailed(
+            "not a version number", [{"row": None, "field": "version", "problem": problem}]
+        )
+    return int(text)
 
 
 def model_list(registry: Registry) -> dict[str, Any]:
