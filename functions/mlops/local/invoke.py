@@ -1,4 +1,6 @@
-"""Invoke Lambda handlers in-process, as the Lambda runtime would (one handler object per function)."""
+"""Invoke Lambda handlers in-process, as the Lambda runtime would: one warm instance per function,
+running one invocation at a time (a handler module's state, such as Powertools' current event,
+belongs to the invocation in flight, as it does in a Lambda execution environment)."""
 
 from __future__ import annotations
 
@@ -35,11 +37,16 @@ class LocalLambdaContext:
 
 
 class LocalLambdas:
-    """Imports each handler once (a warm container per function) and serialises nothing else."""
+    """Imports each handler once (a warm instance per function); each instance runs one event at a time.
+
+    Concurrent invocations of one function wait for the instance (Lambda would start another
+    environment; in one process the handler modules exist once). Different functions run in parallel.
+    """
 
     def __init__(self, prefix: str = "local") -> None:
         self.prefix = prefix
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._busy: dict[str, threading.Lock] = {name: threading.Lock() for name in HANDLERS}
         self._lock = threading.Lock()
 
     def handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
@@ -50,8 +57,15 @@ class LocalLambdas:
             return self._handlers[function]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        handler = self.handler(function)
+        with self._busy[function]:
+            return self._run(function, handler, event)
+
+    def _run(
+        self, function: str, handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any]
+    ) -> Any:
         try:
-            return self.handler(function)(event, LocalLambdaContext(f"{self.prefix}-{function}"))
+            return handler(event, LocalLambdaContext(f"{self.prefix}-{function}"))
         finally:
             if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
                 # Disabled metrics are not flushed, and Powertools then keeps them in memory

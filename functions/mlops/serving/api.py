@@ -7,25 +7,39 @@ conform to them, so the document cannot drift from the behaviour.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import copy
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FeatureValue = float | str | None
+from mlops.bundle import ArtifactRef
+from mlops.config import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_FEEDBACK_ITEMS
+from mlops.registry import MAX_REASON_LENGTH, Action, VersionRecord, VersionStatus
+from mlops.schema import FeatureField, FeatureSchema
+from mlops.serving.validation import MAX_CATEGORY_LENGTH
+
+FeatureValue = float | Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)] | None
+# The document's generic row; the served document (GET /openapi.json) names the champion's features.
+Row = dict[str, FeatureValue]
 
 
 class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PredictRequest(_Contract):
-    """Exactly one of `features` (one row) or `instances` (a batch); GET /model lists the features."""
+class PredictOne(_Contract):
+    """One row. GET /model/schema lists the champion's features, their types, ranges and categories."""
 
-    features: dict[str, FeatureValue] | None = Field(
-        None, description="One row: every feature of the model; null for a missing value"
-    )
-    instances: list[dict[str, FeatureValue]] | None = Field(
-        None, description="A batch of rows, answered in input order", min_length=1
+    features: Row = Field(description="Every feature of the model; null for a missing value")
+
+
+class PredictBatch(_Contract):
+    """A batch of rows, answered in input order."""
+
+    instances: list[Row] = Field(
+        min_length=1,
+        max_length=DEFAULT_MAX_BATCH_ROWS,
+        description="Rows, each like `features` of a single request (GET /model/schema gives the limit)",
     )
 
 
@@ -57,21 +71,33 @@ class ModelInfo(_Contract):
     champion_since: str
     primary_metric: str
     test_metrics: dict[str, float | None]
-    feature_schema: dict[str, Any]
+    feature_schema: FeatureSchema
     production: dict[str, Any] | None = Field(
         description="The latest monitoring summary of this version; null before the monitor ran"
     )
+
+
+class ModelSchema(_Contract):
+    """What a client needs to build valid rows for the champion."""
+
+    model_name: str
+    model_version: int
+    max_batch_rows: int = Field(ge=1, description="Most rows accepted in one `instances` request")
+    features: list[FeatureField] = Field(description="In the model's order: kind, range, known categories")
+    row: dict[str, Any] = Field(description="JSON Schema (2020-12) of one row, as the API checks it")
 
 
 class FeedbackItem(_Contract):
     prediction_id: str = Field(min_length=1, max_length=128)
     label: Literal[0, 1]
     source: Literal["explicit", "implicit"]
-    observed_at: str | None = Field(None, description="ISO 8601; defaults to the time received")
+    observed_at: str | None = Field(
+        None, description="ISO 8601, within the years 1 to 9999 in UTC; defaults to the time received"
+    )
 
 
 class FeedbackBatch(_Contract):
-    items: list[FeedbackItem] = Field(min_length=1)
+    items: list[FeedbackItem] = Field(min_length=1, max_length=DEFAULT_MAX_FEEDBACK_ITEMS)
 
 
 class FeedbackStatus(_Contract):
@@ -85,6 +111,145 @@ class FeedbackResponse(_Contract):
     duplicates: int
     conflicts: int
     items: list[FeedbackStatus]
+
+
+# -- the registry admin routes ----------------------------------------------------------------
+
+Reason = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_REASON_LENGTH,
+        pattern=r"\S",
+        description="Why, for the audit trail (not only spaces)",
+    ),
+]
+
+
+class ChangeRequest(_Contract):
+    """A promotion or rollback: who asked is the IAM caller, why is the reason."""
+
+    reason: Reason
+
+
+class RetrainRequest(_Contract):
+    reason: Reason | None = Field(None, description="Defaults to 'requested through the admin API'")
+    force: bool = Field(False, description="Train even when the policy sees no reason to")
+
+
+class RetrainAccepted(_Contract):
+    accepted: Literal[True]
+    event_id: str
+    reason: str
+    force: bool
+
+
+class ChampionPointer(_Contract):
+    version: int
+    since: str
+    revision: int
+
+
+class VersionSummary(_Contract):
+    version: int
+    status: VersionStatus
+    champion: bool
+    created_at: str
+    trigger: str
+    parent_version: int | None
+    primary_metric: str
+    test_metrics: dict[str, float | None]
+    gate_passed: bool | None
+
+
+class ModelList(_Contract):
+    model_name: str
+    champion: ChampionPointer | None
+    versions: list[VersionSummary]
+
+
+class HistoryRow(_Contract):
+    revision: int
+    action: Action
+    from_version: int | None
+    to_version: int
+    at: str
+    actor: str
+    reason: str
+
+
+class History(_Contract):
+    history: list[HistoryRow]
+
+
+class ServedAt(_Contract):
+    at: str
+    version: int | None = Field(description="The version serving at that time; null before the first")
+    since: str | None
+
+
+class Lineage(_Contract):
+    training_data: dict[str, Any] | None
+    original_data: dict[str, Any] | None
+    code_version: str | None
+    estimator: dict[str, Any] | None
+    parent_version: int | None
+    trigger: str | None
+
+
+class ServedPeriod(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str | None = Field(description="null while it still serves")
+
+
+class ReportRun(_Contract):
+    dt: str
+    run: str
+    json_key: str = Field(alias="json")
+    html: str
+
+
+class ModelDetail(VersionRecord):
+    """A version's record with its lineage, when it served, and its monitoring runs."""
+
+    artifacts: dict[str, ArtifactRef]
+    lineage: Lineage
+    served: list[ServedPeriod]
+    production: dict[str, Any] | None
+    reports: list[ReportRun]
+
+
+def error_responses(*codes: int, described: dict[int, str] | None = None) -> dict[int, Any]:
+    """OpenAPI responses for the error statuses a route can answer, all with the common body."""
+    texts = {**ERROR_TEXTS, **(described or {})}
+    content = {"application/json": {"model": ErrorBody}}
+    return {code: {"description": texts[code], "content": content} for code in codes}
+
+
+ERROR_TEXTS = {
+    400: "The body is not valid JSON (also: a duplicate key, nesting too deep, a lone surrogate)",
+    404: "No such record",
+    409: "The change conflicts with the current state; the message says why",
+    413: "Too many rows or items",
+    415: "The body is not declared as application/json",
+    422: "Values that do not match the expected shape; every problem is listed",
+    503: "A dependency is unavailable; nothing was changed, retry",
+}
+
+
+def served_openapi(document: dict[str, Any], row: dict[str, Any], max_rows: int) -> dict[str, Any]:
+    """The API document with /predict's generic rows replaced by the champion's row schema."""
+    served = copy.deepcopy(document)
+    schemas = served["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    for option in schemas["oneOf"]:
+        props = option["properties"]
+        if "features" in props:
+            props["features"] = {**row, "description": props["features"].get("description", "")}
+        if "instances" in props:
+            props["instances"] = {**props["instances"], "items": row, "maxItems": max_rows}
+    return served
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:

@@ -70,6 +70,28 @@ class RowValidator:
             f.name for f in schema.features if f.kind is FeatureKind.CATEGORICAL
         )
         self._declared = {f.name: (f.min, f.max) for f in schema.features}
+        self._categories = {f.name: tuple(f.categories or ()) for f in schema.features}
+        self._descriptions = {f.name: f.description for f in schema.features}
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one row: exactly the rules `validate` applies, for clients and fuzzers."""
+        properties: dict[str, Any] = {}
+        for name, lo, hi in self._numeric:
+            properties[name] = {"type": ["number", "null"], "minimum": lo, "maximum": hi}
+        for name in self._categorical:
+            properties[name] = {"type": ["string", "null"], "maxLength": self._max_len}
+            if self._categories.get(name):
+                # Any other string is served too (and counted as an unseen category).
+                properties[name]["examples"] = list(self._categories[name])
+        for name, described in self._descriptions.items():
+            if described:
+                properties[name]["description"] = described
+        return {
+            "type": "object",
+            "properties": {name: properties[name] for name in self.names},
+            "required": list(self.names),
+            "additionalProperties": False,
+        }
 
     def validate(self, rows: list[Any]) -> None:
         """Raise ValidationFailed (422) listing every problem of every row; return if all are valid."""
