@@ -59,7 +59,7 @@ def served_at_answer(registry: Registry, at: str) -> dict[str, Any]:
     try:
         when = parse_time(at)
     except ValueError:
-        problem = f"{at!r} is not an ISO 8601 time"
+        problem = f"{at!r} is not an ISO 8601 time within the years 1 to 9999 in UTC"
         raise ValidationFailed(f"at: {problem}", [{"row": None, "field": "at", "problem": problem}]) from None
     entry = registry.served_at(when)
     return {"at": at, "version": entry.to_version if entry else None, "since": entry.at if entry else None}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.api import HANDLERS
+from mlops.api import HANDLERS, ROUTES
 from mlops.observability import metrics
 
 
@@ -40,13 +40,19 @@ class LocalLambdas:
     """Imports each handler once (a warm instance per function); each instance runs one event at a time.
 
     Concurrent invocations of one function wait for the instance (Lambda would start another
-    environment; in one process the handler modules exist once). Different functions run in parallel.
+    environment; in one process the handler modules exist once). The API functions also wait for
+    each other: Powertools' event handler keeps the current event on a class that every resolver
+    in a process shares, which on Lambda is one function's process and here is all of them.
     """
 
     def __init__(self, prefix: str = "local") -> None:
         self.prefix = prefix
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
-        self._busy: dict[str, threading.Lock] = {name: threading.Lock() for name in HANDLERS}
+        api_turn = threading.Lock()
+        api_functions = {route.function for route in ROUTES}
+        self._busy: dict[str, threading.Lock] = {
+            name: api_turn if name in api_functions else threading.Lock() for name in HANDLERS
+        }
         self._lock = threading.Lock()
 
     def handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
