@@ -14,7 +14,7 @@ from mlops.handlers import openapi
 from mlops.local.gateway import compile_routes, http_api_event, match
 from mlops.serving.api import ErrorBody, ModelInfo, ModelList, ModelSchema, PredictResponse
 
-from tests.e2e.conftest import ServedStack
+from tests.conftest import ServedStack
 from tests.integration.serving_helpers import load_event
 
 ROW: dict[str, Any] = json.loads(load_event("predict_single.json")["body"])["features"]
