@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import jsonschema_rs
 import pytest
 from mlops.errors import ValidationFailed
 from mlops.schema import FeatureField, FeatureSchema
@@ -98,3 +101,24 @@ def test_envelopes_give_rows_in_order():
     assert rows_of_request({"features": GOOD}, 3) == [GOOD]
     rows = [GOOD, {**GOOD, "age": 1}, {**GOOD, "age": 2}]
     assert rows_of_request({"instances": rows}, 3) == rows
+
+
+def test_the_served_row_schema_accepts_exactly_the_rows_the_validator_accepts():
+    # The JSON Schema clients and fuzzers build rows from is checked by an independent validator.
+    validator = RowValidator(SCHEMA)
+    schema = jsonschema_rs.validator_for(validator.json_schema())
+    candidates = [None, True, False, 0, -1, 1.5, 120, 120.5, 121, -1e308, 1e308, "a", "", "new", "x" * 256]
+    candidates += ["x" * 257, "ü" * 256, [], {}, [1], {"a": 1}]
+    rows = [{**GOOD, field: value} for field in ("age", "income", "plan") for value in candidates]
+    rows += [{"age": 1, "income": 2}, {**GOOD, "extra": 1}, {}]
+    for row in rows:
+        assert schema.is_valid(row) == validator._all_valid([row]), row
+
+
+def test_the_served_row_schema_names_types_ranges_and_categories():
+    row = RowValidator(SCHEMA).json_schema()
+    assert row["required"] == ["age", "income", "plan"] and row["additionalProperties"] is False
+    assert row["properties"]["age"] == {"type": ["number", "null"], "minimum": 0, "maximum": 120}
+    assert row["properties"]["income"]["maximum"] == sys.float_info.max
+    assert row["properties"]["plan"]["examples"] == ["a", "b"]
+    assert row["properties"]["plan"]["maxLength"] == 256
