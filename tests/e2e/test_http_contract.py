@@ -12,7 +12,19 @@ from typing import Any
 import pytest
 from mlops.handlers import openapi
 from mlops.local.gateway import compile_routes, http_api_event, match
-from mlops.serving.api import ErrorBody, ModelInfo, ModelList, ModelSchema, PredictResponse
+from mlops.serving.api import (
+    ErrorBody,
+    FeedbackResponse,
+    History,
+    ModelDetail,
+    ModelInfo,
+    ModelList,
+    ModelSchema,
+    PredictResponse,
+    RetrainAccepted,
+    ServedAt,
+)
+from pydantic import BaseModel
 
 from tests.conftest import ServedStack
 from tests.integration.serving_helpers import load_event
@@ -241,13 +253,31 @@ def test_concurrent_invocations_of_the_api_functions_never_cross_answers(served:
     assert [i for i, answer in answers if answer != expected[i]] == []
 
 
-def test_answers_conform_to_their_documented_models(served: ServedStack) -> None:
-    status, _, answer = served.call("POST", "/predict", {"instances": [ROW, ROW]})
-    assert status == 200
-    PredictResponse.model_validate(answer)
-    status, _, answer = served.call("GET", "/model")
-    assert status == 200
-    ModelInfo.model_validate(answer)
-    status, _, answer = served.call("GET", "/models")
-    assert status == 200
-    ModelList.model_validate(answer)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "model"),
+    [
+        ("POST", "/predict", {"features": ROW}, 200, PredictResponse),
+        ("POST", "/predict", {"instances": [ROW, {**ROW, "region": None, "tenure_months": None}]}, 200,
+         PredictResponse),
+        ("GET", "/model", None, 200, ModelInfo),
+        ("GET", "/model/schema", None, 200, ModelSchema),
+        ("POST", "/feedback", {"items": [FEEDBACK, {**FEEDBACK, "source": "implicit"}]}, 200,
+         FeedbackResponse),
+        ("GET", "/models", None, 200, ModelList),
+        ("GET", "/models/1", None, 200, ModelDetail),
+        ("GET", "/models/000002", None, 200, ModelDetail),
+        ("GET", "/models/history", None, 200, History),
+        ("GET", "/models/history?at=2000-01-01T00:00:00Z", None, 200, ServedAt),
+        ("GET", "/models/history?at=9999-12-31T23:59:59Z", None, 200, ServedAt),
+        ("POST", "/retrain", {"reason": "fresh labels", "force": True}, 202, RetrainAccepted),
+        ("GET", "/models/9", None, 404, ErrorBody),
+    ],
+)  # fmt: skip
+def test_answers_conform_to_their_documented_models(
+    served: ServedStack, method: str, path: str, body: Any, status: int, model: type[BaseModel]
+) -> None:
+    got, headers, answer = served.call(method, path, body)
+    assert got == status, answer
+    assert headers["content-type"] == "application/json"
+    model.model_validate(answer)
+    served.retrain_requests.clear()
