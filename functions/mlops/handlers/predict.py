@@ -1,4 +1,5 @@
-"""Predict Lambda: ``POST /predict`` and ``GET /model`` behind an API Gateway HTTP API (payload 2.0).
+"""Predict Lambda: ``POST /predict``, ``GET /model``, ``GET /model/schema`` and ``GET /openapi.json``
+behind an API Gateway HTTP API (payload 2.0).
 
 Powertools request validation is off on purpose: the per-schema `RowValidator` checks
 rows against the *champion's* schema (which a static model cannot) in a fraction of the
@@ -111,6 +112,9 @@ def use_runtime(value: PredictRuntime | None) -> None:
     _runtime = value
 
 
+_NO_CHAMPION = {503: "No champion can be served right now"}
+
+
 @app.post(
     "/predict",
     summary="Predict one row or a batch with the champion model",
@@ -119,7 +123,7 @@ def use_runtime(value: PredictRuntime | None) -> None:
             "description": "One prediction per row, in input order",
             "content": {"application/json": {"model": PredictResponse}},
         },
-        **error_responses(400, 413, 415, 422, 503),
+        **error_responses(400, 413, 415, 422, 503, described=_NO_CHAMPION),
     },
     openapi_extensions=request_body(PredictOne, PredictBatch, description="One row or a batch of rows"),
 )
@@ -143,7 +147,7 @@ def post_predict() -> dict[str, Any]:
     summary="The champion: version, since when, test-set and latest production figures, feature schema",
     responses={
         200: {"description": "The serving model", "content": {"application/json": {"model": ModelInfo}}},
-        **error_responses(503),
+        **error_responses(503, described=_NO_CHAMPION),
     },
 )
 def get_model() -> dict[str, Any]:
@@ -167,7 +171,7 @@ def get_model() -> dict[str, Any]:
             "description": "How to build a valid row",
             "content": {"application/json": {"model": ModelSchema}},
         },
-        **error_responses(503),
+        **error_responses(503, described=_NO_CHAMPION),
     },
 )
 def get_model_schema() -> dict[str, Any]:
@@ -196,7 +200,7 @@ def _committed_document() -> dict[str, Any]:
             "description": "OpenAPI 3 document of the API",
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
-        **error_responses(503),
+        **error_responses(503, described=_NO_CHAMPION),
     },
 )
 def get_openapi() -> dict[str, Any]:
