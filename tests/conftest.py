@@ -7,6 +7,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,7 @@ def lambda_context() -> LocalLambdaContext:
 
 
 def _fresh_containers() -> None:
-    """Forget what earlier tests left in the handler modules, as a cold start would."""
+    """Leave no handler module pointing at a stopped stack for the tests that follow."""
     predict.use_runtime(None)
     feedback.settings.cache_clear()
     admin.settings.cache_clear()
@@ -146,8 +147,8 @@ def served(churn_spec: ModelSpec, trained: TrainingResult, churn_data: Any) -> I
 
     POST /retrain is recorded instead of training in a thread: these tests are about the API.
     """
-    _fresh_containers()
-    stack = LocalStack(churn_spec, prefix="http").start()
+    # moto keeps its resources per process: each stack of a run needs names of its own.
+    stack = LocalStack(churn_spec, prefix=f"http{uuid.uuid4().hex[:6]}").start()
     try:
         assert stack.gateway is not None
         s3, bucket = aws.client("s3"), stack.env[ARTIFACT_BUCKET.env_var]

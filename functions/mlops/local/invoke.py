@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from mlops.api import HANDLERS, ROUTES
@@ -36,6 +37,19 @@ class LocalLambdaContext:
         return 900_000
 
 
+def _cold_start(module: ModuleType) -> None:
+    """Forget what an earlier use of a handler module in this process kept (settings, clients, the
+    champion), as a new execution environment would: the module is imported once per process."""
+    for value in vars(module).values():
+        if getattr(value, "__module__", None) == module.__name__ and callable(
+            getattr(value, "cache_clear", None)
+        ):
+            value.cache_clear()
+    use_runtime = getattr(module, "use_runtime", None)
+    if callable(use_runtime):
+        use_runtime(None)
+
+
 class LocalLambdas:
     """Imports each handler once (a warm instance per function); each instance runs one event at a time.
 
@@ -59,7 +73,9 @@ class LocalLambdas:
         with self._lock:
             if function not in self._handlers:
                 module_path, _, attr = HANDLERS[function].rpartition(".")
-                self._handlers[function] = getattr(importlib.import_module(module_path), attr)
+                module = importlib.import_module(module_path)
+                _cold_start(module)
+                self._handlers[function] = getattr(module, attr)
             return self._handlers[function]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
