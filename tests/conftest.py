@@ -1,10 +1,15 @@
-"""Fixtures shared by every tier: the demo spec, a trained demo model, and moto-backed AWS."""
+"""Fixtures shared by every tier: the demo spec, a trained demo model, moto-backed AWS, and the local
+stack served over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +17,10 @@ import boto3
 import pytest
 from mlops import aws
 from mlops.datagen import generate_churn
+from mlops.handlers import admin, feedback, predict
 from mlops.lifecycle import register_model, snapshot_training_data
 from mlops.local.invoke import LocalLambdaContext
+from mlops.local.stack import LocalStack
 from mlops.provision import create_resources
 from mlops.registry import Registry, VersionRecord
 from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
@@ -100,3 +107,59 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLOps")
 @pytest.fixture
 def lambda_context() -> LocalLambdaContext:
     return LocalLambdaContext("mlops-test")
+
+
+def _fresh_containers() -> None:
+    """Leave no handler module pointing at a stopped stack for the tests that follow."""
+    predict.use_runtime(None)
+    feedback.settings.cache_clear()
+    admin.settings.cache_clear()
+
+
+@dataclass
+class ServedStack:
+    stack: LocalStack
+    url: str
+    registry: Registry
+    retrain_requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def call(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, dict[str, str], Any]:
+        """One HTTP request; `body` is JSON-encoded unless it is already text."""
+        data = None
+        if body is not None:
+            data = (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("content-type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, headers, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as err:
+            status, headers, raw = err.code, dict(err.headers), err.read()
+        return status, {k.lower(): v for k, v in headers.items()}, json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="module")
+def served(churn_spec: ModelSpec, trained: TrainingResult, churn_data: Any) -> Iterator[ServedStack]:
+    """The local stack (moto server, gateway, handlers) with the demo model as v1 and v2 registered.
+
+    POST /retrain is recorded instead of training in a thread: these tests are about the API.
+    """
+    # moto keeps its resources per process: each stack of a run needs names of its own.
+    stack = LocalStack(churn_spec, prefix=f"http{uuid.uuid4().hex[:6]}").start()
+    try:
+        assert stack.gateway is not None
+        s3, bucket = aws.client("s3"), stack.env[ARTIFACT_BUCKET.env_var]
+        registry = Registry(aws.client("dynamodb"), stack.env[REGISTRY_TABLE.env_var], churn_spec.name)
+        snapshot = snapshot_training_data(s3, bucket, churn_spec.name, churn_data)
+        first = register_model(trained, registry, s3, bucket, snapshot)
+        registry.promote(first.version, actor="setup", reason="first champion")
+        register_model(trained, registry, s3, bucket, snapshot)
+        served = ServedStack(stack, stack.gateway.url, registry)
+        admin.use_retrain_dispatch(lambda event: served.retrain_requests.append(event) or str(event["id"]))
+        yield served
+    finally:
+        stack.stop()
+        _fresh_containers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -11,9 +12,24 @@ from typing import Any
 from mlops import bundle
 from mlops.errors import StorageError, ValidationFailed
 from mlops.logstore import read_latest_report, report_runs
-from mlops.registry import Registry
+from mlops.registry import VERSION_DIGITS, Registry
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 from mlops.storage import aws_call, iso, parse_time
+
+# ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+VERSION_PATTERN = f"^[0-9]{{1,{VERSION_DIGITS}}}$"
+_VERSION = re.compile(VERSION_PATTERN)
+
+
+def parse_version(text: str) -> int:
+    """A version number as written in a path; 422 naming the problem unless 1 to 6 ASCII digits."""
+    if not _VERSION.fullmatch(text):
+        shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text)} characters)"
+        problem = f"{shown!r} is not a version number (1 to {VERSION_DIGITS} digits 0-9)"
+        raise ValidationFailed(
+            "not a version number", [{"row": None, "field": "version", "problem": problem}]
+        )
+    return int(text)
 
 
 def model_list(registry: Registry) -> dict[str, Any]:
@@ -43,7 +59,7 @@ def served_at_answer(registry: Registry, at: str) -> dict[str, Any]:
     try:
         when = parse_time(at)
     except ValueError:
-        problem = f"{at!r} is not an ISO 8601 time"
+        problem = f"{at!r} is not an ISO 8601 time within the years 1 to 9999 in UTC"
         raise ValidationFailed(f"at: {problem}", [{"row": None, "field": "at", "problem": problem}]) from None
     entry = registry.served_at(when)
     return {"at": at, "version": entry.to_version if entry else None, "since": entry.at if entry else None}

@@ -34,6 +34,8 @@ HANDLERS = {
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/predict", "predict"),
     Route("GET", "/model", "predict"),
+    Route("GET", "/model/schema", "predict"),
+    Route("GET", "/openapi.json", "predict"),
     Route("POST", "/feedback", "feedback"),
     Route("GET", "/models", "admin", admin=True),
     Route("GET", "/models/history", "admin", admin=True),

@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlops import resources as r
 
+# Request size bounds a deployment may change through the environment; the API document states these.
+DEFAULT_MAX_BATCH_ROWS = 1000
+DEFAULT_MAX_FEEDBACK_ITEMS = 1000
+
 
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
@@ -23,7 +27,9 @@ class _Base(BaseSettings):
 class ServingSettings(_Base):
     prediction_queue_url: str = Field(validation_alias=r.PREDICTION_QUEUE.env_var)
     champion_refresh_seconds: float = Field(30.0, ge=0, validation_alias="MLOPS_CHAMPION_REFRESH_SECONDS")
-    max_batch_rows: int = Field(1000, ge=1, le=10000, validation_alias="MLOPS_MAX_BATCH_ROWS")
+    max_batch_rows: int = Field(
+        DEFAULT_MAX_BATCH_ROWS, ge=1, le=10000, validation_alias="MLOPS_MAX_BATCH_ROWS"
+    )
     report_bucket: str | None = Field(None, validation_alias=r.REPORT_BUCKET.env_var)
 
 
@@ -32,7 +38,9 @@ class FeedbackSettings(BaseSettings):
 
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     feedback_table: str = Field(validation_alias=r.FEEDBACK_TABLE.env_var)
-    max_batch_items: int = Field(1000, ge=1, le=10000, validation_alias="MLOPS_MAX_FEEDBACK_ITEMS")
+    max_batch_items: int = Field(
+        DEFAULT_MAX_FEEDBACK_ITEMS, ge=1, le=10000, validation_alias="MLOPS_MAX_FEEDBACK_ITEMS"
+    )
 
 
 class LogWriterSettings(BaseSettings):

@@ -26,8 +26,14 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from mlops.bundle import ArtifactRef
-from mlops.errors import ConflictError, NotFoundError, StorageError
+from mlops.errors import ConflictError, NotFoundError, StorageError, ValidationFailed
 from mlops.storage import aws_call, error_code, iso, parse_time, utcnow
+
+# Version sort keys are zero-padded to this many digits, so no version has more.
+VERSION_DIGITS = 6
+# A reason is a sentence for the audit trail; the bound keeps each history row far below
+# DynamoDB's 400 KB item limit, which would otherwise refuse the change as a storage error.
+MAX_REASON_LENGTH = 1000
 
 
 class VersionStatus(StrEnum):
@@ -273,8 +279,11 @@ class Registry:
     def _move_champion(
         self, current: Champion | None, version: int, action: Action, actor: str, reason: str
     ) -> HistoryEntry:
-        if not reason.strip():
-            raise ValueError("a reason is required")
+        if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+            problem = f"send 1 to {MAX_REASON_LENGTH} characters, not only spaces (got {len(reason)})"
+            raise ValidationFailed(
+                f"reason: {problem}", [{"row": None, "field": "reason", "problem": problem}]
+            )
         now = iso(self.clock())
         revision = (current.revision if current else 0) + 1
         entry = HistoryEntry(

@@ -30,12 +30,21 @@ def iso(ts: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """Parse ISO 8601 (a trailing Z or an offset); a naive time is taken as UTC."""
+    """Parse ISO 8601 (a trailing Z or an offset); a naive time is taken as UTC.
+
+    Raises ValueError for text that is no time, and for a time whose UTC equivalent falls
+    outside the years 1 to 9999 (``9999-12-31T23:59:59-01:00`` is in year 10000 in UTC).
+    """
     value = text.strip()
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
     ts = datetime.fromisoformat(value)
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def sha256_hex(data: bytes) -> str:

@@ -79,3 +79,21 @@ def test_local_up_refuses_a_busy_port(capsys):
         assert main(["local", "up", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} on 127.0.0.1 is in use" in err
+
+
+def test_a_new_set_of_local_functions_starts_cold(monkeypatch):
+    # Given a handler module that kept the settings of an earlier stack in this process
+    from mlops.handlers import feedback
+    from mlops.local.invoke import LocalLambdas
+
+    monkeypatch.setenv("MLOPS_LOG_BUCKET", "earlier-logs")
+    monkeypatch.setenv("MLOPS_FEEDBACK_TABLE", "earlier-feedback")
+    assert feedback.settings().log_bucket == "earlier-logs"
+
+    # When a new stack's functions load it
+    monkeypatch.setenv("MLOPS_LOG_BUCKET", "new-logs")
+    LocalLambdas("new").handler("feedback")
+
+    # Then it reads its settings again, as a new execution environment would
+    assert feedback.settings().log_bucket == "new-logs"
+    feedback.settings.cache_clear()

@@ -30,6 +30,7 @@ from mlops.serving.api import ErrorBody, PredictRequest, PredictResponse
 from mlops.spec import ModelSpec, parse_spec
 from mlops.storage import iso, read_jsonl_gz
 from mlops.training import TrainingResult, labels, load_table, rows_frame, train_model
+from pydantic import TypeAdapter
 from sklearn.metrics import roc_auc_score
 
 from tests.conftest import AwsStack, register_and_promote
@@ -245,7 +246,7 @@ def test_client_ids_and_event_times_are_answered_logged_and_windowed_by_event_ti
     rows = [{**ROW, "Age (years)": 40.0 + i} for i in range(5)]
 
     request = {"instances": rows, "ids": ids, "event_times": [t.isoformat() for t in times]}
-    PredictRequest.model_validate(request)  # the documented contract describes it
+    TypeAdapter(PredictRequest).validate_python(request)  # the documented contract describes it
 
     status, body = call(request)
 
@@ -292,7 +293,7 @@ def test_the_id_column_of_the_spec_may_be_sent_in_each_row(clinic_champion):
 def test_one_row_takes_id_and_event_time(clinic_champion):
     event_time = (REGISTERED + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S+02:00")
     request = {"features": ROW, "id": "visit:77", "event_time": event_time}
-    PredictRequest.model_validate(request)
+    TypeAdapter(PredictRequest).validate_python(request)
 
     status, body = call(request)
 

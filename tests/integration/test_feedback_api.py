@@ -117,12 +117,34 @@ def test_feedback_bad_requests(aws_stack, fresh_settings, subtests):
         ("empty batch", {"items": []}, 422, {(None, "items")}),
         ("too large batch", {"items": [good] * 1001}, 413, {(None, "items")}),
         ("second item bad", {"items": [good, {"label": 1}]}, 422, {(1, "prediction_id"), (1, "source")}),
+        (
+            "lone surrogate id",
+            json.dumps(good).replace(good["prediction_id"], "\\ud800"),
+            400,
+            {(None, "prediction_id")},
+        ),
+        ("duplicate label", json.dumps(good)[:-1] + ', "label": 0}', 400, {(None, "label")}),
+        ("nested 100,000 deep", "[" * 100_000 + "]" * 100_000, 400, {(None, None)}),
+        (
+            "after year 9999 in UTC",
+            good | {"observed_at": "9999-12-31T23:59:59-01:00"},
+            422,
+            {(0, "observed_at")},
+        ),
+        (
+            "before year 1 in UTC",
+            good | {"observed_at": "0001-01-01T00:00:00+01:00"},
+            422,
+            {(0, "observed_at")},
+        ),
     ]
     for name, body, expected_status, problems in cases:
         with subtests.test(name):
             status, answer = call(with_body(load_event("feedback_single.json"), body))
             assert status == expected_status
+            ErrorBody.model_validate(answer)
             assert {(p["row"], p["field"]) for p in answer["problems"]} == problems
+    assert stored(aws_stack) == []
     wrong_type = load_event("feedback_single.json")
     wrong_type["headers"]["content-type"] = "application/x-www-form-urlencoded"
     assert call(wrong_type)[0] == 415

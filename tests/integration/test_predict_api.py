@@ -204,6 +204,20 @@ BAD_REQUESTS = [
     ("both envelopes", {"features": GOOD_ROW, "instances": [GOOD_ROW]}, 422, {(None, None)}),
     ("unknown envelope field", {"rows": [GOOD_ROW]}, 422, {(None, "rows"), (None, None)}),
     ("body is an array", [GOOD_ROW], 422, {(None, None)}),
+    ("nested 100,000 deep", '{"features": ' + "[" * 100_000 + "]" * 100_000 + "}", 400, {(None, None)}),
+    ("nested within the parser's guard", {"features": _row(region=[[[["north"]]]])}, 422, {(0, "region")}),
+    (
+        "lone surrogate category",
+        json.dumps({"features": _row(region="\ud800")}),
+        400,
+        {(None, "features.region")},
+    ),
+    (
+        "duplicate feature",
+        json.dumps({"features": GOOD_ROW})[:-2] + ', "region": "south"}}',
+        400,
+        {(None, "region")},
+    ),
 ]
 
 
@@ -221,6 +235,25 @@ def test_bad_requests_get_a_4xx_naming_every_offending_row_and_field(champion, p
             assert got_status == status
             ErrorBody.model_validate(body)
             assert {(p["row"], p["field"]) for p in body["problems"]} == problems
+
+
+def _staged(event: dict[str, Any], raw_path: str, stage: str) -> dict[str, Any]:
+    event["rawPath"] = event["requestContext"]["http"]["path"] = raw_path
+    event["requestContext"]["stage"] = stage
+    return event
+
+
+def test_a_named_stage_routes_with_and_without_the_stage_in_the_path(champion, predict_runtime):
+    # Behind a custom domain the stage is not in the raw path; on the API's own endpoint it is.
+    for raw_path in ("/predict", "/prod/predict"):
+        status, body = call(_staged(load_event("predict_single.json"), raw_path, "prod"))
+        assert status == 200, body
+        PredictResponse.model_validate(body)
+    for raw_path in ("/model", "/prod/model"):
+        status, body = call(_staged(load_event("model_get.json"), raw_path, "prod"))
+        assert status == 200 and body["model_version"] == champion.version
+    status, body = call(_staged(load_event("model_get.json"), "/production/model", "prod"))
+    assert status == 404 and "/production/model" in body["error"]
 
 
 def test_unknown_route_is_a_json_404(champion, predict_runtime):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +10,8 @@ from mlops import bundle
 from mlops.errors import ConflictError, IntegrityError, NotFoundError
 from mlops.lifecycle import TrainingData, register_model
 from mlops.registry import Action, Registry, VersionStatus
+
+from tests.integration.racing import RacingStore, race
 
 
 class Clock:
@@ -85,45 +86,63 @@ def test_bundles_are_immutable_and_complete(aws_stack, trained):
         )
 
 
-def test_concurrent_promotions_leave_one_champion_and_a_consistent_history(aws_stack, trained):
+def test_racing_promotions_that_read_the_same_champion_leave_one_winner_and_a_consistent_history(
+    aws_stack, trained
+):
+    # Given v1 serving and three promotions that all read v1 as champion before any of them writes
     registry = aws_stack.registry()
     versions = [_register(aws_stack, trained, registry).version for _ in range(4)]
     registry.promote(versions[0], actor="setup", reason="start")
-    outcomes: list[object] = []
-    barrier = threading.Barrier(len(versions) - 1)
+    store = RacingStore(aws_stack.dynamodb, racers=3)
+    racing = Registry(store, registry.table, registry.model_name)
 
-    def promote(v: int) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(registry.promote(v, actor=f"t{v}", reason="race"))
-        except ConflictError as err:
-            outcomes.append(err)
+    # When they race
+    outcomes = race([lambda v=v: racing.promote(v, actor=f"t{v}", reason="race") for v in versions[1:]])
 
-    threads = [threading.Thread(target=promote, args=(v,)) for v in versions[1:]]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    wins = [o for o in outcomes if not isinstance(o, ConflictError)]
+    # Then exactly one wins, the others are told the champion changed, and the history has no gap
+    wins = [o for o in outcomes if not isinstance(o, Exception)]
+    losses = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(wins) == 1 and len(losses) == 2
+    assert all(isinstance(o, ConflictError) and "changed" in str(o) for o in losses)
     history = registry.history()
-    assert len(wins) >= 1 and len(history) == 1 + len(wins)
-    # Each change starts where the previous one ended: no lost update.
+    assert [(h.revision, h.from_version, h.to_version) for h in history] == [
+        (1, None, versions[0]),
+        (2, versions[0], wins[0].to_version),
+    ]
     for before, after in itertools.pairwise(history):
-        assert after.from_version == before.to_version
-        assert after.revision == before.revision + 1
-    assert registry.champion().version == history[-1].to_version
+        assert after.from_version == before.to_version and after.revision == before.revision + 1
+    assert registry.champion().version == wins[0].to_version
+    assert registry.get_version(wins[0].to_version).status is VersionStatus.PROMOTED
 
 
-def test_version_numbers_are_unique_under_concurrency(aws_stack):
+def test_racing_version_allocations_never_hand_out_a_number_twice(aws_stack):
+    # Given eight registrations that all reach the counter together
     registry = aws_stack.registry()
-    got: list[int] = []
-    threads = [threading.Thread(target=lambda: got.append(registry.next_version())) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    racing = Registry(RacingStore(aws_stack.dynamodb, racers=8), registry.table, registry.model_name)
+
+    # When each allocates a version number
+    got = race([racing.next_version] * 8)
+
+    # Then the numbers are 1..8, each once, and the counter is at 8
     assert sorted(got) == list(range(1, 9))
+    assert registry.next_version() == 9
+
+
+def test_a_read_then_write_counter_fails_under_the_racing_store(aws_stack):
+    # The racing store is strict enough to catch the lost update an atomic ADD avoids.
+    registry = aws_stack.registry()
+    store = RacingStore(aws_stack.dynamodb, racers=4)
+    key = {"pk": {"S": "MODEL#naive"}, "sk": {"S": "COUNTER"}}
+
+    def naive_next() -> int:
+        item = store.get_item(TableName=registry.table, Key=key, ConsistentRead=True).get("Item")
+        number = int(item["last_version"]["N"]) + 1 if item else 1
+        store.put_item(TableName=registry.table, Item={**key, "last_version": {"N": str(number)}})
+        return number
+
+    got = race([naive_next] * 4)
+
+    assert got == [1, 1, 1, 1]
 
 
 def test_rules_of_promotion(aws_stack, trained):

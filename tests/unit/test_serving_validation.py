@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import jsonschema_rs
 import pytest
 from mlops.errors import ValidationFailed
 from mlops.schema import FeatureField, FeatureSchema
@@ -139,3 +142,30 @@ def test_envelopes_give_rows_in_order():
     assert read_envelope({"features": GOOD}, 3).rows == [GOOD]
     rows = [GOOD, {**GOOD, "age": 1}, {**GOOD, "age": 2}]
     assert read_envelope({"instances": rows}, 3).rows == rows
+
+
+def test_the_served_row_schema_accepts_exactly_the_rows_the_validator_accepts():
+    # The JSON Schema clients and fuzzers build rows from is checked by an independent validator.
+    validator = RowValidator(SCHEMA)
+    schema = jsonschema_rs.validator_for(validator.json_schema())
+    candidates = [None, True, False, 0, -1, 1.5, 120, 120.5, 121, -1e308, 1e308, "a", "", "new", "x" * 256]
+    candidates += ["x" * 257, "ü" * 256, [], {}, [1], {"a": 1}]
+    rows = [{**GOOD, field: value} for field in ("age", "income", "plan") for value in candidates]
+    rows += [{"age": 1, "income": 2}, {**GOOD, "extra": 1}, {}]
+    for row in rows:
+        assert schema.is_valid(row) == validator._all_valid([row]), row
+    # A boolean feature is described by its canonical forms: every row the schema admits is served.
+    booleans = [{**GOOD, "is member": value} for value in candidates]
+    for row in booleans:
+        if schema.is_valid(row):
+            assert validator._all_valid([row]), row
+    assert [schema.is_valid(r) for r in booleans].count(True) == 4  # null, true, false and 0
+
+
+def test_the_served_row_schema_names_types_ranges_and_categories():
+    row = RowValidator(SCHEMA).json_schema()
+    assert row["required"] == ["age", "income", "plan", "is member"] and row["additionalProperties"] is False
+    assert row["properties"]["age"] == {"type": ["number", "null"], "minimum": 0, "maximum": 120}
+    assert row["properties"]["income"]["maximum"] == sys.float_info.max
+    assert row["properties"]["plan"]["examples"] == ["a", "b"]
+    assert row["properties"]["plan"]["maxLength"] == 256

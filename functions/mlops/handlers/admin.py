@@ -9,29 +9,44 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops import aws
 from mlops.admin import (
+    VERSION_PATTERN,
     RetrainDispatch,
     lambda_dispatch,
     model_detail,
     model_list,
+    parse_version,
     retrain_request_event,
     served_at_answer,
 )
 from mlops.config import AdminSettings
-from mlops.errors import UnavailableError, ValidationFailed
-from mlops.handlers.http import install_error_handlers, json_body
+from mlops.errors import UnavailableError
+from mlops.handlers.http import HttpApi, install_error_handlers, json_body, parse_body
 from mlops.observability import logger
 from mlops.registry import Registry
+from mlops.serving.api import (
+    ChangeRequest,
+    History,
+    HistoryRow,
+    ModelDetail,
+    ModelList,
+    RetrainAccepted,
+    RetrainRequest,
+    ServedAt,
+    error_responses,
+    request_body,
+)
 from mlops.storage import utcnow
 
-app = APIGatewayHttpResolver()
+app = HttpApi()
 install_error_handlers(app)
 
 
@@ -72,37 +87,55 @@ def _actor() -> str:
 
 
 def _reason() -> str:
-    body = json_body(app.current_event)
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationFailed(
-            "a reason is required", [{"row": None, "field": "reason", "problem": "send a non-empty string"}]
-        )
-    return reason.strip()
+    return parse_body(ChangeRequest, json_body(app.current_event)).reason.strip()
 
 
-def _version(text: str) -> int:
-    if not text.isdigit():
-        raise ValidationFailed(
-            "not a version number",
-            [{"row": None, "field": "version", "problem": f"{text!r} is not a number"}],
-        )
-    return int(text)
+VersionText = Annotated[
+    str, Path(pattern=VERSION_PATTERN, description="A version number, as `GET /models` lists them")
+]
 
 
-def _json(status: int, body: Any) -> Response:
+def _json(status: int, body: Any) -> Response[Any]:
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body, default=str)
     )
 
 
-@app.get("/models")
-def list_models() -> Response:
+def _ok(model: type[Any], text: str) -> dict[int, Any]:
+    return {200: {"description": text, "content": {"application/json": {"model": model}}}}
+
+
+_AT = {
+    "name": "at",
+    "in": "query",
+    "required": False,
+    "description": "An ISO 8601 time within the years 1 to 9999 in UTC: answer which version served then",
+    "schema": {"type": "string"},
+}
+
+
+@app.get(
+    "/models",
+    summary="Every version: status, champion, test metrics, gate outcome",
+    responses={**_ok(ModelList, "The versions, oldest first"), **error_responses(503)},
+)
+def list_models() -> Response[Any]:
     return _json(200, model_list(_registry()))
 
 
-@app.get("/models/history")
-def history() -> Response:
+@app.get(
+    "/models/history",
+    summary="Every promotion and rollback, or (with `at`) which version served at a time",
+    responses={
+        200: {
+            "description": "The history, or the version serving at `at`",
+            "content": {"application/json": {"model": History | ServedAt}},
+        },
+        **error_responses(422, 503),
+    },
+    openapi_extensions={"parameters": [_AT]},
+)
+def history() -> Response[Any]:
     registry = _registry()
     at = app.current_event.get_query_string_value("at")
     if at is None:
@@ -110,8 +143,12 @@ def history() -> Response:
     return _json(200, served_at_answer(registry, at))
 
 
-@app.get("/models/<version>")
-def show(version: str) -> Response:
+@app.get(
+    "/models/<version>",
+    summary="One version: metrics, lineage, gate report, when it served, its monitoring runs",
+    responses={**_ok(ModelDetail, "The version"), **error_responses(404, 422, 503)},
+)
+def show(version: VersionText) -> Response[Any]:
     return _json(
         200,
         model_detail(
@@ -119,42 +156,59 @@ def show(version: str) -> Response:
             aws.client("s3"),
             settings().artifact_bucket,
             settings().report_bucket,
-            _version(version),
+            parse_version(version),
         ),
     )
 
 
-@app.post("/models/<version>/promote")
-def promote(version: str) -> Response:
-    entry = _registry().promote(_version(version), actor=_actor(), reason=_reason())
+@app.post(
+    "/models/<version>/promote",
+    summary="Make a version the champion (recorded in the history with the caller and reason)",
+    responses={
+        **_ok(HistoryRow, "The history row of the change"),
+        **error_responses(400, 404, 409, 415, 422, 503),
+    },
+    openapi_extensions=request_body(ChangeRequest, description="Why"),
+)
+def promote(version: VersionText) -> Response[Any]:
+    entry = _registry().promote(parse_version(version), actor=_actor(), reason=_reason())
     logger.info("promoted", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
 
 
-@app.post("/models/rollback")
-def rollback() -> Response:
+@app.post(
+    "/models/rollback",
+    summary="Return to the version that served before the current champion",
+    responses={
+        **_ok(HistoryRow, "The history row of the change"),
+        **error_responses(400, 404, 409, 415, 422, 503),
+    },
+    openapi_extensions=request_body(ChangeRequest, description="Why"),
+)
+def rollback() -> Response[Any]:
     entry = _registry().rollback(actor=_actor(), reason=_reason())
     logger.info("rolled back", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
 
 
-@app.post("/retrain")
-def retrain() -> Response:
-    body = json_body(app.current_event)
-    if not isinstance(body, dict):
-        raise ValidationFailed(
-            "the body must be a JSON object", [{"row": None, "field": None, "problem": "not an object"}]
-        )
-    reason = body.get("reason") or "requested through the admin API"
-    force = body.get("force", False)
-    if not isinstance(reason, str) or not isinstance(force, bool):
-        raise ValidationFailed(
-            "invalid retrain request",
-            [{"row": None, "field": "reason/force", "problem": "reason must be a string, force a boolean"}],
-        )
-    event = retrain_request_event(reason, _actor(), force, utcnow())
+@app.post(
+    "/retrain",
+    summary="Start a gated retraining run; answers at once, the run reports through the registry and SNS",
+    responses={
+        202: {
+            "description": "The run was started",
+            "content": {"application/json": {"model": RetrainAccepted}},
+        },
+        **error_responses(400, 415, 422, 503),
+    },
+    openapi_extensions=request_body(RetrainRequest, description="Why, and whether to force a run"),
+)
+def retrain() -> Response[Any]:
+    request = parse_body(RetrainRequest, json_body(app.current_event))
+    reason = request.reason.strip() if request.reason else "requested through the admin API"
+    event = retrain_request_event(reason, _actor(), request.force, utcnow())
     event_id = _retrain_dispatch()(event)
-    return _json(202, {"accepted": True, "event_id": event_id, "reason": reason, "force": force})
+    return _json(202, {"accepted": True, "event_id": event_id, "reason": reason, "force": request.force})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -5,27 +5,22 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 
 from mlops import aws
 from mlops.config import FeedbackSettings
-from mlops.handlers.http import install_error_handlers, json_body
+from mlops.handlers.http import HttpApi, install_error_handlers, json_body
 from mlops.observability import logger
-from mlops.serving.api import ErrorBody, FeedbackBatch, FeedbackItem, FeedbackResponse, request_body
+from mlops.serving.api import FeedbackBatch, FeedbackItem, FeedbackResponse, error_responses, request_body
 from mlops.serving.feedback import submit_feedback
 
-app = APIGatewayHttpResolver()
+app = HttpApi()
 install_error_handlers(app)
 
 
 @cache
 def settings() -> FeedbackSettings:
     return FeedbackSettings()  # type: ignore[call-arg]  # read from the environment
-
-
-def _error(text: str) -> Any:
-    return {"description": text, "content": {"application/json": {"model": ErrorBody}}}
 
 
 @app.post(
@@ -36,12 +31,18 @@ def _error(text: str) -> Any:
             "description": "Each item's status: stored, duplicate, or conflict (another label was stored)",
             "content": {"application/json": {"model": FeedbackResponse}},
         },
-        400: _error("The body is not valid JSON"),
-        409: _error("A single item conflicts with the label already stored for it"),
-        413: _error("Too many items"),
-        415: _error("The body is not declared as application/json"),
-        422: _error("Items that do not match the expected shape; every problem is listed"),
-        503: _error("Feedback could not be stored; nothing was kept, retry"),
+        **error_responses(
+            400,
+            409,
+            413,
+            415,
+            422,
+            503,
+            described={
+                409: "A single item conflicts with the label already stored for it",
+                503: "Feedback could not be stored; nothing was kept, retry",
+            },
+        ),
     },
     openapi_extensions=request_body(FeedbackItem, FeedbackBatch, description="One item or a batch"),
 )

@@ -1,8 +1,9 @@
 """The one place that turns domain errors into HTTP answers, and HTTP bodies into JSON values.
 
 Every error answer has the body ``{"error": message, "problems": [{"row", "field", "problem"}]}``.
-Bad input is always a 4xx: 400 malformed JSON, 413 too many rows, 415 not JSON, 422 invalid
-values, 404 unknown route or record, 409 conflict. 503 means a dependency is down; retry.
+Bad input is always a 4xx: 400 malformed JSON (also duplicate keys, nesting too deep, lone
+surrogates), 413 too many rows, 415 not JSON, 422 invalid values, 404 unknown route or record,
+409 conflict. 503 means a dependency is down; retry.
 """
 
 from __future__ import annotations
@@ -10,14 +11,39 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from pydantic import BaseModel
+from pydantic import ValidationError as ModelValidationError
 
+from mlops import strict_json
 from mlops.errors import ConflictError, NotFoundError, StorageError, UnavailableError, ValidationFailed
 from mlops.observability import logger
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class _StagedEvent(APIGatewayProxyEventV2):
+    @property
+    def path(self) -> str:
+        # A named stage prefixes the raw path on the API's own endpoint (/prod/predict) but not
+        # behind a custom domain (/predict): strip the stage only where it is there.
+        raw, stage = self.raw_path, self.request_context.stage
+        if stage and stage != "$default" and (raw == f"/{stage}" or raw.startswith(f"/{stage}/")):
+            return raw[len(stage) + 1 :] or "/"
+        return raw
+
+
+class HttpApi(APIGatewayHttpResolver):
+    """The resolver of every HTTP function: payload 2.0, routed on the path within the stage."""
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        return _StagedEvent(event, self._json_body_deserializer)
+
 
 JSON_TYPES = ("application/json",)
 
@@ -63,11 +89,32 @@ def json_body(event: APIGatewayProxyEventV2) -> Any:
         )
     try:
         text = base64.b64decode(raw, validate=True).decode("utf-8") if event.is_base64_encoded else raw
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, binascii.Error, ValueError) as err:
+    except (UnicodeDecodeError, binascii.Error, ValueError) as err:
         raise ValidationFailed(
             "the body is not valid JSON", [{"row": None, "field": None, "problem": str(err)}], 400
         ) from None
+    try:
+        return strict_json.parse(text)
+    except strict_json.JsonRefused as err:
+        raise ValidationFailed(
+            "the body is not valid JSON", [{"row": None, "field": err.where, "problem": str(err)}], 400
+        ) from None
+
+
+def parse_body(model: type[Body], payload: Any) -> Body:
+    """`payload` as the contract `model`; 422 naming every offending field otherwise."""
+    try:
+        return model.model_validate(payload, strict=True)
+    except ModelValidationError as err:
+        problems = [
+            {
+                "row": None,
+                "field": ".".join(str(part) for part in e["loc"]) or None,
+                "problem": e["msg"],
+            }
+            for e in err.errors(include_url=False, include_input=False)
+        ]
+        raise ValidationFailed("the body does not match the expected shape", problems) from None
 
 
 def install_error_handlers(app: APIGatewayHttpResolver) -> None:

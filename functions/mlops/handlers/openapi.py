@@ -1,6 +1,8 @@
 """The OpenAPI document of the HTTP API, generated from the handlers' routes and contract models.
 
-The predict and feedback functions sit behind one HTTP API, so their documents are merged.
+The predict, feedback and admin functions sit behind one HTTP API, so their documents are merged.
+The predict function serves this document at ``GET /openapi.json`` with the champion's features
+filled in.
 ``python -m mlops.handlers.openapi`` rewrites the committed copy (``make openapi``);
 a test fails when the committed copy and the code disagree.
 """
@@ -15,15 +17,18 @@ from typing import Any
 DOCUMENT = Path(__file__).with_name("openapi.json")
 TITLE = "serverless-mlops"
 API_VERSION = "1"
-DESCRIPTION = "Predictions from the champion model and feedback on them (IAM-authorised HTTP API)"
+DESCRIPTION = (
+    "Predictions from the champion model, feedback on them, and the registry's audit trail and "
+    "changes (IAM-authorised HTTP API). Request bodies are JSON objects without duplicate keys."
+)
 
 
 def openapi_document() -> dict[str, Any]:
     # Imported here: the handlers' modules are only needed when a document is made.
-    from mlops.handlers import feedback, predict
+    from mlops.handlers import admin, feedback, predict
 
     merged: dict[str, Any] = {}
-    for app in (predict.app, feedback.app):
+    for app in (predict.app, feedback.app, admin.app):
         doc = json.loads(
             app.get_openapi_json_schema(
                 title=TITLE,
@@ -34,11 +39,25 @@ def openapi_document() -> dict[str, Any]:
         if not merged:
             merged = doc
             continue
-        merged["paths"].update(doc.get("paths", {}))
+        for path, operations in doc.get("paths", {}).items():
+            merged["paths"].setdefault(path, {}).update(operations)
         merged.setdefault("components", {}).setdefault("schemas", {}).update(
             doc.get("components", {}).get("schemas", {})
         )
+    _drop_unreferenced_schemas(merged)
     return merged
+
+
+def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
+    """Powertools adds schemas for its own request validation, which these functions do not use."""
+    schemas = document.get("components", {}).get("schemas", {})
+    while True:
+        text = json.dumps({k: v for k, v in document.items() if k != "components"}) + json.dumps(schemas)
+        unused = [name for name in schemas if f'"#/components/schemas/{name}"' not in text]
+        if not unused:
+            return
+        for name in unused:
+            del schemas[name]
 
 
 def render() -> str:

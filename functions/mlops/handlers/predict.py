@@ -1,4 +1,5 @@
-"""Predict Lambda: ``POST /predict`` and ``GET /model`` behind an API Gateway HTTP API (payload 2.0).
+"""Predict Lambda: ``POST /predict``, ``GET /model``, ``GET /model/schema`` and ``GET /openapi.json``
+behind an API Gateway HTTP API (payload 2.0).
 
 Powertools request validation is off on purpose: the per-schema `RowValidator` checks
 rows against the *champion's* schema (which a static model cannot) in a fraction of the
@@ -7,11 +8,12 @@ time; the OpenAPI document is still generated from the models in `mlops.serving.
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -19,16 +21,26 @@ from mlops import aws
 from mlops.alarms import DIM_MODEL, DIM_VERSION, Metric
 from mlops.config import ServingSettings
 from mlops.errors import MlopsError
-from mlops.handlers.http import install_error_handlers, json_body
+from mlops.handlers.http import HttpApi, install_error_handlers, json_body
+from mlops.handlers.openapi import DOCUMENT
 from mlops.logstore import read_latest_report
 from mlops.observability import logger, metrics
 from mlops.registry import Champion, Registry
-from mlops.serving.api import ErrorBody, ModelInfo, PredictRequest, PredictResponse, request_body
+from mlops.serving.api import (
+    ModelInfo,
+    ModelSchema,
+    PredictBatch,
+    PredictOne,
+    PredictResponse,
+    error_responses,
+    request_body,
+    served_openapi,
+)
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
 from mlops.serving.log_queue import PredictionBatch, send_predictions
 from mlops.serving.predict import describe_model, predict
 
-app = APIGatewayHttpResolver()
+app = HttpApi()
 install_error_handlers(app)
 
 
@@ -100,16 +112,7 @@ def use_runtime(value: PredictRuntime | None) -> None:
     _runtime = value
 
 
-_ERRORS: dict[int, Any] = {
-    code: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
-    for code, text in (
-        (400, "The body is not valid JSON"),
-        (413, "Too many rows"),
-        (415, "The body is not declared as application/json"),
-        (422, "Rows that do not match the feature schema; every problem is listed"),
-        (503, "No champion can be served right now"),
-    )
-}
+_NO_CHAMPION = {503: "No champion can be served right now"}
 
 
 @app.post(
@@ -120,9 +123,9 @@ _ERRORS: dict[int, Any] = {
             "description": "One prediction per row, in input order",
             "content": {"application/json": {"model": PredictResponse}},
         },
-        **_ERRORS,
+        **error_responses(400, 413, 415, 422, 503, described=_NO_CHAMPION),
     },
-    openapi_extensions=request_body(PredictRequest, description="One row or a batch of rows"),
+    openapi_extensions=request_body(PredictOne, PredictBatch, description="One row or a batch of rows"),
 )
 def post_predict() -> dict[str, Any]:
     rt = runtime()
@@ -144,7 +147,7 @@ def post_predict() -> dict[str, Any]:
     summary="The champion: version, since when, test-set and latest production figures, feature schema",
     responses={
         200: {"description": "The serving model", "content": {"application/json": {"model": ModelInfo}}},
-        503: _ERRORS[503],
+        **error_responses(503, described=_NO_CHAMPION),
     },
 )
 def get_model() -> dict[str, Any]:
@@ -158,6 +161,52 @@ def get_model() -> dict[str, Any]:
             # Production figures are extra information: their absence must not hide the model.
             logger.warning("latest monitoring summary unreadable", extra={"error": str(err)})
     return describe_model(model, production)
+
+
+@app.get(
+    "/model/schema",
+    summary="The champion's features (names, kinds, ranges, categories) and the JSON Schema of a row",
+    responses={
+        200: {
+            "description": "How to build a valid row",
+            "content": {"application/json": {"model": ModelSchema}},
+        },
+        **error_responses(503, described=_NO_CHAMPION),
+    },
+)
+def get_model_schema() -> dict[str, Any]:
+    rt = runtime()
+    model = rt.cache.current()
+    return {
+        "model_name": model.model_name,
+        "model_version": model.version,
+        "max_batch_rows": rt.settings.max_batch_rows,
+        "features": [f.model_dump(mode="json") for f in model.schema.features],
+        "row": model.validator.json_schema(),
+    }
+
+
+@functools.cache
+def _committed_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    return document
+
+
+@app.get(
+    "/openapi.json",
+    summary="This document, with the champion's features in the /predict request body",
+    responses={
+        200: {
+            "description": "OpenAPI 3 document of the API",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **error_responses(503, described=_NO_CHAMPION),
+    },
+)
+def get_openapi() -> dict[str, Any]:
+    rt = runtime()
+    model = rt.cache.current()
+    return served_openapi(_committed_document(), model.validator.json_schema(), rt.settings.max_batch_rows)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

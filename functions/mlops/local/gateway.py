@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mlops.api import ROUTES, Route
 from mlops.local.invoke import LocalLambdas
@@ -102,7 +102,8 @@ def http_api_event(
     if query:
         event["queryStringParameters"] = dict(parse_qsl(query, keep_blank_values=True))
     if path_parameters:
-        event["pathParameters"] = path_parameters
+        # API Gateway passes path parameters decoded and the raw path as sent.
+        event["pathParameters"] = {k: unquote(v) for k, v in path_parameters.items()}
     if body:
         event["body"] = body.decode("utf-8", errors="replace") if is_text else base64.b64encode(body).decode()
     return event

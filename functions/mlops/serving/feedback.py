@@ -67,7 +67,9 @@ def _item_problems(i: int, item: Any) -> list[Problem]:
                 raise ValueError
             parse_time(observed)
         except ValueError:
-            found.append(problem(i, "observed_at", "expected an ISO 8601 timestamp"))
+            found.append(
+                problem(i, "observed_at", "expected an ISO 8601 timestamp within the years 1 to 9999 in UTC")
+            )
     for name in sorted(str(k) for k in item if k not in ITEM_FIELDS):
         found.append(problem(i, name, "unknown field"))
     return found

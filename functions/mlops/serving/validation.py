@@ -104,6 +104,36 @@ class RowValidator:
         self._declared = {f.name: (f.min, f.max) for f in schema.features}
         self.id_column = schema.id_column
         self.canonicalize = RowCanonicalizer(schema)
+        self._categories = {f.name: tuple(f.categories or ()) for f in schema.features}
+        self._descriptions = {f.name: f.description for f in schema.features}
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one row, for clients and fuzzers: a row it accepts, `validate` accepts.
+
+        Numbers and categories are described exactly (but integers of over 256 digits as
+        categories); a boolean feature is described by its canonical forms (true/false, 1/0,
+        null), while `validate` also takes the spellings of `BOOLEAN_SPELLINGS`.
+        """
+        properties: dict[str, Any] = {}
+        for name, lo, hi in self._numeric:
+            properties[name] = {"type": ["number", "null"], "minimum": lo, "maximum": hi}
+        for name in self._categorical:
+            # A number or a boolean is a category too, in its canonical text (21 and 21.0 are "21").
+            properties[name] = {"type": ["string", "number", "boolean", "null"], "maxLength": self._max_len}
+            if self._categories.get(name):
+                # Any other value is served too (and counted as an unseen category).
+                properties[name]["examples"] = list(self._categories[name])
+        for name in self._boolean:
+            properties[name] = {"anyOf": [{"type": ["boolean", "null"]}, {"enum": [0, 1]}]}
+        for name, described in self._descriptions.items():
+            if described:
+                properties[name]["description"] = described
+        return {
+            "type": "object",
+            "properties": {name: properties[name] for name in self.names},
+            "required": list(self.names),
+            "additionalProperties": False,
+        }
 
     def validate(self, rows: list[Any]) -> None:
         """Raise ValidationFailed (422) listing every problem of every row; return if all are valid."""

@@ -1,0 +1,81 @@
+"""Parse a request body into a JSON value, refusing what `json.loads` lets through.
+
+Three things the standard parser lets through or crashes on: the same key twice (the last
+one would silently win), nesting deep enough to exhaust the parser's recursion guard, and an
+escaped lone UTF-16 surrogate (``"\\ud800"``), which is no character and fails every later
+attempt to encode it as UTF-8 (in S3, DynamoDB or a log line). Each is refused here with an
+error that says what and where. Nesting within the guard is left to each route's shape
+check, which refuses an array or object wherever it expects a value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class JsonRefused(ValueError):
+    """The text is not a JSON document we accept; `where` names the key or path when known."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonRefused(f"duplicate key {_printable(key)!r} in an object", where=_printable(key))
+            seen.add(key)
+    return obj
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _first_unencodable(value: Any) -> str | None:
+    """The path of the first key or string holding a lone surrogate (escaped for display), or None."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        node, path = pending.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "(the body)"
+        elif isinstance(node, dict):
+            for key, item in reversed(node.items()):
+                inner = f"{path}.{_printable(key)}" if path else _printable(key)
+                pending.extend(((item, inner), (key, inner)))
+        elif isinstance(node, list):
+            pending.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(node))))
+    return None
+
+
+def parse(text: str) -> Any:
+    """The JSON value of `text`; raises JsonRefused (a ValueError) naming the problem."""
+    try:
+        # A lone surrogate that reached us unescaped (no UTF-8 decoder produces one) is no text.
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JsonRefused("the body holds a lone UTF-16 surrogate, which is not a character") from None
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        # The C parser guards its own recursion; what it cannot nest, nothing after it needs.
+        raise JsonRefused("the JSON nests arrays or objects too deeply to be parsed") from None
+    except JsonRefused:
+        raise
+    except json.JSONDecodeError as err:
+        raise JsonRefused(f"not valid JSON: {err}") from None
+    if _SURROGATE_ESCAPE.search(text) and (where := _first_unencodable(value)):
+        # Escaped pairs decode to one character and pass; only a lone half remains unencodable.
+        raise JsonRefused("a string holds a lone UTF-16 surrogate escape, which is not a character", where)
+    return value
