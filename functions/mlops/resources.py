@@ -105,3 +105,5 @@ METRICS_NAMESPACE = "ServerlessMLOps"
 # to the retrain function, so the API never waits for a training run.
 RETRAIN_REQUEST_SOURCE = "serverless-mlops"
 RETRAIN_REQUEST_DETAIL_TYPE = "Retrain Requested"
+# A monitor run asked for outside the schedule (another window or versions), from the same source.
+MONITOR_REQUEST_DETAIL_TYPE = "Monitor Requested"

@@ -113,6 +113,14 @@ def test_sender_faults_are_not_retried():
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "label": [1]}),
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": ["high", 0.2]}),
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": None}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": "yesterday"}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": "9999-12-31T23:59:59-01:00"}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": "0001-01-01T00:00:00+01:00"}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "model_version": 0}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "label": [1, 2]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "prediction_id": ["a", ""]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": [0.5, 1.5]}),
+        message_bodies(batch_of(2))[0].replace('"probability":[0.0,', '"probability":[NaN,'),
     ],
 )
 def test_malformed_messages_are_refused(body):

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from mlops.errors import StorageError
 from mlops.logstore import PredictionRecord
-from mlops.storage import aws_call
+from mlops.storage import aws_call, parse_time
 
 MESSAGE_FORMAT = 1
 SQS_MAX_BYTES = 256 * 1024
@@ -208,7 +208,7 @@ def parse_message(body: str) -> list[PredictionRecord]:
         raise MalformedMessage("the columns of a prediction log message differ in length or are empty")
     shared = {k: data.get(k) for k in ("request_id", "timestamp", "model_name", "model_version")}
     try:
-        return [
+        records = [
             PredictionRecord.model_validate(
                 {**shared, **dict(zip(_COLUMNS, values, strict=True))},
             )
@@ -218,3 +218,25 @@ def parse_message(body: str) -> list[PredictionRecord]:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise MalformedMessage(f"invalid prediction record: {where}: {first['msg']}") from None
+    _check_values(records)
+    return records
+
+
+def _check_values(records: Sequence[PredictionRecord]) -> None:
+    """What the log layout and its readers rely on beyond the types: a real time, a probability, a class."""
+    stamp = records[0].timestamp
+    try:
+        # The hour partition of the object is derived from it; a year-9999 time with an offset overflows.
+        parse_time(stamp)
+    except (ValueError, OverflowError):
+        raise MalformedMessage(f"timestamp {stamp[:64]!r} is not an ISO 8601 time") from None
+    if records[0].model_version < 1:
+        raise MalformedMessage(f"model_version {records[0].model_version} is not a version number")
+    for i, record in enumerate(records):
+        # json.loads accepts NaN and Infinity; no reader of the logs (Athena included) does.
+        if not 0.0 <= record.probability <= 1.0:
+            raise MalformedMessage(f"row {i}: probability {record.probability} is not in [0, 1]")
+        if record.label not in (0, 1):
+            raise MalformedMessage(f"row {i}: label {record.label} is not 0 or 1")
+        if not record.prediction_id:
+            raise MalformedMessage(f"row {i}: empty prediction_id")
