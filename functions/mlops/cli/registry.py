@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from mlops.admin import model_list, served_at_answer
-from mlops.cli.common import add_resource_flags, print_json, registry_from_args
+from mlops import aws
+from mlops.admin import model_list, promote_version, rollback_champion, served_at_answer
+from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,12 +48,16 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    print_json(registry_from_args(args).promote(args.version, _actor(), args.reason).model_dump(mode="json"))
+    registry, s3 = registry_from_args(args), aws.client("s3")
+    entry = promote_version(registry, s3, artifact_bucket(args), args.version, _actor(), args.reason)
+    print_json(entry.model_dump(mode="json"))
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    print_json(registry_from_args(args).rollback(_actor(), args.reason).model_dump(mode="json"))
+    registry, s3 = registry_from_args(args), aws.client("s3")
+    entry = rollback_champion(registry, s3, artifact_bucket(args), _actor(), args.reason)
+    print_json(entry.model_dump(mode="json"))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import getpass
 
 from mlops import aws
+from mlops.admin import promote_version
 from mlops.cli.common import add_resource_flags, artifact_bucket, print_json, registry_from_args
 from mlops.lifecycle import register_model, snapshot_training_data
 from mlops.spec import load_spec
@@ -47,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         "artifacts": {k: v.sha256 for k, v in record.artifacts.items()},
     }
     if args.promote:
-        entry = registry.promote(record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+        entry = promote_version(
+            registry, s3, bucket, record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason
+        )
         out["promoted"] = entry.model_dump(mode="json")
     print_json(out)
     return 0

@@ -21,7 +21,9 @@ from mlops.admin import (
     lambda_dispatch,
     model_detail,
     model_list,
+    promote_version,
     retrain_request_event,
+    rollback_champion,
     served_at_answer,
 )
 from mlops.config import AdminSettings
@@ -126,14 +128,16 @@ def show(version: str) -> Response:
 
 @app.post("/models/<version>/promote")
 def promote(version: str) -> Response:
-    entry = _registry().promote(_version(version), actor=_actor(), reason=_reason())
+    entry = promote_version(
+        _registry(), aws.client("s3"), settings().artifact_bucket, _version(version), _actor(), _reason()
+    )
     logger.info("promoted", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
 
 
 @app.post("/models/rollback")
 def rollback() -> Response:
-    entry = _registry().rollback(actor=_actor(), reason=_reason())
+    entry = rollback_champion(_registry(), aws.client("s3"), settings().artifact_bucket, _actor(), _reason())
     logger.info("rolled back", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
 

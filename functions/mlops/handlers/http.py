@@ -2,7 +2,8 @@
 
 Every error answer has the body ``{"error": message, "problems": [{"row", "field", "problem"}]}``.
 Bad input is always a 4xx: 400 malformed JSON, 413 too many rows, 415 not JSON, 422 invalid
-values, 404 unknown route or record, 409 conflict. 503 means a dependency is down; retry.
+values, 404 unknown route or record, 409 conflict (also: a version whose artifacts fail
+verification). 503 means a dependency is down; retry.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from mlops.errors import ConflictError, NotFoundError, StorageError, UnavailableError, ValidationFailed
+from mlops.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+    ValidationFailed,
+)
 from mlops.observability import logger
 
 JSON_TYPES = ("application/json",)
@@ -81,8 +89,9 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     def _missing(err: NotFoundError) -> Response:
         return error_response(404, str(err))
 
-    @app.exception_handler(ConflictError)
-    def _conflict(err: ConflictError) -> Response:
+    @app.exception_handler([ConflictError, IntegrityError])
+    def _conflict(err: Exception) -> Response:
+        # IntegrityError: a version whose artifacts are not what was registered; it stays refused.
         return error_response(409, str(err))
 
     @app.exception_handler([UnavailableError, StorageError])
