@@ -97,6 +97,8 @@ ALL_RESOURCES: tuple[Resource, ...] = (
 )
 
 MODEL_NAME_ENV = "MLOPS_MODEL_NAME"
+# Where `mlops logs replay` finds the predict function's log group (the stack output PredictLogGroup).
+PREDICT_LOG_GROUP_ENV = "MLOPS_PREDICT_LOG_GROUP"
 # Set on the admin function: POST /retrain hands the run to the retrain function (async invoke).
 RETRAIN_FUNCTION_ENV = "MLOPS_RETRAIN_FUNCTION_NAME"
 METRICS_NAMESPACE = "ServerlessMLOps"

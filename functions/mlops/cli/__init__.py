@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from mlops.errors import MlopsError
 
 # Sub-command modules, in the order `mlops --help` lists them.
-COMMAND_MODULES = ("demo", "local", "datagen", "train", "registry", "monitor", "retrain")
+COMMAND_MODULES = ("demo", "local", "datagen", "train", "registry", "monitor", "retrain", "logs")
 
 
 class CliError(Exception):
