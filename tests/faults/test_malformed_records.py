@@ -127,14 +127,7 @@ def test_the_monitor_refuses_other_events_and_bad_parameters_and_runs_nothing(
 def test_an_explicit_monitor_request_runs_its_window(aws_stack, champion):
     monitor.settings.cache_clear()
     # Given an explicit request for version 1 over the last 6 hours
-    event = {
-        "version": "0",
-        "id": "a-request",
-        "detail-type": "Monitor Requested",
-        "source": "serverless-mlops",
-        "time": "2026-11-20T12:00:00Z",
-        "detail": {"window_hours": 6, "versions": [1]},
-    }
+    event = load_event("monitor_request.json")
     # When the monitor receives it
     answer = monitor.handler(event, CONTEXT)
     # Then it runs that window for that version
