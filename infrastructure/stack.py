@@ -110,6 +110,8 @@ class MlopsStack(Stack):
             ("AlarmTopicArn", self.notifications.topic.topic_arn),
             ("AthenaWorkgroup", str(self.monitoring.workgroup.name)),
             ("GlueDatabase", self.monitoring.database_name),
+            # Where `mlops logs replay` reads the records the predict function could not queue.
+            ("PredictLogGroup", self.serving.predict.log_group.log_group_name),
         ):
             CfnOutput(self, name, value=value)
         acknowledge_findings(self)

@@ -12,7 +12,7 @@ from typing import Any
 from mlops import bundle
 from mlops.errors import StorageError, ValidationFailed
 from mlops.logstore import read_latest_report, report_runs
-from mlops.registry import VERSION_DIGITS, Registry
+from mlops.registry import VERSION_DIGITS, HistoryEntry, Registry, VersionCheck, VersionRecord
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 from mlops.storage import aws_call, iso, parse_time
 
@@ -52,6 +52,29 @@ def model_list(registry: Registry) -> dict[str, Any]:
             for v in registry.list_versions()
         ],
     }
+
+
+def servable_check(s3: Any, artifact_bucket: str) -> VersionCheck:
+    """The check every promotion and rollback runs: each artifact's sha256, and the ONNX model loads."""
+
+    def check(record: VersionRecord) -> None:
+        bundle.verify_servable(s3, artifact_bucket, record.version, record.artifacts)
+
+    return check
+
+
+def promote_version(
+    registry: Registry, s3: Any, artifact_bucket: str, version: int, actor: str, reason: str
+) -> HistoryEntry:
+    """Promote after verifying the version's artifacts; a bad one leaves champion and history as they were."""
+    return registry.promote(version, actor, reason, verify=servable_check(s3, artifact_bucket))
+
+
+def rollback_champion(
+    registry: Registry, s3: Any, artifact_bucket: str, actor: str, reason: str
+) -> HistoryEntry:
+    """Roll back after verifying the previous champion's artifacts, as a promotion does."""
+    return registry.rollback(actor, reason, verify=servable_check(s3, artifact_bucket))
 
 
 def served_at_answer(registry: Registry, at: str) -> dict[str, Any]:

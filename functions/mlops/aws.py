@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
+_CLIENTS: dict[tuple[str, str | None, str | None, int], Any] = {}
 # One session for every client: each new session loads the endpoint rules and registers
 # its handlers again, which made every extra client cost tens of milliseconds of cold start.
 _SESSION: list[boto3.session.Session] = []
@@ -29,14 +29,16 @@ def is_local_endpoint(url: str | None) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 
 
-def client(service: str, endpoint_url: str | None = None) -> Any:
-    """A cached client for `service`; `endpoint_url` overrides AWS_ENDPOINT_URL."""
+def client(service: str, endpoint_url: str | None = None, config: Config | None = None) -> Any:
+    """A cached client for `service`; `endpoint_url` overrides AWS_ENDPOINT_URL, `config` the
+    default timeouts and retries (the predict path uses tighter ones: `log_queue.SEND_CLIENT_CONFIG`)."""
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    key = (service, endpoint, region)
+    chosen = config or _CONFIG
+    key = (service, endpoint, region, id(chosen))
     with _LOCK:
         if key not in _CLIENTS:
-            kwargs: dict[str, Any] = {"region_name": region, "config": _CONFIG}
+            kwargs: dict[str, Any] = {"region_name": region, "config": chosen}
             if endpoint:
                 kwargs["endpoint_url"] = endpoint
             if is_local_endpoint(endpoint) and not os.environ.get("AWS_ACCESS_KEY_ID"):

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops.errors import ConflictError, IntegrityError
+from mlops.errors import ConflictError, IntegrityError, NotFoundError
 from mlops.storage import get_bytes, object_exists, put_bytes, sha256_hex
 
 MODEL_ONNX = "model.onnx"
@@ -90,3 +90,34 @@ def read_json_artifact(s3: Any, bucket: str, ref: ArtifactRef) -> Any:
 def verify_bundle(s3: Any, bucket: str, refs: Mapping[str, ArtifactRef]) -> None:
     for ref in refs.values():
         read_artifact(s3, bucket, ref)
+
+
+def verify_servable(s3: Any, bucket: str, version: int, refs: Mapping[str, ArtifactRef]) -> None:
+    """Refuse a version that could not serve: an artifact missing, altered, or an ONNX model that
+    does not load. Run before the champion pointer moves, so a bad version is refused while the
+    serving one stays. IntegrityError names the artifact and what is wrong with it.
+    """
+    missing = [a for a in ARTIFACTS if a not in refs]
+    if missing:
+        raise IntegrityError(f"version {version}: no {', '.join(missing)} in its registry record")
+    for name in ARTIFACTS:
+        ref = refs[name]
+        try:
+            body = read_artifact(s3, bucket, ref)
+        except NotFoundError:
+            raise IntegrityError(f"version {version}: {name} is missing (s3://{bucket}/{ref.key})") from None
+        except IntegrityError as err:
+            raise IntegrityError(f"version {version}: {name} was altered: {err}") from None
+        if name == MODEL_ONNX:
+            _check_loads(version, body)
+
+
+def _check_loads(version: int, onnx_bytes: bytes) -> None:
+    # Imported here: onnxruntime costs cold start to functions that never verify a model.
+    from mlops.errors import ExportError
+    from mlops.inference import load_session
+
+    try:
+        load_session(onnx_bytes)
+    except ExportError as err:
+        raise IntegrityError(f"version {version}: {MODEL_ONNX} does not load: {err}") from None

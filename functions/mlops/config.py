@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlops import resources as r
+from mlops.serving.log_queue import SEND_CALL_SECONDS
 
 # Request size bounds a deployment may change through the environment; the API document states these.
 DEFAULT_MAX_BATCH_ROWS = 1000
@@ -31,6 +32,11 @@ class ServingSettings(_Base):
         DEFAULT_MAX_BATCH_ROWS, ge=1, le=10000, validation_alias="MLOPS_MAX_BATCH_ROWS"
     )
     report_bucket: str | None = Field(None, validation_alias=r.REPORT_BUCKET.env_var)
+    # Total time the log send may take per request (the function times out at 10 s); at least one
+    # call's worth (mlops.serving.log_queue.SEND_CALL_SECONDS), or nothing would ever be sent.
+    log_send_budget_seconds: float = Field(
+        3.0, ge=SEND_CALL_SECONDS, le=6.0, validation_alias="MLOPS_LOG_SEND_BUDGET_SECONDS"
+    )
 
 
 class FeedbackSettings(BaseSettings):

@@ -13,15 +13,22 @@ Report bucket::
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
-logs with partition projection. Writers derive object keys from their input (message ids,
-feedback ids), so a retried write overwrites instead of duplicating.
+logs with partition projection. Writers derive object keys from their input (prediction
+ids, feedback ids), so a retried write overwrites instead of duplicating.
+
+A prediction is counted once. SQS delivers at least once, so a message redelivered with
+other companions can put a prediction into a second object of its hour partition (never
+another partition: the partition comes from the prediction's own version and time).
+Every reader keeps the first copy of each prediction id in an hour partition, in S3 key
+order (`FirstSeen`); the Athena view `predictions_unique` applies the same rule in SQL
+(`UNIQUE_PREDICTIONS_SQL`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -135,17 +142,63 @@ def model_versions_logged(s3: Any, bucket: str) -> list[int]:
 
 
 def prediction_objects(s3: Any, bucket: str, version: int, start: datetime, end: datetime) -> Iterator[str]:
-    """Keys of the hour partitions that overlap [start, end) for one version."""
+    """Keys of the hour partitions that overlap [start, end) for one version, hour by hour in key order."""
     for hour in _hours(start, end):
         yield from list_keys(s3, bucket, prediction_prefix(version, hour))
+
+
+class FirstSeen:
+    """Keeps the first copy of each prediction id of an hour partition, objects read in key order.
+
+    Feed it the objects of `prediction_objects` in the order given. Memory holds the ids of
+    one hour partition at a time: copies of a prediction never cross partitions.
+    """
+
+    def __init__(self) -> None:
+        self._partition: str | None = None
+        self._ids: set[str] = set()
+
+    def keep(self, key: str, prediction_ids: Sequence[str]) -> list[bool] | None:
+        """Which rows of the object at `key` are first copies; None when all are (the usual case)."""
+        partition = key.rsplit("/", 1)[0]
+        if partition != self._partition:
+            self._partition = partition
+            self._ids = set()
+        fresh = set(prediction_ids)
+        if len(fresh) == len(prediction_ids) and self._ids.isdisjoint(fresh):
+            self._ids |= fresh
+            return None
+        mask = []
+        for pid in prediction_ids:
+            mask.append(pid not in self._ids)
+            self._ids.add(pid)
+        return mask
+
+
+# The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
+# prediction id, the copy in the first object of its partition by path, the first line within it.
+UNIQUE_PREDICTIONS_SQL = """\
+SELECT prediction_id, request_id, "timestamp", model_name, features, probability, label,
+       unseen_categories, model_version, dt, hour
+FROM (
+    SELECT p.*, row_number() OVER (
+        PARTITION BY model_version, dt, hour, prediction_id ORDER BY "$path"
+    ) AS copy_rank
+    FROM {table} p
+)
+WHERE copy_rank = 1"""
 
 
 def iter_predictions(
     s3: Any, bucket: str, version: int, start: datetime, end: datetime
 ) -> Iterator[list[PredictionRecord]]:
-    """Predictions of one version in [start, end), one list per S3 object (streamed)."""
+    """Predictions of one version in [start, end), one list per S3 object, each prediction once."""
+    first = FirstSeen()
     for key in prediction_objects(s3, bucket, version, start, end):
         rows = [PredictionRecord.model_validate(r) for r in read_jsonl_gz(get_bytes(s3, bucket, key))]
+        keep = first.keep(key, [r.prediction_id for r in rows])
+        if keep is not None:
+            rows = [r for r, k in zip(rows, keep, strict=True) if k]
         yield [r for r in rows if start <= parse_time(r.timestamp) < end]
 
 

@@ -84,6 +84,10 @@ class HistoryEntry(BaseModel):
     reason: str
 
 
+# A check of a version before it becomes the champion (`mlops.admin.servable_check`).
+VersionCheck = Callable[["VersionRecord"], None]
+
+
 class RetrainLock(BaseModel):
     owner: str
     acquired_at: str
@@ -254,17 +258,22 @@ class Registry:
                 break
         return current
 
-    def promote(self, version: int, actor: str, reason: str) -> HistoryEntry:
+    def promote(
+        self, version: int, actor: str, reason: str, verify: VersionCheck | None = None
+    ) -> HistoryEntry:
+        """Make `version` the champion; `verify(record)` runs first and may refuse it by raising."""
         record = self.get_version(version)
         if record.status in (VersionStatus.REJECTED, VersionStatus.FAILED):
             raise ConflictError(f"version {version} is {record.status.value}; it cannot be promoted")
         current = self.champion()
         if current is not None and current.version == version:
             raise ConflictError(f"version {version} is already the champion")
+        if verify is not None:
+            verify(record)
         return self._move_champion(current, version, Action.PROMOTE, actor, reason)
 
-    def rollback(self, actor: str, reason: str) -> HistoryEntry:
-        """Return to the version that served before the current champion."""
+    def rollback(self, actor: str, reason: str, verify: VersionCheck | None = None) -> HistoryEntry:
+        """Return to the version that served before the current champion (`verify` as in `promote`)."""
         current = self.champion()
         if current is None:
             raise NotFoundError(f"{self.model_name} has no champion to roll back")
@@ -274,6 +283,8 @@ class Registry:
             raise ConflictError(
                 f"version {current.version} is the first champion; there is nothing to roll back to"
             )
+        if verify is not None:
+            verify(self.get_version(last.from_version))
         return self._move_champion(current, last.from_version, Action.ROLLBACK, actor, reason)
 
     def _move_champion(

@@ -97,6 +97,8 @@ ALL_RESOURCES: tuple[Resource, ...] = (
 )
 
 MODEL_NAME_ENV = "MLOPS_MODEL_NAME"
+# Where `mlops logs replay` finds the predict function's log group (the stack output PredictLogGroup).
+PREDICT_LOG_GROUP_ENV = "MLOPS_PREDICT_LOG_GROUP"
 # Set on the admin function: POST /retrain hands the run to the retrain function (async invoke).
 RETRAIN_FUNCTION_ENV = "MLOPS_RETRAIN_FUNCTION_NAME"
 METRICS_NAMESPACE = "ServerlessMLOps"
@@ -105,3 +107,5 @@ METRICS_NAMESPACE = "ServerlessMLOps"
 # to the retrain function, so the API never waits for a training run.
 RETRAIN_REQUEST_SOURCE = "serverless-mlops"
 RETRAIN_REQUEST_DETAIL_TYPE = "Retrain Requested"
+# A monitor run asked for outside the schedule (another window or versions), from the same source.
+MONITOR_REQUEST_DETAIL_TYPE = "Monitor Requested"

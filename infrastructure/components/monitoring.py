@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 from aws_cdk import Aws, Duration
@@ -12,7 +14,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX, UNIQUE_PREDICTIONS_SQL
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
 from mlops.spec import FeatureKind, ModelSpec
 
@@ -45,6 +47,29 @@ def features_type(spec: ModelSpec) -> str:
         for f in spec.features
     ]
     return f"struct<{','.join(fields)}>"
+
+
+UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
+
+
+def unique_view_columns(spec: ModelSpec) -> list[tuple[str, str, str]]:
+    """(name, Hive type, Presto type) of each column of the `predictions_unique` view, in order."""
+    row = ", ".join(
+        f"{f.name} {'double' if f.kind is FeatureKind.NUMERIC else 'varchar'}" for f in spec.features
+    )
+    return [
+        ("prediction_id", "string", "varchar"),
+        ("request_id", "string", "varchar"),
+        ("timestamp", "string", "varchar"),
+        ("model_name", "string", "varchar"),
+        ("features", features_type(spec), f"row({row})"),
+        ("probability", "double", "double"),
+        ("label", "int", "integer"),
+        ("unseen_categories", "array<string>", "array(varchar)"),
+        ("model_version", "int", "integer"),
+        ("dt", "string", "varchar"),
+        ("hour", "int", "integer"),
+    ]
 
 
 def _column(name: str, type_: str, comment: str = "") -> glue.CfnTable.ColumnProperty:
@@ -104,6 +129,41 @@ class Monitoring(Construct):
             ],
         )
         self._analytics(config, storage)
+
+    def _unique_predictions_view(self, spec: ModelSpec) -> glue.CfnTable:
+        """`predictions_unique`: the predictions table with each prediction once, as every reader counts.
+
+        SQS delivers at least once, so a prediction can sit in two objects of its partition; the
+        view keeps the copy the monitor keeps (`mlops.logstore.UNIQUE_PREDICTIONS_SQL`). Athena
+        stores a view in Glue as a Presto view: its SQL and column types, base64-encoded.
+        """
+        columns = unique_view_columns(spec)
+        definition = {
+            "originalSql": UNIQUE_PREDICTIONS_SQL.format(table=f'"{self.database_name}"."predictions"'),
+            "catalog": "awsdatacatalog",
+            "schema": self.database_name,
+            "columns": [{"name": name, "type": presto} for name, _, presto in columns],
+        }
+        encoded = base64.b64encode(json.dumps(definition).encode("utf-8")).decode("ascii")
+        return glue.CfnTable(
+            self,
+            "UniquePredictionsView",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=UNIQUE_PREDICTIONS_VIEW,
+                description="Each prediction once, whatever SQS redelivered (query this, not predictions)",
+                table_type="VIRTUAL_VIEW",
+                parameters={"presto_view": "true", "comment": "Presto View"},
+                view_original_text=f"/* Presto View: {encoded} */",
+                view_expanded_text="/* Presto View */",
+                partition_keys=[],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=[_column(name, hive) for name, hive, _ in columns],
+                    serde_info=glue.CfnTable.SerdeInfoProperty(),
+                ),
+            ),
+        )
 
     def _analytics(self, config: StageConfig, storage: Storage) -> None:
         self.database_name = config.prefix.replace("-", "_")
@@ -172,6 +232,8 @@ class Monitoring(Construct):
             ),
         )
         self.predictions_table.node.add_dependency(self.database)
+        self.unique_predictions_view = self._unique_predictions_view(config.spec)
+        self.unique_predictions_view.node.add_dependency(self.predictions_table)
         feedback_location = f"s3://{bucket}/{FEEDBACK_PREFIX}"
         self.feedback_table = glue.CfnTable(
             self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 from pathlib import Path
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
+from mlops.logstore import UNIQUE_PREDICTIONS_SQL
 from mlops.spec import FeatureKind
 
 from infrastructure.components.environment import required_and_optional
+from infrastructure.components.monitoring import UNIQUE_PREDICTIONS_VIEW
 from infrastructure.config import DEFAULT_SPEC
 from infrastructure.lambdas import FUNCTIONS, ROOT
 from tests.infrastructure.synth_support import Synthesised, synthesise
@@ -231,3 +234,30 @@ def test_feature_names_as_given_are_quoted_in_the_log_table_type() -> None:
     )
 
     assert features_type(spec) == "struct<age:double,`Age (years)`:double,`odd``name`:string,member:string>"
+
+
+def test_athena_reads_each_prediction_once_through_the_unique_view(synth: Synthesised) -> None:
+    # Given the synthesized Glue catalog
+    tables = {
+        t["Properties"]["TableInput"]["Name"]: t["Properties"]["TableInput"]
+        for t in synth.of_type("AWS::Glue::Table").values()
+    }
+    view = tables[UNIQUE_PREDICTIONS_VIEW]
+    # Then the view is a Presto view over the predictions table with the readers' rule
+    assert view["TableType"] == "VIRTUAL_VIEW" and view["Parameters"]["presto_view"] == "true"
+    encoded = view["ViewOriginalText"].removeprefix("/* Presto View: ").removesuffix(" */")
+    definition = json.loads(base64.b64decode(encoded))
+    database = synth.stack.monitoring.database_name
+    assert definition["originalSql"] == UNIQUE_PREDICTIONS_SQL.format(table=f'"{database}"."predictions"')
+    assert definition["schema"] == database
+    # and it exposes every column of the table and its partitions, typed alike
+    predictions = tables["predictions"]
+    table_columns = [
+        c["Name"] for c in predictions["StorageDescriptor"]["Columns"] + predictions["PartitionKeys"]
+    ]
+    assert [c["name"] for c in definition["columns"]] == [
+        c["Name"] for c in view["StorageDescriptor"]["Columns"]
+    ]
+    assert sorted(c["name"] for c in definition["columns"]) == sorted(table_columns)
+    features = next(c["type"] for c in definition["columns"] if c["name"] == "features")
+    assert all(f.name in features for f in synth.stack.config.spec.features)

@@ -109,7 +109,7 @@ def test_help_loads_no_heavy_library():
     heavy = ("sklearn", "pandas", "numpy", "scipy", "boto3", "onnxruntime", "skl2onnx", "pydantic")
     commands = [[], ["demo"], ["local", "up"], ["datagen"], ["train"], ["registry", "show"]]
     commands += [["monitor", "run"], ["retrain"], ["reports", "list"], ["reports", "open"]]
-    commands += [["local", "traffic"]]
+    commands += [["local", "traffic"], ["logs", "replay"]]
     probe = (
         "import sys, contextlib, io\n"
         "from mlops.cli import main\n"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from mlops.errors import StorageError
+from botocore.exceptions import ReadTimeoutError
 from mlops.serving.log_queue import (
+    FALLBACK_PIECE_BYTES,
     MAX_BATCH_ENTRIES,
+    SEND_CALL_SECONDS,
     MalformedMessage,
     PredictionBatch,
+    fallback_pieces,
     message_bodies,
     parse_message,
     send_batches,
@@ -89,18 +92,64 @@ def test_failed_entries_are_sent_again_and_only_they():
     assert second == [first[0]]
 
 
-def test_entries_still_failing_after_every_attempt_raise():
+def test_entries_still_failing_after_every_attempt_are_returned_unsent():
     sqs = FlakySQS(fail_times=10)
-    with pytest.raises(StorageError, match="could not be sent"):
-        send_bodies(sqs, "url", BODIES, attempts=3, sleep=lambda s: None)
+    unsent = send_bodies(sqs, "url", BODIES, attempts=3, sleep=lambda s: None)
     assert len(sqs.calls) == 3
+    assert unsent == [sqs.calls[0][0]["MessageBody"]]
 
 
 def test_sender_faults_are_not_retried():
     sqs = FlakySQS(fail_times=1, sender_fault=True)
-    with pytest.raises(StorageError):
-        send_bodies(sqs, "url", BODIES, sleep=lambda s: None)
+    unsent = send_bodies(sqs, "url", BODIES, sleep=lambda s: None)
     assert len(sqs.calls) == 1
+    assert unsent == [sqs.calls[0][0]["MessageBody"]]
+
+
+class HangingSQS:
+    """Every call takes the whole client timeout on a clock the test owns, then times out."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def send_message_batch(self, QueueUrl, Entries):
+        self.calls += 1
+        self.now += SEND_CALL_SECONDS
+        raise ReadTimeoutError(endpoint_url=QueueUrl)
+
+
+@pytest.mark.parametrize("budget", [SEND_CALL_SECONDS, 3.0, 5.9])
+def test_a_hanging_queue_costs_at_most_the_budget_and_nothing_is_lost(budget):
+    # Given a request cut into several SendMessageBatch calls, and a queue that never answers
+    bodies = message_bodies(batch_of(600, pad=40), max_bytes=1_000)
+    assert len(send_batches(bodies)) > 3
+    sqs = HangingSQS()
+    # When it is sent with a deadline
+    unsent = send_bodies(sqs, "url", bodies, deadline=budget, clock=sqs.clock, sleep=sqs.sleep)
+    # Then no call ran past the deadline, at least one was tried, and every body is returned unsent
+    assert sqs.now <= budget and sqs.calls >= 1
+    assert unsent == bodies
+
+
+def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once():
+    # Given bodies as big as SQS takes
+    batch = batch_of(2_000, pad=300)
+    bodies = message_bodies(batch)
+    assert max(len(b) for b in bodies) > FALLBACK_PIECE_BYTES
+    # When they are cut into pieces for the log
+    pieces = fallback_pieces(bodies)
+    # Then each piece is a message under the piece size, and together they hold each record once
+    encoded = [json.dumps(p, separators=(",", ":")) for p in pieces]
+    assert max(len(e.encode()) for e in encoded) <= FALLBACK_PIECE_BYTES
+    records = [r.model_dump() for e in encoded for r in parse_message(e)]
+    assert records == batch.records()
 
 
 @pytest.mark.parametrize(
@@ -113,6 +162,14 @@ def test_sender_faults_are_not_retried():
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "label": [1]}),
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": ["high", 0.2]}),
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": None}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": "yesterday"}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": "9999-12-31T23:59:59-01:00"}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "timestamp": "0001-01-01T00:00:00+01:00"}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "model_version": 0}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "label": [1, 2]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "prediction_id": ["a", ""]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": [0.5, 1.5]}),
+        message_bodies(batch_of(2))[0].replace('"probability":[0.0,', '"probability":[NaN,'),
     ],
 )
 def test_malformed_messages_are_refused(body):

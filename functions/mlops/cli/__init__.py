@@ -20,7 +20,7 @@ from mlops.errors import MlopsError
 NO_CREDENTIALS = "no AWS credentials: set them, or use --endpoint-url for a local stack"
 
 # Sub-command modules, in the order `mlops --help` lists them.
-COMMAND_MODULES = ("demo", "local", "datagen", "train", "registry", "monitor", "reports", "retrain")
+COMMAND_MODULES = ("demo", "local", "datagen", "train", "registry", "monitor", "reports", "retrain", "logs")
 
 
 class CliError(Exception):

@@ -24,13 +24,26 @@ _UNIT = {"m": "minutes", "h": "hours", "d": "days"}
 
 def parse_window(text: str) -> timedelta:
     """'90m', '24h', '7d' -> timedelta."""
+    from mlops.monitoring.run import MAX_WINDOW_HOURS
+
     m = _DURATION.match(text)
     if not m:
         raise argparse.ArgumentTypeError(f"not a duration like 90m, 24h or 7d: {text!r}")
-    value = timedelta(**{_UNIT[m.group(2)]: float(m.group(1))})
+    try:
+        value = timedelta(**{_UNIT[m.group(2)]: float(m.group(1))})
+    except OverflowError:
+        value = timedelta.max
     if value <= timedelta(0):
         raise argparse.ArgumentTypeError("the window must be longer than zero")
+    if value > timedelta(hours=MAX_WINDOW_HOURS):
+        raise argparse.ArgumentTypeError(f"the window must be at most {MAX_WINDOW_HOURS // 24}d")
     return value
+
+
+def _version(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a version number: {text!r}")
+    return int(text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--window", type=parse_window, default=None, help="e.g. 24h (default: the spec's window)"
     )
     run.add_argument(
-        "--version", type=int, action="append", default=None, help="only this version (repeatable)"
+        "--version", type=_version, action="append", default=None, help="only this version (repeatable)"
     )
     run.add_argument("--at", default=None, help="end of the window, ISO 8601 (default: now)")
     run.add_argument("--log-bucket", default=None, help=f"log bucket (default: ${LOG_BUCKET.env_var})")
@@ -55,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mlops import aws
     from mlops.config import MonitorSettings
-    from mlops.monitoring.run import run_monitor
+    from mlops.monitoring.run import MAX_WINDOW_HOURS, run_monitor
     from mlops.storage import parse_time, utcnow
 
     found = settings(args, MODEL, TABLE, BUCKET, LOG_BUCKET, REPORT_BUCKET)
@@ -70,8 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     try:
         at = parse_time(args.at) if args.at else utcnow()
-    except ValueError:
-        raise ValueError(f"--at: not an ISO 8601 time: {args.at!r}") from None
+        at - timedelta(hours=MAX_WINDOW_HOURS)
+        at + timedelta(days=2)
+    except (ValueError, OverflowError):
+        raise ValueError(f"--at: not an ISO 8601 time in range: {args.at!r}") from None
     result = run_monitor(
         aws.client("s3"),
         aws.client("cloudwatch"),

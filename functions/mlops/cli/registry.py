@@ -78,12 +78,24 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    print_json(_registry(args).promote(args.version, _actor(), args.reason).model_dump(mode="json"))
+    from mlops import aws
+    from mlops.admin import promote_version
+
+    found = settings(args, TABLE, MODEL, BUCKET)
+    entry = promote_version(
+        registry(found), aws.client("s3"), found["bucket"], args.version, _actor(), args.reason
+    )
+    print_json(entry.model_dump(mode="json"))
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    print_json(_registry(args).rollback(_actor(), args.reason).model_dump(mode="json"))
+    from mlops import aws
+    from mlops.admin import rollback_champion
+
+    found = settings(args, TABLE, MODEL, BUCKET)
+    entry = rollback_champion(registry(found), aws.client("s3"), found["bucket"], _actor(), args.reason)
+    print_json(entry.model_dump(mode="json"))
     return 0
 
 

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlops import aws
+    from mlops.admin import promote_version
     from mlops.lifecycle import register_model, snapshot_training_data
     from mlops.spec import load_spec
     from mlops.training import load_table, train_model
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         "artifacts": {k: v.sha256 for k, v in record.artifacts.items()},
     }
     if args.promote:
-        entry = models.promote(record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+        entry = promote_version(
+            models, s3, bucket, record.version, actor=f"cli:{getpass.getuser()}", reason=args.reason
+        )
         out["promoted"] = entry.model_dump(mode="json")
     print_json(out)
     return 0

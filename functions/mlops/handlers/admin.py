@@ -24,7 +24,9 @@ from mlops.admin import (
     model_detail,
     model_list,
     parse_version,
+    promote_version,
     retrain_request_event,
+    rollback_champion,
     served_at_answer,
 )
 from mlops.config import AdminSettings
@@ -171,7 +173,9 @@ def show(version: VersionText) -> Response[Any]:
     openapi_extensions=request_body(ChangeRequest, description="Why"),
 )
 def promote(version: VersionText) -> Response[Any]:
-    entry = _registry().promote(parse_version(version), actor=_actor(), reason=_reason())
+    entry = promote_version(
+        _registry(), aws.client("s3"), settings().artifact_bucket, parse_version(version), _actor(), _reason()
+    )
     logger.info("promoted", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
 
@@ -186,7 +190,7 @@ def promote(version: VersionText) -> Response[Any]:
     openapi_extensions=request_body(ChangeRequest, description="Why"),
 )
 def rollback() -> Response[Any]:
-    entry = _registry().rollback(actor=_actor(), reason=_reason())
+    entry = rollback_champion(_registry(), aws.client("s3"), settings().artifact_bucket, _actor(), _reason())
     logger.info("rolled back", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
 

@@ -3,7 +3,8 @@
 Every error answer has the body ``{"error": message, "problems": [{"row", "field", "problem"}]}``.
 Bad input is always a 4xx: 400 malformed JSON (also duplicate keys, nesting too deep, lone
 surrogates), 413 too many rows, 415 not JSON, 422 invalid values, 404 unknown route or record,
-409 conflict. 503 means a dependency is down; retry.
+409 conflict (also: a version whose artifacts fail verification). 503 means a dependency is
+down; retry.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from pydantic import BaseModel
 from pydantic import ValidationError as ModelValidationError
 
 from mlops import strict_json
-from mlops.errors import ConflictError, NotFoundError, StorageError, UnavailableError, ValidationFailed
+from mlops.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+    ValidationFailed,
+)
 from mlops.observability import logger
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -128,8 +136,9 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     def _missing(err: NotFoundError) -> Response:
         return error_response(404, str(err))
 
-    @app.exception_handler(ConflictError)
-    def _conflict(err: ConflictError) -> Response:
+    @app.exception_handler([ConflictError, IntegrityError])
+    def _conflict(err: Exception) -> Response:
+        # IntegrityError: a version whose artifacts are not what was registered; it stays refused.
         return error_response(409, str(err))
 
     @app.exception_handler([UnavailableError, StorageError])

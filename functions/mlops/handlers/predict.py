@@ -37,7 +37,13 @@ from mlops.serving.api import (
     served_openapi,
 )
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
-from mlops.serving.log_queue import PredictionBatch, send_predictions
+from mlops.serving.log_queue import (
+    FALLBACK_FIELD,
+    SEND_CLIENT_CONFIG,
+    PredictionBatch,
+    fallback_pieces,
+    send_predictions,
+)
 from mlops.serving.predict import describe_model, predict
 
 app = HttpApi()
@@ -72,21 +78,40 @@ class PredictRuntime:
     def from_environment(cls) -> PredictRuntime:
         # Settings are validated here, at cold start: a misconfigured function fails loudly once.
         settings = ServingSettings()  # type: ignore[call-arg]  # read from the environment
-        return cls(settings, aws.client("s3"), aws.client("dynamodb"), aws.client("sqs"))
+        sqs = aws.client("sqs", config=SEND_CLIENT_CONFIG)
+        return cls(settings, aws.client("s3"), aws.client("dynamodb"), sqs)
 
     def _load(self, champion: Champion) -> ServingModel:
         return load_serving_model(self.cache.registry, self.s3, self.settings.artifact_bucket, champion)
 
     def log_predictions(self, batch: PredictionBatch) -> None:
-        """Queue the predictions for the log writer; if the queue stays down, keep them in the log."""
+        """Queue the predictions for the log writer within the time budget; keep what was not sent.
+
+        The client already has its answer. Records the queue did not take are logged as pieces
+        under CloudWatch Logs' event limit: writing them costs no time and needs no service that
+        may be down as well; `mlops logs replay` puts them into the prediction log.
+        """
+        deadline = time.monotonic() + self.settings.log_send_budget_seconds
         try:
-            send_predictions(self.sqs, self.settings.prediction_queue_url, batch)
-        except (MlopsError, ValueError) as err:
-            # The client already has its answer; the records survive in CloudWatch Logs for replay.
+            unsent = send_predictions(self.sqs, self.settings.prediction_queue_url, batch, deadline=deadline)
+        except ValueError as err:
+            # One row too big for any message or log event: nothing can carry it, say which.
             logger.error(
-                "prediction log queue unavailable", extra={"error": str(err), "records": batch.records()}
+                "prediction log record too large to keep",
+                extra={"error": str(err), "prediction_ids": list(batch.prediction_ids)},
             )
             metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=len(batch))
+            return
+        if not unsent:
+            return
+        pieces = fallback_pieces(unsent)
+        for number, piece in enumerate(pieces, start=1):
+            logger.error(
+                "prediction log queue unavailable; records kept here for replay",
+                extra={FALLBACK_FIELD: piece, "piece": number, "pieces": len(pieces)},
+            )
+        rows = sum(len(piece["prediction_id"]) for piece in pieces)
+        metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=rows)
 
 
 def _champion_refused(version: int, err: Exception) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mlops import aws
+from mlops.admin import promote_version
 from mlops.lifecycle import register_model, snapshot_training_data
 from mlops.registry import Registry, VersionRecord
 from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
@@ -23,5 +24,5 @@ def ensure_champion(
     result = train_model(data, spec)
     snapshot = snapshot_training_data(s3, bucket, spec.name, data)
     record = register_model(result, registry, s3, bucket, snapshot, trigger="local bootstrap")
-    registry.promote(record.version, actor=actor, reason="first champion of the local stack")
+    promote_version(registry, s3, bucket, record.version, actor, "first champion of the local stack")
     return record

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from mlops import bundle
 from mlops.alarms import Metric, alarm_specs
 from mlops.config import MonitorSettings
 from mlops.errors import NotFoundError
 from mlops.logstore import (
     FeedbackRecord,
+    FirstSeen,
     iter_feedback,
     latest_labels,
     latest_report_key,
@@ -36,6 +39,9 @@ from mlops.profile import ReferenceProfile
 from mlops.registry import Registry, VersionRecord
 from mlops.spec import ModelSpec, spec_from_json
 from mlops.storage import get_bytes, iso, parse_time, put_bytes, utcnow
+
+# Longer than any window a Lambda can read in its 15 minutes: a unit mistake (days for hours) is refused.
+MAX_WINDOW_HOURS = 24 * 90
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,16 @@ def iter_prediction_batches(
     numeric: Sequence[str],
     categorical: Sequence[str],
 ) -> Iterator[PredictionBatch]:
-    """The window's predictions of one version as column batches, one S3 object at a time."""
+    """The window's predictions of one version as column batches, one S3 object at a time.
+
+    A prediction SQS delivered twice is counted once (`FirstSeen`).
+    """
     lo, hi = iso(start), iso(end)
+    first = FirstSeen()
     for key in prediction_objects(s3, bucket, version, start, end):
-        yield parse_prediction_log(get_bytes(s3, bucket, key), numeric, categorical, lo, hi)
+        batch = parse_prediction_log(get_bytes(s3, bucket, key), numeric, categorical, lo, hi)
+        keep = first.keep(key, batch.prediction_ids)
+        yield batch if keep is None else batch.take(np.array(keep, dtype=bool))
 
 
 def accumulate(

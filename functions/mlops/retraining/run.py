@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlops import bundle
+from mlops.admin import promote_version
 from mlops.errors import ConflictError, MlopsError, NotFoundError
 from mlops.lifecycle import (
     TrainingData,
@@ -271,7 +272,9 @@ def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainRe
         data=training_set.stats,
     )
     if gate.passed and spec.retraining.auto_promote:
-        ctx.registry.promote(record.version, actor="retrain", reason=trigger.describe())
+        promote_version(
+            ctx.registry, ctx.s3, ctx.artifact_bucket, record.version, "retrain", trigger.describe()
+        )
         outcome.outcome, outcome.champion_after = Outcome.PROMOTED, record.version
         outcome.detail = f"gate passed; v{record.version} promoted ({trigger.describe()})"
     elif gate.passed:

@@ -16,6 +16,12 @@ bills per 64 KiB) and cheaper to encode on the predict path. A large request is 
 several messages. Bodies stay under the SQS limit of 256 KiB per message and per
 SendMessageBatch call (at most 10 entries); entries SQS rejects are sent again.
 `parse_message` turns a message back into `PredictionRecord`s for the log writer.
+
+Sending has a time budget: the client waits at most `SEND_CALL_SECONDS` per call (no
+botocore retries) and no call starts that could end after the deadline, so a hanging or
+missing queue costs the predict function a bounded time. What could not be sent is cut
+into `fallback_pieces`, each small enough for one CloudWatch Logs event, which the
+function logs and `mlops logs replay` writes into the prediction log later.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.config import Config
 from pydantic import ValidationError
 
 from mlops.errors import StorageError
 from mlops.logstore import PredictionRecord
-from mlops.storage import aws_call
+from mlops.storage import aws_call, parse_time
 
 MESSAGE_FORMAT = 1
 SQS_MAX_BYTES = 256 * 1024
@@ -38,6 +45,23 @@ SQS_MAX_BYTES = 256 * 1024
 MAX_BODY_BYTES = SQS_MAX_BYTES - 2048
 MAX_BATCH_ENTRIES = 10
 SEND_ATTEMPTS = 3
+# One SendMessageBatch of 256 KiB takes tens of milliseconds in a region; a call that has not
+# connected in 0.5 s or answered in 1 s is not going to, and waiting longer only delays the client.
+SEND_CONNECT_TIMEOUT = 0.5
+SEND_READ_TIMEOUT = 1.0
+SEND_CALL_SECONDS = SEND_CONNECT_TIMEOUT + SEND_READ_TIMEOUT
+# The client of the predict path: our loop retries within the deadline, botocore does not.
+SEND_CLIENT_CONFIG = Config(
+    connect_timeout=SEND_CONNECT_TIMEOUT,
+    read_timeout=SEND_READ_TIMEOUT,
+    retries={"total_max_attempts": 1, "mode": "standard"},
+)
+# CloudWatch Logs takes events of up to 256 KiB; the logger's own fields (function, request id,
+# message, ...) come on top of a piece, so pieces stay well under.
+LOG_EVENT_MAX_BYTES = 256 * 1024
+FALLBACK_PIECE_BYTES = 200 * 1024
+# The field of a log line that holds a piece; `pieces_in_log_event` looks for it.
+FALLBACK_FIELD = "prediction_log_piece"
 # Rows encoded to estimate the size of a large request before cutting it into messages.
 _SIZE_SAMPLE = 64
 _COLUMNS = ("prediction_id", "probability", "label", "unseen_categories", "features")
@@ -162,33 +186,53 @@ def send_predictions(
     sqs: Any,
     queue_url: str,
     batch: PredictionBatch,
+    deadline: float | None = None,
     attempts: int = SEND_ATTEMPTS,
+    clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Send a request's predictions to the log queue (see `send_bodies`)."""
-    send_bodies(sqs, queue_url, message_bodies(batch), attempts, sleep)
+) -> list[str]:
+    """Send a request's predictions to the log queue; the bodies not sent (see `send_bodies`)."""
+    return send_bodies(sqs, queue_url, message_bodies(batch), deadline, attempts, clock, sleep)
 
 
 def send_bodies(
     sqs: Any,
     queue_url: str,
     bodies: Sequence[str],
+    deadline: float | None = None,
     attempts: int = SEND_ATTEMPTS,
+    clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> None:
+) -> list[str]:
     """Send message bodies with SendMessageBatch; failed entries are retried with a short backoff.
 
-    Raises StorageError naming how many messages could not be sent after every attempt.
+    No call starts unless it can end by `deadline` (monotonic seconds of `clock`, each call
+    bounded by `SEND_CALL_SECONDS`). Returns the bodies that were not delivered for sure, in
+    order: rejected entries, and every entry of a call that failed or timed out (SQS may have
+    taken those; readers count a prediction once, so sending them again is harmless).
     """
     undelivered: list[str] = []
+    out_of_time = False
     for group in send_batches(bodies):
         pending = dict(enumerate(group))
         for attempt in range(attempts):
+            if out_of_time:
+                break
             if attempt:
-                sleep(0.05 * 2 ** (attempt - 1))
+                pause = 0.05 * 2 ** (attempt - 1)
+                if deadline is not None and clock() + pause + SEND_CALL_SECONDS > deadline:
+                    out_of_time = True
+                    break
+                sleep(pause)
+            if deadline is not None and clock() + SEND_CALL_SECONDS > deadline:
+                out_of_time = True
+                break
             entries = [{"Id": str(i), "MessageBody": body} for i, body in pending.items()]
-            with aws_call(f"send {len(entries)} prediction log message(s) to {queue_url}"):
-                out = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            try:
+                with aws_call(f"send {len(entries)} prediction log message(s) to {queue_url}"):
+                    out = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            except StorageError:
+                continue
             failed = out.get("Failed") or []
             # A sender fault (a bad entry) fails the same way again: only retry the others.
             retry = {int(f["Id"]) for f in failed if not f.get("SenderFault")}
@@ -197,8 +241,60 @@ def send_bodies(
             if not pending:
                 break
         undelivered.extend(pending.values())
-    if undelivered:
-        raise StorageError(f"{len(undelivered)} prediction log message(s) could not be sent to {queue_url}")
+    return undelivered
+
+
+def fallback_pieces(bodies: Sequence[str], max_bytes: int = FALLBACK_PIECE_BYTES) -> list[dict[str, Any]]:
+    """Undelivered message bodies as pieces of at most `max_bytes` encoded, each a message (as a dict).
+
+    A piece is a valid queue message, so replay reads it with `parse_message`.
+    """
+    pieces: list[dict[str, Any]] = []
+    for body in bodies:
+        if len(body) <= max_bytes:
+            pieces.append(json.loads(body))
+            continue
+        data = json.loads(body)
+        batch = PredictionBatch(
+            request_id=data["request_id"],
+            timestamp=data["timestamp"],
+            model_name=data["model_name"],
+            model_version=data["model_version"],
+            prediction_ids=data["prediction_id"],
+            probabilities=data["probability"],
+            labels=data["label"],
+            unseen_categories=data["unseen_categories"],
+            features=data["features"],
+        )
+        pieces.extend(json.loads(b) for b in message_bodies(batch, max_bytes))
+    return pieces
+
+
+def pieces_in_log_event(message: str) -> list[str]:
+    """The fallback pieces in one CloudWatch Logs event, as message bodies.
+
+    The event is the function's JSON log line, or (with Lambda's JSON log format) a record
+    whose ``message`` holds that line; anything else holds no piece.
+    """
+    found: list[str] = []
+
+    def visit(value: Any, depth: int) -> None:
+        if depth > 3:
+            return
+        if isinstance(value, str) and FALLBACK_FIELD in value:
+            try:
+                visit(json.loads(value), depth + 1)
+            except ValueError:
+                return
+        elif isinstance(value, dict):
+            piece = value.get(FALLBACK_FIELD)
+            if isinstance(piece, dict):
+                found.append(json.dumps(piece, separators=(",", ":"), allow_nan=False))
+            else:
+                visit(value.get("message"), depth + 1)
+
+    visit(message, 0)
+    return found
 
 
 def parse_message(body: str) -> list[PredictionRecord]:
@@ -224,7 +320,7 @@ def parse_message(body: str) -> list[PredictionRecord]:
     elif not isinstance(times, list) or len(times) != rows:
         raise MalformedMessage("the event_time column of a prediction log message differs in length")
     try:
-        return [
+        records = [
             PredictionRecord.model_validate(
                 {
                     **shared,
@@ -239,3 +335,25 @@ def parse_message(body: str) -> list[PredictionRecord]:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise MalformedMessage(f"invalid prediction record: {where}: {first['msg']}") from None
+    _check_values(records)
+    return records
+
+
+def _check_values(records: Sequence[PredictionRecord]) -> None:
+    """What the log layout and its readers rely on beyond the types: a real time, a probability, a class."""
+    stamp = records[0].timestamp
+    try:
+        # The hour partition of the object is derived from it; a year-9999 time with an offset overflows.
+        parse_time(stamp)
+    except (ValueError, OverflowError):
+        raise MalformedMessage(f"timestamp {stamp[:64]!r} is not an ISO 8601 time") from None
+    if records[0].model_version < 1:
+        raise MalformedMessage(f"model_version {records[0].model_version} is not a version number")
+    for i, record in enumerate(records):
+        # json.loads accepts NaN and Infinity; no reader of the logs (Athena included) does.
+        if not 0.0 <= record.probability <= 1.0:
+            raise MalformedMessage(f"row {i}: probability {record.probability} is not in [0, 1]")
+        if record.label not in (0, 1):
+            raise MalformedMessage(f"row {i}: label {record.label} is not 0 or 1")
+        if not record.prediction_id:
+            raise MalformedMessage(f"row {i}: empty prediction_id")

@@ -1,15 +1,20 @@
 """Turn a batch of queue messages into prediction log objects in S3.
 
-One gzip JSON Lines object per (model version, hour) group of a batch, named from the
-ids of the messages it holds (`mlops.logstore.prediction_key`): a retried batch writes
-the same keys again instead of adding copies.
+One gzip JSON Lines object per (model version, hour) group of a batch. Its key is derived
+from the prediction ids it holds (`mlops.logstore.prediction_key`), so a retried batch, or
+a message the predict function sent twice, writes the same key again. A message that SQS
+delivers twice within one batch, or a prediction that two messages carry, is written once.
+
+Redelivery with other batch companions still lands a prediction in a second object: SQS
+is at-least-once, and object keys cannot know the other batches. Readers therefore count
+a prediction id once per hour partition (`mlops.logstore.FirstSeen`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
 from mlops.errors import MlopsError
 from mlops.logstore import PredictionRecord, prediction_key, write_predictions
@@ -24,10 +29,22 @@ class LogObject:
 
 
 def plan_log_objects(messages: Sequence[tuple[str, Sequence[PredictionRecord]]]) -> list[LogObject]:
-    """Group the records of (message id, records) pairs by version and hour, in arrival order."""
-    groups: dict[tuple[int, str], tuple[Any, list[PredictionRecord], list[str]]] = {}
+    """Group the records of (message id, records) pairs by version and hour, in arrival order.
+
+    Each prediction id is kept once (the first time it appears); a message id seen again
+    adds nothing.
+    """
+    groups: dict[tuple[int, str], tuple[datetime, list[PredictionRecord], list[str]]] = {}
+    seen_messages: set[str] = set()
+    seen_predictions: set[str] = set()
     for message_id, records in messages:
+        if message_id in seen_messages:
+            continue
+        seen_messages.add(message_id)
         for record in records:
+            if record.prediction_id in seen_predictions:
+                continue
+            seen_predictions.add(record.prediction_id)
             ts = parse_time(record.timestamp)
             group_id = (record.model_version, f"{ts:%Y-%m-%dT%H}")
             if group_id not in groups:
@@ -37,12 +54,14 @@ def plan_log_objects(messages: Sequence[tuple[str, Sequence[PredictionRecord]]])
             if not ids or ids[-1] != message_id:
                 ids.append(message_id)
     return [
-        LogObject(key=prediction_key(version, ts, ids), records=held, message_ids=ids)
+        LogObject(
+            key=prediction_key(version, ts, [r.prediction_id for r in held]), records=held, message_ids=ids
+        )
         for (version, _), (ts, held, ids) in groups.items()
     ]
 
 
-def write_log_objects(s3: Any, bucket: str, objects: Sequence[LogObject]) -> tuple[list[str], list[str]]:
+def write_log_objects(s3: object, bucket: str, objects: Sequence[LogObject]) -> tuple[list[str], list[str]]:
     """Write each object; return (keys written, ids of messages whose object could not be written)."""
     written: list[str] = []
     failed: list[str] = []
