@@ -9,6 +9,7 @@ Report bucket::
 
     reports/model_version=<V>/dt=<YYYY-MM-DD>/run=<run-id>/report.json | report.html
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
+    gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -32,6 +33,11 @@ from mlops.storage import get_bytes, jsonl_gz, list_keys, parse_time, put_bytes,
 PREDICTIONS_PREFIX = "predictions/"
 FEEDBACK_PREFIX = "feedback/"
 REPORTS_PREFIX = "reports/"
+# Gate reports of retraining candidates: the record of why a version was approved or rejected.
+# Apart from `reports/` so they outlive the monitoring reports' expiry and so the readers of
+# monitoring reports (predict, admin, monitor) are not granted them; the registry holds a copy.
+GATES_PREFIX = "gates/"
+LATEST_REPORTS_PREFIX = f"{REPORTS_PREFIX}latest/"
 LOG_SUFFIX = ".jsonl.gz"
 
 
@@ -158,9 +164,13 @@ def latest_labels(feedback: Iterable[FeedbackRecord]) -> dict[str, int]:
     return {pid: v[2] for pid, v in best.items()}
 
 
+def gate_report_key(version: int) -> str:
+    return f"{GATES_PREFIX}model_version={version}/gate.json"
+
+
 def latest_report_key(version: int) -> str:
     """The newest monitoring summary of a version, overwritten by each monitor run."""
-    return f"{REPORTS_PREFIX}latest/model_version={version}.json"
+    return f"{LATEST_REPORTS_PREFIX}model_version={version}.json"
 
 
 def read_latest_report(s3: Any, bucket: str, version: int) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from mlops.bundle import model_prefix
 from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
 from mlops.spec import FeatureKind, ModelSpec
@@ -64,7 +65,7 @@ class Monitoring(Construct):
         )
         role = self.monitor.role
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
-        grant_objects(storage.artifacts, role, read=True)
+        grant_objects(storage.artifacts, role, (model_prefix(config.model_name),), read=True)
         grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
         grant_registry_read(registry.registry, role)
         # Metrics go out as EMF log lines; PutMetricData is the fallback outside Lambda's log path.

@@ -99,31 +99,34 @@ class Storage(Construct):
 def grant_objects(
     bucket: s3.IBucket,
     principal: iam.Role,
-    prefixes: tuple[str, ...] = ("",),
+    prefixes: tuple[str, ...],
     *,
     read: bool = False,
     write: bool = False,
 ) -> None:
-    """Object access under key prefixes with only the actions the code calls.
+    """Object access under the key prefixes the function's code uses, with only the actions it calls.
 
     Narrower than `Bucket.grant_read`/`grant_put`, which add wildcards (`s3:GetObject*`,
     `s3:Abort*`) for versioning and multipart features the functions never use. Listing is
-    allowed under the same prefixes so a missing key reads as 404, not 403.
+    allowed under the same prefixes so a missing key reads as 404, not 403. The IAM tier
+    (tests/iam) runs each function's code against these grants.
     """
+    if not all(prefixes):
+        raise ValueError("grant a key prefix, never a whole bucket")
     objects = [bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
     bucket_ref = logical_id(bucket)
+    verbs = " and ".join(v for v, on in (("reads", read), ("writes", write)) if on)
     for prefix in prefixes:
         acknowledge(
             principal,
             f"IAM5[Resource::<{bucket_ref}.Arn>/{prefix}*]",
-            "S3 object ARNs name keys by pattern: the wildcard is the keys under a prefix this "
-            "function owns, with only the object actions it calls.",
+            f"S3 object ARNs name keys by pattern: the wildcard covers only the keys under '{prefix}', "
+            f"which this function's code {verbs}, with only the object actions it calls.",
         )
     if read:
         principal.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
         listing = iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
-        if any(prefixes):
-            listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*" for prefix in prefixes]})
+        listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*" for prefix in prefixes]})
         principal.add_to_principal_policy(listing)
     if write:
         principal.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=objects))

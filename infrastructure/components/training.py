@@ -9,12 +9,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from mlops.alarms import alarm_specs
-from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.bundle import datasets_prefix, model_prefix, retraining_snapshots_prefix
+from mlops.logstore import FEEDBACK_PREFIX, GATES_PREFIX, PREDICTIONS_PREFIX
 from mlops.resources import ALARM_TOPIC, ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.notifications import Notifications
-from infrastructure.components.registry import Registry
+from infrastructure.components.registry import Registry, grant_registry_write
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
 
@@ -59,10 +60,16 @@ class Training(Construct):
             },
         )
         role = self.retrain.role
-        grant_objects(storage.artifacts, role, read=True, write=True)
+        model = config.model_name
+        # Bundles of new versions, read back and verified; the champion's bundle.
+        grant_objects(storage.artifacts, role, (model_prefix(model),), read=True, write=True)
+        # The original data set a run starts from (and the existence check of its own snapshot),
+        # and its own snapshot of original plus production rows.
+        grant_objects(storage.artifacts, role, (datasets_prefix(model),), read=True)
+        grant_objects(storage.artifacts, role, (retraining_snapshots_prefix(model),), write=True)
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
-        grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
-        registry.registry.grant_read_write_data(role)
+        grant_objects(storage.reports, role, (GATES_PREFIX,), write=True)
+        grant_registry_write(registry.registry, role)
         # Publishing to an encrypted topic needs the data key; exact actions instead of the
         # `kms:GenerateDataKey*` wildcard that `Topic.grant_publish` would add.
         role.add_to_principal_policy(
