@@ -21,7 +21,7 @@ from mlops.config import ServingSettings
 from mlops.errors import MlopsError
 from mlops.handlers.http import install_error_handlers, json_body
 from mlops.logstore import read_latest_report
-from mlops.observability import logger, metrics
+from mlops.observability import count_failure, logger, metrics
 from mlops.registry import Champion, Registry
 from mlops.serving.api import ErrorBody, ModelInfo, PredictRequest, PredictResponse, request_body
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
@@ -53,7 +53,7 @@ class PredictRuntime:
             loader=self._load,
             refresh_seconds=settings.champion_refresh_seconds,
             clock=clock,
-            on_load_failure=_champion_refused,
+            on_load_failure=lambda version, err: _champion_refused(settings.model_name, version, err),
         )
 
     @classmethod
@@ -74,14 +74,14 @@ class PredictRuntime:
             logger.error(
                 "prediction log queue unavailable", extra={"error": str(err), "records": batch.records()}
             )
-            metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=len(batch))
+            count_failure(Metric.PREDICTION_LOG_FAILURES, len(batch), self.settings.model_name)
 
 
-def _champion_refused(version: int, err: Exception) -> None:
+def _champion_refused(model_name: str, version: int, err: Exception) -> None:
     logger.error(
         "champion refused; the previous model keeps serving", extra={"version": version, "error": str(err)}
     )
-    metrics.add_metric(name=Metric.CHAMPION_LOAD_FAILURES, unit=MetricUnit.Count, value=1)
+    count_failure(Metric.CHAMPION_LOAD_FAILURES, 1, model_name)
 
 
 _runtime: PredictRuntime | None = None
