@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -77,17 +76,15 @@ class Monitoring(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
             )
         )
+        # A run covers the window that ends at its event's time, so a retry after a transient
+        # failure recomputes the same window; one retry, then the event goes to the failure queue.
+        self.failures = self.monitor.run_asynchronously(retry_attempts=1, max_event_age=Duration.hours(1))
         self.schedule = events.Rule(
             self,
             "Schedule",
             description=f"Drift and performance monitoring of {config.model_name}",
             schedule=events.Schedule.expression(config.spec.monitoring.schedule),
-            # A missed run is covered by the next one; retrying a failed run only doubles the load.
-            targets=[
-                targets.LambdaFunction(
-                    self.monitor.function, retry_attempts=0, max_event_age=Duration.hours(1)
-                )
-            ],
+            targets=[self.monitor.rule_target(Duration.hours(1))],
         )
         self._analytics(config, storage)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -77,11 +76,11 @@ class Training(Construct):
         )
         notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
 
-        # A retrain run is one at a time (registry lock), so async retries would only queue duplicates
-        # behind a run that already failed for a reason a retry will not fix.
-        target = targets.LambdaFunction(
-            self.retrain.function, retry_attempts=0, max_event_age=Duration.hours(1)
-        )
+        # No retries by Lambda: a failed run is recorded and releases its lock, and the reasons runs
+        # fail (data, gate inputs, a missing grant) are not fixed by running again. The event goes
+        # to the failure queue, for the schedule, the alarm rule and the admin's request alike.
+        self.failures = self.retrain.run_asynchronously(retry_attempts=0, max_event_age=Duration.hours(1))
+        target = self.retrain.rule_target(Duration.hours(1))
         self.schedule = events.Rule(
             self,
             "Schedule",

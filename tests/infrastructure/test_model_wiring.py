@@ -44,7 +44,7 @@ def assert_alarms_match_specs(synth: Synthesised) -> None:
         assert alarm["EvaluationPeriods"] == spec.evaluation_periods
         assert alarm["DatapointsToAlarm"] == spec.datapoints_to_alarm
         assert alarm["TreatMissingData"] == spec.treat_missing_data.value
-        assert alarm["AlarmActions"] == [topic]
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [topic]
 
 
 def rule_targeting(synth: Synthesised, function: Any, key: str) -> list[dict[str, Any]]:
@@ -97,7 +97,7 @@ def test_operational_alarms_cover_errors_throttles_latency_5xx_and_dead_letters(
     heartbeat = next(s for s in alarm_specs(config.spec) if s.name == "MonitorHeartbeat")
     assert heartbeat.alarm_name(config.prefix, config.model_name) in names
     topic = {"Ref": synth.ref(synth.stack.notifications.topic)}
-    assert all(a["AlarmActions"] == [topic] for a in alarms_by_name(synth).values())
+    assert all(a["AlarmActions"] == a["OKActions"] == [topic] for a in alarms_by_name(synth).values())
 
 
 def test_schedules_come_from_the_spec(synth: Synthesised) -> None:

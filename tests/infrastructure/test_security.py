@@ -128,7 +128,8 @@ def test_prediction_queue_has_an_encrypted_dead_letter_queue(synth: Synthesised)
             for s in p["Properties"]["PolicyDocument"]["Statement"]
         )
     ]
-    assert len(ssl_only) == 2
+    # Every queue: the prediction queue, its dead-letter queue, and the monitor and retrain failure queues.
+    assert len(ssl_only) == len(synth.of_type("AWS::SQS::Queue")) == 4
 
 
 def test_log_writer_consumes_batches_and_reports_partial_failures(synth: Synthesised) -> None:
