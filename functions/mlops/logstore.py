@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.errors import NotFoundError
+from mlops.spec import FeatureKind, ModelSpec
 from mlops.storage import get_bytes, jsonl_gz, list_keys, parse_time, put_bytes, read_jsonl_gz
 
 PREDICTIONS_PREFIX = "predictions/"
@@ -67,6 +68,46 @@ class FeedbackRecord(BaseModel):
     source: Literal["explicit", "implicit"]
     observed_at: str
     received_at: str
+
+
+# The Athena (Glue) tables over these logs, as (column, Hive type, comment); the stack creates the
+# tables from them. Partition keys follow the key layout above. `model_version` is projected by
+# injection (a query names the versions it reads, as strings), so Athena never enumerates
+# versions that do not exist.
+Column = tuple[str, str, str]
+PREDICTION_PARTITION_KEYS: tuple[Column, ...] = (
+    ("model_version", "string", "registry version; name the versions you read (WHERE ... IN ('1', '2'))"),
+    ("dt", "string", "UTC day, yyyy-MM-dd"),
+    ("hour", "int", "UTC hour, 0-23"),
+)
+FEEDBACK_PARTITION_KEYS: tuple[Column, ...] = (("dt", "string", "UTC day the feedback arrived"),)
+FEEDBACK_COLUMNS: tuple[Column, ...] = (
+    ("prediction_id", "string", ""),
+    ("label", "int", ""),
+    ("source", "string", "explicit or implicit"),
+    ("observed_at", "string", ""),
+    ("received_at", "string", ""),
+)
+
+
+def features_type(spec: ModelSpec) -> str:
+    """The Hive struct of a logged feature row, typed from the spec (the one feature schema)."""
+    fields = [f"{f.name}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}" for f in spec.features]
+    return f"struct<{','.join(fields)}>"
+
+
+def prediction_columns(spec: ModelSpec) -> tuple[Column, ...]:
+    """The columns of a logged prediction (`PredictionRecord` without its partition key)."""
+    return (
+        ("prediction_id", "string", ""),
+        ("request_id", "string", ""),
+        ("timestamp", "string", "ISO 8601, UTC"),
+        ("model_name", "string", ""),
+        ("features", features_type(spec), "the request row, as served"),
+        ("probability", "double", ""),
+        ("label", "int", ""),
+        ("unseen_categories", "array<string>", ""),
+    )
 
 
 def hour_partition(ts: datetime) -> str:

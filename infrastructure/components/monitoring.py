@@ -10,9 +10,17 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from mlops.bundle import model_prefix
-from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.logstore import (
+    FEEDBACK_COLUMNS,
+    FEEDBACK_PARTITION_KEYS,
+    FEEDBACK_PREFIX,
+    PREDICTION_PARTITION_KEYS,
+    PREDICTIONS_PREFIX,
+    REPORTS_PREFIX,
+    Column,
+    prediction_columns,
+)
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
-from mlops.spec import FeatureKind, ModelSpec
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.registry import Registry, grant_registry_read
@@ -26,14 +34,8 @@ HIVE_TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 PROJECTION_START = "2024-01-01"
 
 
-def features_type(spec: ModelSpec) -> str:
-    """The Hive struct of a logged feature row, typed from the spec (the one feature schema)."""
-    fields = [f"{f.name}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}" for f in spec.features]
-    return f"struct<{','.join(fields)}>"
-
-
-def _column(name: str, type_: str, comment: str = "") -> glue.CfnTable.ColumnProperty:
-    return glue.CfnTable.ColumnProperty(name=name, type=type_, comment=comment or None)
+def _columns(columns: tuple[Column, ...]) -> list[glue.CfnTable.ColumnProperty]:
+    return [glue.CfnTable.ColumnProperty(name=n, type=t, comment=c or None) for n, t, c in columns]
 
 
 class Monitoring(Construct):
@@ -110,12 +112,13 @@ class Monitoring(Construct):
                 description="One row per served prediction (mlops.logstore.PredictionRecord)",
                 table_type="EXTERNAL_TABLE",
                 # Partition projection: Athena computes partitions from these ranges, so no crawler
-                # and no MSCK REPAIR are needed as new hours arrive.
+                # and no MSCK REPAIR are needed as new hours arrive. Versions are injected: a query
+                # names the versions it reads (a range would project every version up to the
+                # bound, 16.8 million partitions a week for 1..100000, nearly all empty).
                 parameters={
                     "classification": "json",
                     "projection.enabled": "true",
-                    "projection.model_version.type": "integer",
-                    "projection.model_version.range": "1,100000",
+                    "projection.model_version.type": "injected",
                     "projection.dt.type": "date",
                     "projection.dt.format": "yyyy-MM-dd",
                     "projection.dt.range": f"{PROJECTION_START},NOW",
@@ -128,26 +131,13 @@ class Monitoring(Construct):
                         predictions_location + "model_version=${model_version}/dt=${dt}/hour=${hour}/"
                     ),
                 },
-                partition_keys=[
-                    _column("model_version", "int"),
-                    _column("dt", "string", "UTC day, yyyy-MM-dd"),
-                    _column("hour", "int", "UTC hour, 0-23"),
-                ],
+                partition_keys=_columns(PREDICTION_PARTITION_KEYS),
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=predictions_location,
                     input_format=TEXT_INPUT,
                     output_format=HIVE_TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
-                    columns=[
-                        _column("prediction_id", "string"),
-                        _column("request_id", "string"),
-                        _column("timestamp", "string", "ISO 8601, UTC"),
-                        _column("model_name", "string"),
-                        _column("features", features_type(config.spec), "the request row, as served"),
-                        _column("probability", "double"),
-                        _column("label", "int"),
-                        _column("unseen_categories", "array<string>"),
-                    ],
+                    columns=_columns(prediction_columns(config.spec)),
                 ),
             ),
         )
@@ -172,19 +162,13 @@ class Monitoring(Construct):
                     "projection.dt.interval.unit": "DAYS",
                     "storage.location.template": feedback_location + "dt=${dt}/",
                 },
-                partition_keys=[_column("dt", "string", "UTC day the feedback arrived")],
+                partition_keys=_columns(FEEDBACK_PARTITION_KEYS),
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=feedback_location,
                     input_format=TEXT_INPUT,
                     output_format=HIVE_TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
-                    columns=[
-                        _column("prediction_id", "string"),
-                        _column("label", "int"),
-                        _column("source", "string", "explicit or implicit"),
-                        _column("observed_at", "string"),
-                        _column("received_at", "string"),
-                    ],
+                    columns=_columns(FEEDBACK_COLUMNS),
                 ),
             ),
         )

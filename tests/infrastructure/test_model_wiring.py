@@ -170,6 +170,9 @@ def test_athena_can_query_the_prediction_logs_through_partition_projection(synth
     assert [k["Name"] for k in predictions["PartitionKeys"]] == ["model_version", "dt", "hour"]
     params = predictions["Parameters"]
     assert params["projection.enabled"] == "true"
+    # Only the versions a query names are projected, never a range of versions that do not exist.
+    assert params["projection.model_version.type"] == "injected"
+    assert "projection.model_version.range" not in params
     template = json.dumps(params["storage.location.template"])
     assert "predictions/model_version=${model_version}/dt=${dt}/hour=${hour}/" in template
     features = next(c for c in predictions["StorageDescriptor"]["Columns"] if c["Name"] == "features")["Type"]
