@@ -36,6 +36,8 @@ class Registry(Construct):
                     point_in_time_recovery_enabled=True
                 ),
                 removal_policy=RemovalPolicy.RETAIN,
+                # The registry's history is the audit trail: no API call or console slip deletes it.
+                deletion_protection=True,
             )
 
     @property

@@ -6,6 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from mlops.bundle import retraining_snapshots_prefix
 from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
 from mlops.resources import ALL_RESOURCES, ARTIFACT_BUCKET, LOG_BUCKET, REPORT_BUCKET, Resource, ResourceKind
 
@@ -14,6 +15,8 @@ from infrastructure.nag import acknowledge, logical_id
 
 # Athena writes query results here, inside the report bucket, so analysts need no extra bucket.
 ATHENA_RESULTS_PREFIX = "athena-results/"
+# The artifact bucket is versioned: an expired or overwritten object's old version stays this long.
+NONCURRENT_ARTIFACT_DAYS = 90
 
 
 def _secure_bucket_props() -> dict[str, object]:
@@ -70,18 +73,13 @@ class Storage(Construct):
     def _lifecycle(res: Resource, config: StageConfig) -> list[s3.LifecycleRule]:
         abort = s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))
         if res is LOG_BUCKET:
+            # Expiry only. A log object holds one hour of one batch (a few KB of gzip JSON Lines);
+            # S3 does not move objects under 128 KB to Standard-IA, and would bill 128 KB each there.
             return [
                 abort,
                 *(
                     s3.LifecycleRule(
-                        prefix=prefix,
-                        transitions=[
-                            s3.Transition(
-                                storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                transition_after=Duration.days(config.prediction_log_ia_days),
-                            )
-                        ],
-                        expiration=Duration.days(config.prediction_log_expire_days),
+                        prefix=prefix, expiration=Duration.days(config.prediction_log_expire_days)
                     )
                     for prefix in (PREDICTIONS_PREFIX, FEEDBACK_PREFIX)
                 ),
@@ -93,7 +91,16 @@ class Storage(Construct):
                 s3.LifecycleRule(prefix=ATHENA_RESULTS_PREFIX, expiration=Duration.days(30)),
             ]
         # Artifacts: current versions stay (the registry points at them); replaced ones age out.
-        return [abort, s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))]
+        # Retraining snapshots (original plus production rows) expire; original data sets never
+        # do, since every retraining run starts from its model's original data.
+        return [
+            abort,
+            s3.LifecycleRule(noncurrent_version_expiration=Duration.days(NONCURRENT_ARTIFACT_DAYS)),
+            s3.LifecycleRule(
+                prefix=retraining_snapshots_prefix(config.model_name),
+                expiration=Duration.days(config.retraining_snapshot_expire_days),
+            ),
+        ]
 
 
 def grant_objects(
