@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mlops.errors import ConflictError, IntegrityError
-from mlops.storage import get_bytes, object_exists, put_bytes, sha256_hex
+from mlops.storage import get_bytes, put_new_bytes, sha256_hex
 
 MODEL_ONNX = "model.onnx"
 PIPELINE = "pipeline.joblib"
@@ -92,10 +92,9 @@ def write_bundle(
     refs: dict[str, ArtifactRef] = {}
     for name, body in artifacts.items():
         key = prefix + name
-        if object_exists(s3, bucket, key):
-            raise ConflictError(f"s3://{bucket}/{key} already exists: bundles are immutable")
         suffix = name[name.rfind(".") :]
-        put_bytes(s3, bucket, key, body, _CONTENT_TYPES.get(suffix, "application/octet-stream"))
+        if not put_new_bytes(s3, bucket, key, body, _CONTENT_TYPES.get(suffix, "application/octet-stream")):
+            raise ConflictError(f"s3://{bucket}/{key} already exists: bundles are immutable")
         refs[name] = ArtifactRef(key=key, sha256=sha256_hex(body), size=len(body))
     for ref in refs.values():
         read_artifact(s3, bucket, ref)

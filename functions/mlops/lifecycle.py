@@ -22,7 +22,7 @@ from mlops import bundle
 from mlops.errors import DataError, ExportError, IntegrityError
 from mlops.onnx_export import ParityReport, check_parity, export_onnx
 from mlops.registry import Registry, VersionRecord, VersionStatus
-from mlops.storage import get_bytes, iso, object_exists, put_bytes, sha256_hex
+from mlops.storage import get_bytes, iso, put_new_bytes, sha256_hex
 from mlops.training import TrainingResult, frame_rows, rows_frame
 
 
@@ -46,8 +46,7 @@ def snapshot_training_data(
     body = gzip.compress(frame.to_csv(index=False).encode("utf-8"), mtime=0)
     digest = sha256_hex(body)
     key = bundle.dataset_key(model_name, digest, retraining=retraining)
-    if not object_exists(s3, bucket, key):
-        put_bytes(s3, bucket, key, body, "application/gzip")
+    put_new_bytes(s3, bucket, key, body, "application/gzip")  # already there: the same bytes
     return TrainingData(sha256=digest, rows=len(frame), uri=f"s3://{bucket}/{key}")
 
 

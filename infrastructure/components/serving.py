@@ -121,7 +121,10 @@ class Serving(Construct):
         # Predict reads the champion and its bundle, may show the latest report, and queues its log
         # records. It gets no write on the registry: serving can never change what is served.
         grant_objects(storage.artifacts, self.predict.role, (model_prefix(config.model_name),), read=True)
-        grant_objects(storage.reports, self.predict.role, (LATEST_REPORTS_PREFIX,), read=True)
+        # GET /model before the monitor's first run finds no summary: that must read as "none yet".
+        grant_objects(
+            storage.reports, self.predict.role, (LATEST_REPORTS_PREFIX,), read=True, reads_missing_keys=True
+        )
         grant_registry_read(registry.registry, self.predict.role)
         prediction_log.queue.grant_send_messages(self.predict.role)
 
@@ -147,7 +150,7 @@ class Serving(Construct):
         grant_registry_write(registry.registry, self.admin.role)
         # Lineage (verified bundle metadata) and production figures for GET /models/{version}.
         grant_objects(storage.artifacts, self.admin.role, (model_prefix(config.model_name),), read=True)
-        grant_objects(storage.reports, self.admin.role, (REPORTS_PREFIX,), read=True)
+        grant_objects(storage.reports, self.admin.role, (REPORTS_PREFIX,), read=True, reads_missing_keys=True)
         # The unqualified ARN only: admin starts the current code, never an old version.
         self.admin.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[retrain_function.function_arn])

@@ -110,13 +110,16 @@ def grant_objects(
     *,
     read: bool = False,
     write: bool = False,
+    reads_missing_keys: bool = False,
 ) -> None:
     """Object access under the key prefixes the function's code uses, with only the actions it calls.
 
     Narrower than `Bucket.grant_read`/`grant_put`, which add wildcards (`s3:GetObject*`,
     `s3:Abort*`) for versioning and multipart features the functions never use. Listing is
-    allowed under the same prefixes so a missing key reads as 404, not 403. The IAM tier
-    (tests/iam) runs each function's code against these grants.
+    allowed under the same prefixes. S3 answers a read of a missing key with 404 only to a
+    caller that may list the bucket, and that check carries no `s3:prefix`: code that reads keys
+    which may not exist yet (`reads_missing_keys`) may list the whole bucket's key names instead.
+    The IAM tier (tests/iam) runs each function's code against these grants.
     """
     if not all(prefixes):
         raise ValueError("grant a key prefix, never a whole bucket")
@@ -133,7 +136,8 @@ def grant_objects(
     if read:
         principal.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
         listing = iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
-        listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*" for prefix in prefixes]})
+        if not reads_missing_keys:
+            listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*" for prefix in prefixes]})
         principal.add_to_principal_policy(listing)
     if write:
         principal.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=objects))

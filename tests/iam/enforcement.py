@@ -20,7 +20,15 @@ from botocore.exceptions import ClientError
 from mlops import aws
 
 from tests.iam.deployed import DeployedStack, moto_bindings, resolve, topic_keys
-from tests.iam.policy import ACCOUNT, AuthRequest, UnmappedCall, authorizations, is_allowed
+from tests.iam.policy import (
+    ACCOUNT,
+    REGION,
+    AuthRequest,
+    UnmappedCall,
+    authorizations,
+    is_allowed,
+    missing_key_listing,
+)
 
 # The error code each service answers a refused call with.
 DENIED_CODE = {
@@ -52,6 +60,7 @@ class IamEnforcer:
         self.active: str | None = None
         self.denials: list[Denial] = []
         self.unmapped: list[str] = []
+        self._s3: Any = None
         self.session = boto3.session.Session()
         self.session.events.register("before-parameter-build", self._authorize)
 
@@ -86,6 +95,29 @@ class IamEnforcer:
                     },
                     model.name,
                 )
+        missing = self._missing_key(service, model.name, params)
+        if missing is not None and not self.allows(self.active, missing):
+            # S3 answers a read of a missing key with 403 unless the caller may list the bucket.
+            self.denials.append(Denial(self.active, f"{call} of a missing key", missing))
+            code = "403" if model.name == "HeadObject" else "AccessDenied"
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "Access Denied"},
+                    "ResponseMetadata": {"HTTPStatusCode": 403},
+                },
+                model.name,
+            )
+
+    def _missing_key(self, service: str, operation: str, params: dict[str, Any]) -> AuthRequest | None:
+        if service != "s3" or operation not in ("GetObject", "HeadObject"):
+            return None
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", region_name=REGION)  # not hooked: a look, not the function's call
+        try:
+            self._s3.head_object(Bucket=params["Bucket"], Key=params["Key"])
+            return None
+        except ClientError:
+            return missing_key_listing(params["Bucket"])
 
     @contextmanager
     def acting_as(self, function_key: str, *, expect_denied: bool = False) -> Iterator[list[Denial]]:

@@ -250,11 +250,21 @@ def _events(operation: str, params: Mapping[str, Any]) -> list[AuthRequest]:
     raise UnmappedCall(f"events.{operation}")
 
 
+# Keys every request carries (boto3 calls AWS over TLS, from this account and region).
+BASE_CONTEXT = {"aws:SecureTransport": "true", "aws:PrincipalAccount": ACCOUNT, "aws:RequestedRegion": REGION}
+
+
+def missing_key_listing(bucket: str) -> AuthRequest:
+    """What S3 checks before it answers 404 for a missing key: may the caller list the bucket?
+    The request is a read of one key, so it carries no `s3:prefix`; without the permission the
+    answer is 403 AccessDenied."""
+    return AuthRequest("s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket}", dict(BASE_CONTEXT))
+
+
 def authorizations(
     service: str, operation: str, params: Mapping[str, Any], topic_keys: Mapping[str, str]
 ) -> list[AuthRequest]:
     """What AWS authorizes for one API call; `topic_keys` maps encrypted topics to their KMS key ARN."""
-    base = {"aws:SecureTransport": "true", "aws:PrincipalAccount": ACCOUNT, "aws:RequestedRegion": REGION}
     if service == "sts" and operation == "GetCallerIdentity":
         return []
     mappers = {"s3": _s3, "dynamodb": _dynamodb, "sqs": _sqs, "cloudwatch": _cloudwatch, "lambda": _lambda}
@@ -266,4 +276,4 @@ def authorizations(
         requests = _events(operation, params)
     else:
         raise UnmappedCall(f"{service}.{operation}")
-    return [AuthRequest(r.action, r.resource, {**base, **r.context}) for r in requests]
+    return [AuthRequest(r.action, r.resource, {**BASE_CONTEXT, **r.context}) for r in requests]

@@ -39,18 +39,22 @@ def test_predict_answers_and_queues_its_log_as_the_predict_role(
     iam: IamEnforcer, aws_stack: AwsStack, champion: VersionRecord
 ) -> None:
     report_bucket = aws_stack.env[REPORT_BUCKET.env_var]
-    aws_stack.s3.put_object(
-        Bucket=report_bucket, Key=latest_report_key(1), Body=json.dumps({"metric_gap": 0.01}).encode()
-    )
     predict_handler.use_runtime(None)  # a fresh container: settings, clients and champion load
     try:
         with iam.acting_as("Predict"):
             status, body = _answer(predict_handler.handler(load_event("predict_single.json"), CONTEXT))
+            # Before the monitor's first run there is no summary: a 404 to the role, not a 403.
+            _, before = _answer(predict_handler.handler(load_event("model_get.json"), CONTEXT))
+        aws_stack.s3.put_object(
+            Bucket=report_bucket, Key=latest_report_key(1), Body=json.dumps({"metric_gap": 0.01}).encode()
+        )
+        with iam.acting_as("Predict"):
             model_status, model = _answer(predict_handler.handler(load_event("model_get.json"), CONTEXT))
     finally:
         predict_handler.use_runtime(None)
 
     assert status == 200 and body["model_version"] == 1
+    assert before["model_version"] == 1 and before["production"] is None
     assert model_status == 200 and model["production"] == {"metric_gap": 0.01}
     queued = [json.loads(m["Body"]) for m in drain_queue(aws_stack)]
     assert [q["prediction_id"] for q in queued] == [[p["prediction_id"] for p in body["predictions"]]]

@@ -7,7 +7,8 @@ import contextlib
 import pytest
 from mlops import aws
 from mlops.bundle import dataset_key
-from mlops.errors import StorageError
+from mlops.errors import NotFoundError, StorageError
+from mlops.logstore import latest_report_key
 from mlops.storage import get_bytes
 
 from tests.conftest import AwsStack
@@ -107,3 +108,19 @@ def test_every_function_role_is_in_the_template(deployed: DeployedStack) -> None
     assert set(deployed.roles) == {"Predict", "Feedback", "LogWriter", "Admin", "Monitor", "Retrain"}
     for key in deployed.roles:
         assert deployed.role_statements(key), key
+
+
+def test_a_missing_key_is_404_only_to_a_role_that_may_list_the_bucket(
+    iam: IamEnforcer, aws_stack: AwsStack
+) -> None:
+    reports, logs = aws_stack.env["MLOPS_REPORT_BUCKET"], aws_stack.env["MLOPS_LOG_BUCKET"]
+    # Predict may list the report bucket, so "no summary yet" is a 404 it can act on.
+    with iam.acting_as("Predict"), pytest.raises(NotFoundError):
+        get_bytes(aws.client("s3"), reports, latest_report_key(9))
+    # The monitor lists logs only under its prefixes: a read of a missing log key is a 403.
+    with (
+        pytest.raises(pytest.fail.Exception, match=r"s3:ListBucket on arn:aws:s3:::test-logs"),
+        iam.acting_as("Monitor"),
+        contextlib.suppress(StorageError),
+    ):
+        get_bytes(aws.client("s3"), logs, "predictions/model_version=1/dt=2026-11-20/hour=01/none.jsonl.gz")

@@ -132,7 +132,7 @@ def test_failed_bundle_write_leaves_registry_and_champion_as_they_were(aws_stack
     def broken_put(*args, **kwargs):
         raise StorageError("write s3://artifacts/models/...: InternalError")
 
-    monkeypatch.setattr("mlops.bundle.put_bytes", broken_put)
+    monkeypatch.setattr("mlops.bundle.put_new_bytes", broken_put)
     result = run_retraining(ctx, ALARM)
 
     assert result.outcome is Outcome.FAILED and "InternalError" in result.detail
