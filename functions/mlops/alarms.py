@@ -113,7 +113,7 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
     mon = spec.monitoring
     # CloudWatch periods must be 10, 30 or a multiple of 60 s, and alarms look back at most a day
     # per datapoint; the monitor publishes once per schedule tick.
-    period = alarm_specs_period(mon.schedule)
+    period = monitor_alarm_period(mon.schedule)
     return [
         AlarmSpec(
             name="MetricGap",
@@ -219,7 +219,7 @@ def label_alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
     leaves performance just as unknown, so missing data breaches; MonitorHeartbeat tells apart a
     monitor that stopped."""
     mon = spec.monitoring
-    period = alarm_specs_period(mon.schedule)
+    period = monitor_alarm_period(mon.schedule)
     # One datapoint per run over one monitoring window (CloudWatch evaluates at most one day).
     periods = max(1, min(mon.window_hours * 3600, 86400) // period)
     return [
@@ -243,7 +243,7 @@ def label_alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
     ]
 
 
-def alarm_specs_period(schedule: str) -> int:
+def monitor_alarm_period(schedule: str) -> int:
     """The alarm period of the monitor's metrics: one schedule tick, within CloudWatch's limits."""
     return min(max(60, schedule_period_seconds(schedule) // 60 * 60), 86400)
 
