@@ -43,8 +43,9 @@ class StageConfig:
     spec: ModelSpec
     alarm_email: str | None = None
     log_retention_days: int = 30
-    prediction_log_ia_days: int = 30
     prediction_log_expire_days: int = 400
+    # Retraining snapshots hold production rows: by default they go when the logs they came from go.
+    retraining_snapshot_expire_days: int = 400
     report_expire_days: int = 400
     access_log_expire_days: int = 90
     api_rate_limit: int = 100
@@ -79,8 +80,8 @@ class StageConfig:
         ints: dict[str, int] = {}
         for key, attr in (
             ("logRetentionDays", "log_retention_days"),
-            ("predictionLogIaDays", "prediction_log_ia_days"),
             ("predictionLogExpireDays", "prediction_log_expire_days"),
+            ("retrainingSnapshotExpireDays", "retraining_snapshot_expire_days"),
             ("reportExpireDays", "report_expire_days"),
             ("accessLogExpireDays", "access_log_expire_days"),
             ("apiRateLimit", "api_rate_limit"),
@@ -103,12 +104,19 @@ class StageConfig:
     def validate(self) -> None:
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"logRetentionDays must be one of {LOG_RETENTION_DAYS}")
-        # S3 refuses a Standard-IA transition earlier than 30 days, and expiry must come after it.
-        if self.prediction_log_ia_days < 30:
-            raise ValueError("predictionLogIaDays must be at least 30")
-        if self.prediction_log_expire_days <= self.prediction_log_ia_days:
-            raise ValueError("predictionLogExpireDays must be later than predictionLogIaDays")
-        if min(self.report_expire_days, self.access_log_expire_days, self.api_rate_limit) < 1:
-            raise ValueError("expiry days and the API rate limit must be positive")
+        # Retraining reads the production window back from the logs; expiring them sooner would
+        # silently shrink what a run can learn from.
+        window = self.spec.retraining.production_window_days
+        if self.prediction_log_expire_days < window:
+            raise ValueError(f"predictionLogExpireDays must cover the retraining window ({window} days)")
+        for key, days in (
+            ("retrainingSnapshotExpireDays", self.retraining_snapshot_expire_days),
+            ("reportExpireDays", self.report_expire_days),
+            ("accessLogExpireDays", self.access_log_expire_days),
+        ):
+            if days < 1:
+                raise ValueError(f"{key} must be a positive number of days")
+        if self.api_rate_limit < 1:
+            raise ValueError("apiRateLimit must be positive")
         if self.api_burst_limit < 1 or self.champion_refresh_seconds < 0:
             raise ValueError("apiBurstLimit must be positive and championRefreshSeconds not negative")

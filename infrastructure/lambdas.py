@@ -56,9 +56,12 @@ class FunctionDef:
 
 
 # Memory and timeout, and why:
-# - predict: onnxruntime on one row takes well under a millisecond; 1024 MB buys the CPU share
-#   that keeps the cold start (loading the ONNX session and numpy) near one second. 10 s caps a
-#   cold start that also downloads the champion from S3.
+# - predict: the measured peak is 116 MB (bench/serving.py, 1,000-row batches included), so memory
+#   is not what sizes it: CPU is. Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB),
+#   and the cold start (importing numpy and onnxruntime, loading the ONNX session) and large
+#   batches are CPU-bound. 1024 MB (about 0.58 vCPU) keeps a cold start well under the 1 s p99
+#   alarm; 512 MB would halve the CPU, roughly doubling those times, to save $0.07 per million
+#   warm predictions (10 ms billed each). 10 s caps a cold start that also downloads the champion.
 # - feedback / admin: small JSON in, one DynamoDB or S3 call out; 512 MB is the cheapest size
 #   without a visibly slower cold start for pydantic.
 # - log writer: batches of up to 100 records gzip-compressed to S3 take well under a second;

@@ -92,7 +92,18 @@ class MlopsStack(Stack):
             functions=self.functions,
             predict=self.serving.predict,
             api=self.serving.api,
-            dead_letter_queue=self.prediction_log.dead_letter_queue,
+            prediction_queue=self.prediction_log.queue,
+            dead_letter_queues={
+                "PredictionLog": self.prediction_log.dead_letter_queue,
+                "Monitor": self.monitoring.failures,
+                "Retrain": self.training.failures,
+            },
+            async_functions=[self.monitoring.monitor, self.training.retrain],
+            rules={
+                "MonitorSchedule": self.monitoring.schedule,
+                "RetrainSchedule": self.training.schedule,
+                **({"RetrainOnAlarm": self.training.on_alarm} if self.training.on_alarm else {}),
+            },
         )
         self.dashboard = Dashboard(
             self,

@@ -74,7 +74,8 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     aws.reset_clients()
-    with mock_aws():
+    # Lambda without Docker: an invoke is accepted and answered, the function code does not run.
+    with mock_aws(config={"lambda": {"use_docker": False}}):
         names = ("s3", "dynamodb", "sqs", "sns", "cloudwatch", "events")
         clients = {n: boto3.client(n, region_name="us-east-1") for n in names}
         env = create_resources(clients, "test", "churn")
@@ -102,6 +103,17 @@ def champion(aws_stack: AwsStack, trained: TrainingResult, churn_data: Any) -> V
 
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLOps")
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The demo stage as `make synth` builds it, plus an alarm e-mail to cover the subscription.
+
+    Synthesised once per session (jsii is slow) for the infrastructure and IAM tiers alike.
+    """
+    from tests.infrastructure.synth_support import ALARM_EMAIL, synthesise
+
+    return synthesise(tmp_path_factory.mktemp("stack"), {"alarmEmail": ALARM_EMAIL})
 
 
 @pytest.fixture

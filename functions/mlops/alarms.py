@@ -113,7 +113,7 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
     mon = spec.monitoring
     # CloudWatch periods must be 10, 30 or a multiple of 60 s, and alarms look back at most a day
     # per datapoint; the monitor publishes once per schedule tick.
-    period = min(max(60, schedule_period_seconds(mon.schedule) // 60 * 60), 86400)
+    period = monitor_alarm_period(mon.schedule)
     return [
         AlarmSpec(
             name="MetricGap",
@@ -202,5 +202,222 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
             severity=Severity.CRITICAL,
             triggers_retraining=False,
             description="The monitor has not run for two schedule periods",
+        ),
+        *label_alarm_specs(spec),
+    ]
+
+
+# --- Labels drying up, and operational alarms -----------------------------------------------------
+# Failures no model-quality figure shows. CloudWatch matches an alarm's dimensions exactly, so each
+# alarm names the exact dimension set its publisher uses.
+
+
+def label_alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
+    """Too few labels for a whole window: MetricGap is then not published and its alarm sees only
+    missing data, which it must not take for "fine" (nor retrain on). This one says so. A missing
+    LabelCount means the monitor made no report for the champion (no traffic in the window), which
+    leaves performance just as unknown, so missing data breaches; MonitorHeartbeat tells apart a
+    monitor that stopped."""
+    mon = spec.monitoring
+    period = monitor_alarm_period(mon.schedule)
+    # One datapoint per run over one monitoring window (CloudWatch evaluates at most one day).
+    periods = max(1, min(mon.window_hours * 3600, 86400) // period)
+    return [
+        AlarmSpec(
+            name="LabelsDryingUp",
+            metric=Metric.LABEL_COUNT,
+            statistic="Maximum",
+            period_s=period,
+            comparison=Comparison.LESS,
+            threshold=float(mon.min_labels),
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            treat_missing_data=MissingData.BREACHING,
+            severity=Severity.WARNING,
+            triggers_retraining=False,
+            description=(
+                f"Fewer than {mon.min_labels} labels per {mon.window_hours} h window for a whole window: "
+                "production performance (MetricGap) is unknown"
+            ),
+        )
+    ]
+
+
+def monitor_alarm_period(schedule: str) -> int:
+    """The alarm period of the monitor's metrics: one schedule tick, within CloudWatch's limits."""
+    return min(max(60, schedule_period_seconds(schedule) // 60 * 60), 86400)
+
+
+DIM_SERVICE = "service"  # Powertools adds it to every EMF metric (mlops.observability.SERVICE)
+# The failure counts the functions publish as EMF, each in a document of its own with exactly
+# these dimensions (a request's own metrics also carry its model version, which no alarm can name).
+FAILURE_DIMENSIONS = (DIM_MODEL, DIM_SERVICE)
+AWS_SQS = "AWS/SQS"
+AWS_LAMBDA = "AWS/Lambda"
+AWS_EVENTS = "AWS/Events"
+
+
+class Subject(StrEnum):
+    """What an operational alarm's dimensions name; the stack binds them to its resources."""
+
+    MODEL = "model"  # FAILURE_DIMENSIONS: the model name and the Powertools service
+    PREDICTION_QUEUE = "prediction-queue"  # QueueName of the prediction queue
+    DEAD_LETTER_QUEUES = "dead-letter-queues"  # QueueName, one alarm per dead-letter queue
+    ASYNC_FUNCTIONS = "async-functions"  # FunctionName, one alarm per asynchronously invoked function
+    RULES = "rules"  # RuleName, one alarm per EventBridge rule
+
+
+SUBJECT_DIMENSIONS: dict[Subject, tuple[str, ...]] = {
+    Subject.MODEL: FAILURE_DIMENSIONS,
+    Subject.PREDICTION_QUEUE: ("QueueName",),
+    Subject.DEAD_LETTER_QUEUES: ("QueueName",),
+    Subject.ASYNC_FUNCTIONS: ("FunctionName",),
+    Subject.RULES: ("RuleName",),
+}
+
+
+@dataclass(frozen=True)
+class OperationalAlarmSpec:
+    name: str
+    namespace: str
+    metric_name: str
+    subject: Subject
+    statistic: str
+    period_s: int
+    comparison: Comparison
+    threshold: float
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: MissingData
+    severity: Severity
+    description: str
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return SUBJECT_DIMENSIONS[self.subject]
+
+    def alarm_name(self, prefix: str, model_name: str, resource: str | None = None) -> str:
+        """`resource` names the queue, function or rule when the spec makes one alarm per resource."""
+        return (
+            f"{prefix}-{model_name}-{resource}-{self.name}"
+            if resource
+            else f"{prefix}-{model_name}-{self.name}"
+        )
+
+    def breaches(self, value: float) -> bool:
+        if self.comparison is Comparison.GREATER:
+            return value > self.threshold
+        if self.comparison is Comparison.GREATER_OR_EQUAL:
+            return value >= self.threshold
+        if self.comparison is Comparison.LESS:
+            return value < self.threshold
+        return value <= self.threshold
+
+
+# A prediction record older than this on the queue is not reaching S3: the writer batches for at
+# most 30 s and retries within its 180 s visibility timeout, so 15 minutes means it is failing.
+QUEUE_AGE_LIMIT_S = 900
+
+
+def operational_alarm_specs() -> list[OperationalAlarmSpec]:
+    """Every operational alarm. Quiet periods publish nothing, and nothing is not a failure."""
+
+    def failures(
+        name: str, metric: str, namespace: str, subject: Subject, severity: Severity, description: str
+    ) -> OperationalAlarmSpec:
+        return OperationalAlarmSpec(
+            name=name,
+            namespace=namespace,
+            metric_name=metric,
+            subject=subject,
+            statistic="Sum",
+            period_s=300,
+            comparison=Comparison.GREATER,
+            threshold=0.0,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=MissingData.NOT_BREACHING,
+            severity=severity,
+            description=description,
+        )
+
+    return [
+        failures(
+            "PredictionLogFailures",
+            Metric.PREDICTION_LOG_FAILURES.value,
+            NAMESPACE,
+            Subject.MODEL,
+            Severity.CRITICAL,
+            "Predictions were answered but could not be queued for the log: they are only in CloudWatch Logs",
+        ),
+        failures(
+            "ChampionLoadFailures",
+            Metric.CHAMPION_LOAD_FAILURES.value,
+            NAMESPACE,
+            Subject.MODEL,
+            Severity.CRITICAL,
+            "A promoted champion was refused by predict (unreadable or tampered); the previous one serves",
+        ),
+        failures(
+            "RetrainFailures",
+            Metric.RETRAIN_FAILURES.value,
+            NAMESPACE,
+            Subject.MODEL,
+            Severity.CRITICAL,
+            "A retraining run failed; the registry and the champion are unchanged",
+        ),
+        failures(
+            "CandidatesRejected",
+            Metric.CANDIDATES_REJECTED.value,
+            NAMESPACE,
+            Subject.MODEL,
+            Severity.WARNING,
+            "A retrained candidate failed the gate; its gate report says which checks",
+        ),
+        OperationalAlarmSpec(
+            name="OldestPredictionRecord",
+            namespace=AWS_SQS,
+            metric_name="ApproximateAgeOfOldestMessage",
+            subject=Subject.PREDICTION_QUEUE,
+            statistic="Maximum",
+            period_s=300,
+            comparison=Comparison.GREATER,
+            threshold=float(QUEUE_AGE_LIMIT_S),
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=MissingData.NOT_BREACHING,
+            severity=Severity.CRITICAL,
+            description=f"Prediction records wait over {QUEUE_AGE_LIMIT_S} s for the log writer",
+        ),
+        OperationalAlarmSpec(
+            name="DeadLetters",
+            namespace=AWS_SQS,
+            metric_name="ApproximateNumberOfMessagesVisible",
+            subject=Subject.DEAD_LETTER_QUEUES,
+            statistic="Maximum",
+            period_s=300,
+            comparison=Comparison.GREATER,
+            threshold=0.0,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=MissingData.NOT_BREACHING,
+            severity=Severity.CRITICAL,
+            description="Messages reached a dead-letter queue: records not logged, or runs that failed",
+        ),
+        failures(
+            "AsyncEventsDropped",
+            "AsyncEventsDropped",
+            AWS_LAMBDA,
+            Subject.ASYNC_FUNCTIONS,
+            Severity.CRITICAL,
+            "Lambda dropped asynchronous events (too old or out of retries) without running them",
+        ),
+        failures(
+            "FailedInvocations",
+            "FailedInvocations",
+            AWS_EVENTS,
+            Subject.RULES,
+            Severity.CRITICAL,
+            "EventBridge could not start the rule's target",
         ),
     ]

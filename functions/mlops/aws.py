@@ -54,3 +54,10 @@ def reset_clients() -> None:
     with _LOCK:
         _CLIENTS.clear()
         _SESSION.clear()
+
+
+def use_session(session: boto3.session.Session) -> None:
+    """Build every client from now on from `session` (tests: one whose event hooks check IAM)."""
+    with _LOCK:
+        _CLIENTS.clear()
+        _SESSION[:] = [session]

@@ -1,6 +1,7 @@
 """Model bundles: the immutable, verifiable set of artifacts of one model version.
 
-Layout: ``models/<model>/v<version:06d>/<artifact>`` in the artifact bucket. Every
+Layout: ``models/<model>/v<version:06d>/<artifact>`` in the artifact bucket, next to the
+training-data snapshots ``datasets/<model>/[retraining/]<sha256>.csv.gz``. Every
 artifact's sha256 is recorded in the registry; `read_artifact` refuses bytes that do
 not match. Nothing here unpickles: the sklearn pipeline is stored for retraining and
 analysis only and is loaded by the training side through `load_pipeline`.
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mlops.errors import ConflictError, IntegrityError, NotFoundError
-from mlops.storage import get_bytes, object_exists, put_bytes, sha256_hex
+from mlops.storage import get_bytes, put_new_bytes, sha256_hex
 
 MODEL_ONNX = "model.onnx"
 PIPELINE = "pipeline.joblib"
@@ -40,8 +41,37 @@ class ArtifactRef(BaseModel):
     size: int
 
 
+MODELS_PREFIX = "models/"
+
+
+def model_prefix(model_name: str) -> str:
+    """Every bundle of one model (the stack grants reads and writes under it, nothing wider)."""
+    return f"{MODELS_PREFIX}{model_name}/"
+
+
 def bundle_prefix(model_name: str, version: int) -> str:
-    return f"models/{model_name}/v{version:06d}/"
+    return f"{model_prefix(model_name)}v{version:06d}/"
+
+
+DATASETS_PREFIX = "datasets/"
+# Retraining snapshots hold labelled production rows; they are lineage only (no run reads them
+# back) and expire with the logs they were drawn from. Original data sets never expire: every
+# retraining run starts from its model's original data.
+RETRAINING_SNAPSHOTS = "retraining/"
+
+
+def datasets_prefix(model_name: str) -> str:
+    """Training-data snapshots of one model, content-addressed (same data, same key)."""
+    return f"{DATASETS_PREFIX}{model_name}/"
+
+
+def retraining_snapshots_prefix(model_name: str) -> str:
+    return f"{datasets_prefix(model_name)}{RETRAINING_SNAPSHOTS}"
+
+
+def dataset_key(model_name: str, sha256: str, *, retraining: bool = False) -> str:
+    prefix = retraining_snapshots_prefix(model_name) if retraining else datasets_prefix(model_name)
+    return f"{prefix}{sha256}.csv.gz"
 
 
 def json_bytes(value: Any) -> bytes:
@@ -62,10 +92,9 @@ def write_bundle(
     refs: dict[str, ArtifactRef] = {}
     for name, body in artifacts.items():
         key = prefix + name
-        if object_exists(s3, bucket, key):
-            raise ConflictError(f"s3://{bucket}/{key} already exists: bundles are immutable")
         suffix = name[name.rfind(".") :]
-        put_bytes(s3, bucket, key, body, _CONTENT_TYPES.get(suffix, "application/octet-stream"))
+        if not put_new_bytes(s3, bucket, key, body, _CONTENT_TYPES.get(suffix, "application/octet-stream")):
+            raise ConflictError(f"s3://{bucket}/{key} already exists: bundles are immutable")
         refs[name] = ArtifactRef(key=key, sha256=sha256_hex(body), size=len(body))
     for ref in refs.values():
         read_artifact(s3, bucket, ref)

@@ -41,6 +41,15 @@ class UnavailableError(MlopsError):
     """A dependency the request needs (the champion model, a queue) is not available right now."""
 
 
+class RetrainFailed(MlopsError):
+    """A retraining run ended FAILED (recorded, registry and champion unchanged). The retrain
+    function raises it so Lambda counts an error and the asynchronous failure path gets the event."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(f"retraining failed: {result.get('detail')}")
+        self.result = result
+
+
 class ValidationFailed(MlopsError):
     """A request failed validation. `problems` lists every offending row and field."""
 

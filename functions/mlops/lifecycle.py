@@ -22,7 +22,7 @@ from mlops import bundle
 from mlops.errors import DataError, ExportError, IntegrityError
 from mlops.onnx_export import ParityReport, check_parity, export_onnx
 from mlops.registry import Registry, VersionRecord, VersionStatus
-from mlops.storage import get_bytes, iso, object_exists, put_bytes, sha256_hex
+from mlops.storage import get_bytes, iso, put_new_bytes, sha256_hex
 from mlops.training import TrainingResult, frame_rows, read_csv_text, rows_frame
 
 
@@ -35,17 +35,18 @@ class TrainingData:
     uri: str | None = None
 
 
-def dataset_key(model_name: str, sha256: str) -> str:
-    return f"datasets/{model_name}/{sha256}.csv.gz"
+def snapshot_training_data(
+    s3: Any, bucket: str, model_name: str, frame: pd.DataFrame, *, retraining: bool = False
+) -> TrainingData:
+    """Store the exact training data, content-addressed (same data, same key), for lineage and retraining.
 
-
-def snapshot_training_data(s3: Any, bucket: str, model_name: str, frame: pd.DataFrame) -> TrainingData:
-    """Store the exact training data, content-addressed (same data, same key), for lineage and retraining."""
+    `retraining` marks a retraining run's training set (original plus production rows), kept apart
+    so that it can expire with the production logs.
+    """
     body = gzip.compress(frame.to_csv(index=False).encode("utf-8"), mtime=0)
     digest = sha256_hex(body)
-    key = dataset_key(model_name, digest)
-    if not object_exists(s3, bucket, key):
-        put_bytes(s3, bucket, key, body, "application/gzip")
+    key = bundle.dataset_key(model_name, digest, retraining=retraining)
+    put_new_bytes(s3, bucket, key, body, "application/gzip")  # already there: the same bytes
     return TrainingData(sha256=digest, rows=len(frame), uri=f"s3://{bucket}/{key}")
 
 

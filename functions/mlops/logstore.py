@@ -10,6 +10,7 @@ Report bucket::
     reports/model_version=<V>/dt=<YYYY-MM-DD>/run=<run-id>/report.json | report.html
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
     reports/history/<model>.json | <model>.html   (every run of the model: rows and the history page)
+    gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -35,11 +37,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.errors import NotFoundError
+from mlops.spec import FeatureKind, ModelSpec
 from mlops.storage import get_bytes, jsonl_gz, list_keys, parse_time, put_bytes, read_jsonl_gz
 
 PREDICTIONS_PREFIX = "predictions/"
 FEEDBACK_PREFIX = "feedback/"
 REPORTS_PREFIX = "reports/"
+# Gate reports of retraining candidates: the record of why a version was approved or rejected.
+# Apart from `reports/` so they outlive the monitoring reports' expiry and so the readers of
+# monitoring reports (predict, admin, monitor) are not granted them; the registry holds a copy.
+GATES_PREFIX = "gates/"
+LATEST_REPORTS_PREFIX = f"{REPORTS_PREFIX}latest/"
 LOG_SUFFIX = ".jsonl.gz"
 
 
@@ -72,6 +80,60 @@ class FeedbackRecord(BaseModel):
     source: Literal["explicit", "implicit"]
     observed_at: str
     received_at: str
+
+
+# The Athena (Glue) tables over these logs, as (column, Hive type, comment); the stack creates the
+# tables from them. Partition keys follow the key layout above. `model_version` is projected by
+# injection (a query names the versions it reads, as strings), so Athena never enumerates
+# versions that do not exist.
+Column = tuple[str, str, str]
+PREDICTION_PARTITION_KEYS: tuple[Column, ...] = (
+    ("model_version", "string", "registry version; name the versions you read (WHERE ... IN ('1', '2'))"),
+    ("dt", "string", "UTC day, yyyy-MM-dd"),
+    ("hour", "int", "UTC hour, 0-23"),
+)
+FEEDBACK_PARTITION_KEYS: tuple[Column, ...] = (("dt", "string", "UTC day the feedback arrived"),)
+FEEDBACK_COLUMNS: tuple[Column, ...] = (
+    ("prediction_id", "string", ""),
+    ("label", "int", ""),
+    ("source", "string", "explicit or implicit"),
+    ("observed_at", "string", ""),
+    ("received_at", "string", ""),
+)
+
+
+def hive_field_name(name: str) -> str:
+    """A struct field name as Hive reads it: plain names as they are, others in backticks."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return name
+    return "`" + name.replace("`", "``") + "`"
+
+
+def features_type(spec: ModelSpec) -> str:
+    """The Hive struct of a logged feature row, typed from the spec (the one feature schema).
+
+    Booleans are logged as the categories "true"/"false", hence string.
+    """
+    fields = [
+        f"{hive_field_name(f.name)}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}"
+        for f in spec.features
+    ]
+    return f"struct<{','.join(fields)}>"
+
+
+def prediction_columns(spec: ModelSpec) -> tuple[Column, ...]:
+    """The columns of a logged prediction (`PredictionRecord` without its partition key)."""
+    return (
+        ("prediction_id", "string", ""),
+        ("request_id", "string", ""),
+        ("timestamp", "string", "event time (the client's, else when served), ISO 8601 UTC"),
+        ("received_at", "string", "when it was served, ISO 8601 UTC"),
+        ("model_name", "string", ""),
+        ("features", features_type(spec), "the request row, canonical form"),
+        ("probability", "double", ""),
+        ("label", "int", ""),
+        ("unseen_categories", "array<string>", ""),
+    )
 
 
 def hour_partition(ts: datetime) -> str:
@@ -178,7 +240,7 @@ class FirstSeen:
 # The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
 # prediction id, the copy in the first object of its partition by path, the first line within it.
 UNIQUE_PREDICTIONS_SQL = """\
-SELECT prediction_id, request_id, "timestamp", model_name, features, probability, label,
+SELECT prediction_id, request_id, "timestamp", received_at, model_name, features, probability, label,
        unseen_categories, model_version, dt, hour
 FROM (
     SELECT p.*, row_number() OVER (
@@ -221,9 +283,13 @@ def latest_labels(feedback: Iterable[FeedbackRecord]) -> dict[str, int]:
     return {pid: v[2] for pid, v in best.items()}
 
 
+def gate_report_key(version: int) -> str:
+    return f"{GATES_PREFIX}model_version={version}/gate.json"
+
+
 def latest_report_key(version: int) -> str:
     """The newest monitoring summary of a version, overwritten by each monitor run."""
-    return f"{REPORTS_PREFIX}latest/model_version={version}.json"
+    return f"{LATEST_REPORTS_PREFIX}model_version={version}.json"
 
 
 def read_latest_report(s3: Any, bucket: str, version: int) -> dict[str, Any] | None:

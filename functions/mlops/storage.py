@@ -110,14 +110,24 @@ def put_if_unchanged(
     return True
 
 
-def object_exists(s3: Any, bucket: str, key: str) -> bool:
+def put_new_bytes(
+    s3: Any, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream"
+) -> bool:
+    """Write `key` only if it does not exist yet; False if it does.
+
+    A conditional write (If-None-Match: *) instead of a look first: no race between two writers,
+    and no read of a missing key, which S3 answers 403, not 404, to a caller that may not list
+    the bucket.
+    """
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
         return True
     except ClientError as err:
-        if error_code(err) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(err) in ("PreconditionFailed", "412"):
             return False
-        raise StorageError(f"check s3://{bucket}/{key}: {err}") from err
+        raise StorageError(f"write s3://{bucket}/{key}: {error_code(err) or 'error'}: {err}") from err
+    except BotoCoreError as err:
+        raise StorageError(f"write s3://{bucket}/{key}: {err}") from err
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:

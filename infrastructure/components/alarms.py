@@ -1,4 +1,6 @@
-"""CloudWatch alarms: one per `mlops.alarms.alarm_specs` entry plus operational ones, all to one topic."""
+"""CloudWatch alarms: one per `mlops.alarms.alarm_specs` and `operational_alarm_specs` entry (bound here
+to the stack's functions, queues and rules) plus function errors, throttles, latency and API 5xx. Every
+alarm tells the topic when it fires and when it is OK again."""
 
 from __future__ import annotations
 
@@ -6,10 +8,22 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from mlops.alarms import DIM_MODEL, NAMESPACE, AlarmSpec, Comparison, MissingData, alarm_specs
+from mlops.alarms import (
+    DIM_MODEL,
+    NAMESPACE,
+    AlarmSpec,
+    Comparison,
+    MissingData,
+    OperationalAlarmSpec,
+    Subject,
+    alarm_specs,
+    operational_alarm_specs,
+)
+from mlops.observability import failure_dimensions
 
 from infrastructure.components.function import MlopsFunction
 from infrastructure.config import StageConfig
@@ -56,7 +70,10 @@ class Alarms(Construct):
         functions: list[MlopsFunction],
         predict: MlopsFunction,
         api: apigwv2.HttpApi,
-        dead_letter_queue: sqs.IQueue,
+        prediction_queue: sqs.IQueue,
+        dead_letter_queues: dict[str, sqs.IQueue],
+        async_functions: list[MlopsFunction],
+        rules: dict[str, events.IRule],
     ) -> None:
         super().__init__(scope, construct_id)
         self.action = actions.SnsAction(topic)
@@ -111,18 +128,58 @@ class Alarms(Construct):
             api.metric_server_error(period=FIVE_MINUTES, statistic="Sum"),
             threshold=API_5XX_PER_5_MIN,
         )
-        self._operational(
-            "DeadLetters",
-            f"{name}-PredictionLog-DeadLetters",
-            "[critical] Prediction records reached the dead-letter queue: they are not in S3",
-            dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=FIVE_MINUTES, statistic="Maximum"
-            ),
-            threshold=0,
+        # What each operational spec's dimensions name in this stack: (resource label, dimensions).
+        subjects: dict[Subject, list[tuple[str | None, dict[str, str]]]] = {
+            Subject.MODEL: [(None, failure_dimensions(config.model_name))],
+            Subject.PREDICTION_QUEUE: [(None, {"QueueName": prediction_queue.queue_name})],
+            Subject.DEAD_LETTER_QUEUES: [
+                (k, {"QueueName": q.queue_name}) for k, q in dead_letter_queues.items()
+            ],
+            Subject.ASYNC_FUNCTIONS: [
+                (fn.definition.key, {"FunctionName": fn.function.function_name}) for fn in async_functions
+            ],
+            Subject.RULES: [(k, {"RuleName": rule.rule_name}) for k, rule in rules.items()],
+        }
+        self.operational_by_name: dict[str, cloudwatch.Alarm] = {}
+        for op in operational_alarm_specs():
+            for resource, dimensions in subjects[op.subject]:
+                alarm_name = op.alarm_name(config.prefix, config.model_name, resource)
+                self.operational_by_name[alarm_name] = self._from_operational_spec(
+                    op, resource, dimensions, alarm_name
+                )
+
+    def _from_operational_spec(
+        self, op: OperationalAlarmSpec, resource: str | None, dimensions: dict[str, str], alarm_name: str
+    ) -> cloudwatch.Alarm:
+        assert set(dimensions) == set(op.dimensions), f"{op.name}: dimensions {sorted(dimensions)}"
+        # The prediction log's dead-letter alarm keeps the id it had, so an update does not replace it.
+        construct_id = (
+            "DeadLetters" if (resource, op.name) == ("PredictionLog", "DeadLetters") else alarm_name
+        )
+        return self._notify(
+            cloudwatch.Alarm(
+                self,
+                construct_id,
+                alarm_name=alarm_name,
+                alarm_description=f"[{op.severity.value}] {op.description}",
+                metric=cloudwatch.Metric(
+                    namespace=op.namespace,
+                    metric_name=op.metric_name,
+                    dimensions_map=dimensions,
+                    statistic=op.statistic,
+                    period=Duration.seconds(op.period_s),
+                ),
+                threshold=op.threshold,
+                comparison_operator=COMPARISON[op.comparison],
+                evaluation_periods=op.evaluation_periods,
+                datapoints_to_alarm=op.datapoints_to_alarm,
+                treat_missing_data=MISSING[op.treat_missing_data],
+            )
         )
 
     def _notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
         alarm.add_alarm_action(self.action)
+        alarm.add_ok_action(self.action)
         return alarm
 
     def _operational(

@@ -6,14 +6,18 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infrastructure.components.environment import function_environment
 from infrastructure.config import ArtifactSources, StageConfig
 from infrastructure.lambdas import CODE_EXCLUDES, FunctionDef, function
+from infrastructure.nag import acknowledge
 
 # The runtime the layers are built for (layers/build.py: --python-version 3.12); change both together.
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -86,6 +90,7 @@ class MlopsFunction(Construct):
             "description": definition.description,
             "environment": environment,
         }
+        self.failures: sqs.Queue | None = None
         self.function: lambda_.Function
         if definition.layer.ships_as_image:
             self.function = lambda_.DockerImageFunction(
@@ -108,6 +113,48 @@ class MlopsFunction(Construct):
                 layers=[serving_layer],
                 **common,  # type: ignore[arg-type]
             )
+
+    def run_asynchronously(self, *, retry_attempts: int, max_event_age: Duration) -> sqs.Queue:
+        """Asynchronous invocations (EventBridge, the admin's retrain request) with `retry_attempts`
+        retries by Lambda; an event that still fails, or ages out, goes to a queue of its own
+        (alarmed), and so does an event EventBridge could not deliver (see `rule_target`)."""
+        self.failures = sqs.Queue(
+            self,
+            "Failures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # The longest SQS allows: time to find out why the run failed and redrive it.
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.failures,
+            "SQS3",
+            "This queue is a dead-letter queue: the on-failure destination of the function's asynchronous "
+            "invocations and the dead-letter queue of its EventBridge targets. Its depth is alarmed; a "
+            "queue behind it would only move the problem.",
+        )
+        self.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.failures),
+            retry_attempts=retry_attempts,
+            max_event_age=max_event_age,
+        )
+        return self.failures
+
+    def rule_target(self, max_event_age: Duration) -> targets.LambdaFunction:
+        """An EventBridge target for this function. EventBridge retries only the delivery (the
+        asynchronous Invoke call), which cannot start a run twice, and dead-letters what it
+        could not deliver to the function's failure queue."""
+        assert self.failures is not None, "run_asynchronously() first"
+        return targets.LambdaFunction(
+            self.function,
+            dead_letter_queue=self.failures,
+            retry_attempts=DELIVERY_RETRIES,
+            max_event_age=max_event_age,
+        )
+
+
+# EventBridge retries a failed delivery with backoff; three attempts ride out a throttled Invoke.
+DELIVERY_RETRIES = 3
 
 
 def stage_function(

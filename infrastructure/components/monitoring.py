@@ -9,12 +9,22 @@ import re
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX, UNIQUE_PREDICTIONS_SQL
+from mlops.bundle import model_prefix
+from mlops.logstore import (
+    FEEDBACK_COLUMNS,
+    FEEDBACK_PARTITION_KEYS,
+    FEEDBACK_PREFIX,
+    PREDICTION_PARTITION_KEYS,
+    PREDICTIONS_PREFIX,
+    REPORTS_PREFIX,
+    UNIQUE_PREDICTIONS_SQL,
+    Column,
+    prediction_columns,
+)
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
 from mlops.spec import FeatureKind, ModelSpec
 
@@ -30,50 +40,32 @@ HIVE_TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 PROJECTION_START = "2024-01-01"
 
 
-def hive_field_name(name: str) -> str:
-    """A struct field name as Hive reads it: plain names as they are, others in backticks."""
+UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
+# Presto's names for the Hive types of the log tables (the view is stored in Presto's terms).
+_PRESTO_TYPES = {"string": "varchar", "int": "integer", "double": "double", "array<string>": "array(varchar)"}
+
+
+def _presto_field_name(name: str) -> str:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         return name
-    return "`" + name.replace("`", "``") + "`"
-
-
-def features_type(spec: ModelSpec) -> str:
-    """The Hive struct of a logged feature row, typed from the spec (the one feature schema).
-
-    Booleans are logged as the categories "true"/"false", hence string.
-    """
-    fields = [
-        f"{hive_field_name(f.name)}:{'double' if f.kind is FeatureKind.NUMERIC else 'string'}"
-        for f in spec.features
-    ]
-    return f"struct<{','.join(fields)}>"
-
-
-UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
+    return '"' + name.replace('"', '""') + '"'
 
 
 def unique_view_columns(spec: ModelSpec) -> list[tuple[str, str, str]]:
-    """(name, Hive type, Presto type) of each column of the `predictions_unique` view, in order."""
+    """(name, Hive type, Presto type) of each column of the `predictions_unique` view, in order:
+    the prediction table's columns, then its partition keys, typed alike."""
     row = ", ".join(
-        f"{f.name} {'double' if f.kind is FeatureKind.NUMERIC else 'varchar'}" for f in spec.features
+        f"{_presto_field_name(f.name)} {'double' if f.kind is FeatureKind.NUMERIC else 'varchar'}"
+        for f in spec.features
     )
     return [
-        ("prediction_id", "string", "varchar"),
-        ("request_id", "string", "varchar"),
-        ("timestamp", "string", "varchar"),
-        ("model_name", "string", "varchar"),
-        ("features", features_type(spec), f"row({row})"),
-        ("probability", "double", "double"),
-        ("label", "int", "integer"),
-        ("unseen_categories", "array<string>", "array(varchar)"),
-        ("model_version", "int", "integer"),
-        ("dt", "string", "varchar"),
-        ("hour", "int", "integer"),
+        (name, hive, f"row({row})" if name == "features" else _PRESTO_TYPES[hive])
+        for name, hive, _ in (*prediction_columns(spec), *PREDICTION_PARTITION_KEYS)
     ]
 
 
-def _column(name: str, type_: str, comment: str = "") -> glue.CfnTable.ColumnProperty:
-    return glue.CfnTable.ColumnProperty(name=name, type=type_, comment=comment or None)
+def _columns(columns: tuple[Column, ...]) -> list[glue.CfnTable.ColumnProperty]:
+    return [glue.CfnTable.ColumnProperty(name=n, type=t, comment=c or None) for n, t, c in columns]
 
 
 class Monitoring(Construct):
@@ -104,8 +96,11 @@ class Monitoring(Construct):
         )
         role = self.monitor.role
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
-        grant_objects(storage.artifacts, role, read=True)
-        grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
+        grant_objects(storage.artifacts, role, (model_prefix(config.model_name),), read=True)
+        # The run history (reports/history/) is read before a first run wrote it: missing must be 404.
+        grant_objects(
+            storage.reports, role, (REPORTS_PREFIX,), read=True, write=True, reads_missing_keys=True
+        )
         grant_registry_read(registry.registry, role)
         # Metrics go out as EMF log lines; PutMetricData is the fallback outside Lambda's log path.
         # The action has no resource-level permissions, so the namespace condition is the bound.
@@ -116,17 +111,15 @@ class Monitoring(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
             )
         )
+        # A run covers the window that ends at its event's time, so a retry after a transient
+        # failure recomputes the same window; one retry, then the event goes to the failure queue.
+        self.failures = self.monitor.run_asynchronously(retry_attempts=1, max_event_age=Duration.hours(1))
         self.schedule = events.Rule(
             self,
             "Schedule",
             description=f"Drift and performance monitoring of {config.model_name}",
             schedule=events.Schedule.expression(config.spec.monitoring.schedule),
-            # A missed run is covered by the next one; retrying a failed run only doubles the load.
-            targets=[
-                targets.LambdaFunction(
-                    self.monitor.function, retry_attempts=0, max_event_age=Duration.hours(1)
-                )
-            ],
+            targets=[self.monitor.rule_target(Duration.hours(1))],
         )
         self._analytics(config, storage)
 
@@ -159,7 +152,7 @@ class Monitoring(Construct):
                 view_expanded_text="/* Presto View */",
                 partition_keys=[],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    columns=[_column(name, hive) for name, hive, _ in columns],
+                    columns=[glue.CfnTable.ColumnProperty(name=name, type=hive) for name, hive, _ in columns],
                     serde_info=glue.CfnTable.SerdeInfoProperty(),
                 ),
             ),
@@ -187,12 +180,13 @@ class Monitoring(Construct):
                 description="One row per served prediction (mlops.logstore.PredictionRecord)",
                 table_type="EXTERNAL_TABLE",
                 # Partition projection: Athena computes partitions from these ranges, so no crawler
-                # and no MSCK REPAIR are needed as new hours arrive.
+                # and no MSCK REPAIR are needed as new hours arrive. Versions are injected: a query
+                # names the versions it reads (a range would project every version up to the
+                # bound, 16.8 million partitions a week for 1..100000, nearly all empty).
                 parameters={
                     "classification": "json",
                     "projection.enabled": "true",
-                    "projection.model_version.type": "integer",
-                    "projection.model_version.range": "1,100000",
+                    "projection.model_version.type": "injected",
                     "projection.dt.type": "date",
                     "projection.dt.format": "yyyy-MM-dd",
                     "projection.dt.range": f"{PROJECTION_START},NOW",
@@ -205,29 +199,13 @@ class Monitoring(Construct):
                         predictions_location + "model_version=${model_version}/dt=${dt}/hour=${hour}/"
                     ),
                 },
-                partition_keys=[
-                    _column("model_version", "int"),
-                    _column("dt", "string", "UTC day, yyyy-MM-dd"),
-                    _column("hour", "int", "UTC hour, 0-23"),
-                ],
+                partition_keys=_columns(PREDICTION_PARTITION_KEYS),
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=predictions_location,
                     input_format=TEXT_INPUT,
                     output_format=HIVE_TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
-                    columns=[
-                        _column("prediction_id", "string"),
-                        _column("request_id", "string"),
-                        _column(
-                            "timestamp", "string", "event time (the client's, else when served), ISO 8601 UTC"
-                        ),
-                        _column("received_at", "string", "when it was served, ISO 8601 UTC"),
-                        _column("model_name", "string"),
-                        _column("features", features_type(config.spec), "the request row, canonical form"),
-                        _column("probability", "double"),
-                        _column("label", "int"),
-                        _column("unseen_categories", "array<string>"),
-                    ],
+                    columns=_columns(prediction_columns(config.spec)),
                 ),
             ),
         )
@@ -254,19 +232,13 @@ class Monitoring(Construct):
                     "projection.dt.interval.unit": "DAYS",
                     "storage.location.template": feedback_location + "dt=${dt}/",
                 },
-                partition_keys=[_column("dt", "string", "UTC day the feedback arrived")],
+                partition_keys=_columns(FEEDBACK_PARTITION_KEYS),
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                     location=feedback_location,
                     input_format=TEXT_INPUT,
                     output_format=HIVE_TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
-                    columns=[
-                        _column("prediction_id", "string"),
-                        _column("label", "int"),
-                        _column("source", "string", "explicit or implicit"),
-                        _column("observed_at", "string"),
-                        _column("received_at", "string"),
-                    ],
+                    columns=_columns(FEEDBACK_COLUMNS),
                 ),
             ),
         )

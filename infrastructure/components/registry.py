@@ -36,6 +36,8 @@ class Registry(Construct):
                     point_in_time_recovery_enabled=True
                 ),
                 removal_policy=RemovalPolicy.RETAIN,
+                # The registry's history is the audit trail: no API call or console slip deletes it.
+                deletion_protection=True,
             )
 
     @property
@@ -52,5 +54,17 @@ class Registry(Construct):
 REGISTRY_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
 
 
+# What writers of the registry call besides: versions and history rows are put (in a transaction
+# with the champion pointer, which is updated), the lock is a conditional put and update.
+REGISTRY_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")
+# The feedback index: look up, insert once, and take back an insert whose S3 write failed.
+FEEDBACK_INDEX_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+
+
 def grant_registry_read(table: dynamodb.ITable, role: iam.IGrantable) -> None:
     table.grant(role, *REGISTRY_READ_ACTIONS)
+
+
+def grant_registry_write(table: dynamodb.ITable, role: iam.IGrantable) -> None:
+    """Read and change the registry; narrower than `grant_read_write_data` (no Scan, streams, deletes)."""
+    table.grant(role, *REGISTRY_READ_ACTIONS, *REGISTRY_WRITE_ACTIONS)

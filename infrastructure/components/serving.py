@@ -15,7 +15,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from mlops.api import ROUTES as API_ROUTES
-from mlops.logstore import FEEDBACK_PREFIX, REPORTS_PREFIX
+from mlops.bundle import model_prefix
+from mlops.logstore import FEEDBACK_PREFIX, LATEST_REPORTS_PREFIX, REPORTS_PREFIX
 from mlops.resources import (
     ARTIFACT_BUCKET,
     FEEDBACK_TABLE,
@@ -28,7 +29,12 @@ from mlops.resources import (
 
 from infrastructure.components.function import MlopsFunction, log_group, stage_function
 from infrastructure.components.prediction_log import PredictionLog
-from infrastructure.components.registry import Registry, grant_registry_read
+from infrastructure.components.registry import (
+    FEEDBACK_INDEX_ACTIONS,
+    Registry,
+    grant_registry_read,
+    grant_registry_write,
+)
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
 from infrastructure.nag import acknowledge, logical_id
@@ -114,8 +120,11 @@ class Serving(Construct):
         )
         # Predict reads the champion and its bundle, may show the latest report, and queues its log
         # records. It gets no write on the registry: serving can never change what is served.
-        grant_objects(storage.artifacts, self.predict.role, read=True)
-        grant_objects(storage.reports, self.predict.role, (REPORTS_PREFIX,), read=True)
+        grant_objects(storage.artifacts, self.predict.role, (model_prefix(config.model_name),), read=True)
+        # GET /model before the monitor's first run finds no summary: that must read as "none yet".
+        grant_objects(
+            storage.reports, self.predict.role, (LATEST_REPORTS_PREFIX,), read=True, reads_missing_keys=True
+        )
         grant_registry_read(registry.registry, self.predict.role)
         prediction_log.queue.grant_send_messages(self.predict.role)
 
@@ -127,7 +136,7 @@ class Serving(Construct):
             },
         )
         grant_objects(storage.logs, self.feedback.role, (FEEDBACK_PREFIX,), write=True)
-        registry.feedback.grant_read_write_data(self.feedback.role)
+        registry.feedback.grant(self.feedback.role, *FEEDBACK_INDEX_ACTIONS)
 
         self.admin = make(
             "Admin",
@@ -138,10 +147,10 @@ class Serving(Construct):
                 RETRAIN_FUNCTION_ENV: retrain_function.function_name,
             },
         )
-        registry.registry.grant_read_write_data(self.admin.role)
+        grant_registry_write(registry.registry, self.admin.role)
         # Lineage (verified bundle metadata) and production figures for GET /models/{version}.
-        grant_objects(storage.artifacts, self.admin.role, read=True)
-        grant_objects(storage.reports, self.admin.role, (REPORTS_PREFIX,), read=True)
+        grant_objects(storage.artifacts, self.admin.role, (model_prefix(config.model_name),), read=True)
+        grant_objects(storage.reports, self.admin.role, (REPORTS_PREFIX,), read=True, reads_missing_keys=True)
         # The unqualified ARN only: admin starts the current code, never an old version.
         self.admin.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[retrain_function.function_arn])

@@ -6,6 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from mlops.bundle import retraining_snapshots_prefix
 from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
 from mlops.resources import ALL_RESOURCES, ARTIFACT_BUCKET, LOG_BUCKET, REPORT_BUCKET, Resource, ResourceKind
 
@@ -14,6 +15,8 @@ from infrastructure.nag import acknowledge, logical_id
 
 # Athena writes query results here, inside the report bucket, so analysts need no extra bucket.
 ATHENA_RESULTS_PREFIX = "athena-results/"
+# The artifact bucket is versioned: an expired or overwritten object's old version stays this long.
+NONCURRENT_ARTIFACT_DAYS = 90
 
 
 def _secure_bucket_props() -> dict[str, object]:
@@ -70,18 +73,13 @@ class Storage(Construct):
     def _lifecycle(res: Resource, config: StageConfig) -> list[s3.LifecycleRule]:
         abort = s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))
         if res is LOG_BUCKET:
+            # Expiry only. A log object holds one hour of one batch (a few KB of gzip JSON Lines);
+            # S3 does not move objects under 128 KB to Standard-IA, and would bill 128 KB each there.
             return [
                 abort,
                 *(
                     s3.LifecycleRule(
-                        prefix=prefix,
-                        transitions=[
-                            s3.Transition(
-                                storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                transition_after=Duration.days(config.prediction_log_ia_days),
-                            )
-                        ],
-                        expiration=Duration.days(config.prediction_log_expire_days),
+                        prefix=prefix, expiration=Duration.days(config.prediction_log_expire_days)
                     )
                     for prefix in (PREDICTIONS_PREFIX, FEEDBACK_PREFIX)
                 ),
@@ -93,36 +91,52 @@ class Storage(Construct):
                 s3.LifecycleRule(prefix=ATHENA_RESULTS_PREFIX, expiration=Duration.days(30)),
             ]
         # Artifacts: current versions stay (the registry points at them); replaced ones age out.
-        return [abort, s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))]
+        # Retraining snapshots (original plus production rows) expire; original data sets never
+        # do, since every retraining run starts from its model's original data.
+        return [
+            abort,
+            s3.LifecycleRule(noncurrent_version_expiration=Duration.days(NONCURRENT_ARTIFACT_DAYS)),
+            s3.LifecycleRule(
+                prefix=retraining_snapshots_prefix(config.model_name),
+                expiration=Duration.days(config.retraining_snapshot_expire_days),
+            ),
+        ]
 
 
 def grant_objects(
     bucket: s3.IBucket,
     principal: iam.Role,
-    prefixes: tuple[str, ...] = ("",),
+    prefixes: tuple[str, ...],
     *,
     read: bool = False,
     write: bool = False,
+    reads_missing_keys: bool = False,
 ) -> None:
-    """Object access under key prefixes with only the actions the code calls.
+    """Object access under the key prefixes the function's code uses, with only the actions it calls.
 
     Narrower than `Bucket.grant_read`/`grant_put`, which add wildcards (`s3:GetObject*`,
     `s3:Abort*`) for versioning and multipart features the functions never use. Listing is
-    allowed under the same prefixes so a missing key reads as 404, not 403.
+    allowed under the same prefixes. S3 answers a read of a missing key with 404 only to a
+    caller that may list the bucket, and that check carries no `s3:prefix`: code that reads keys
+    which may not exist yet (`reads_missing_keys`) may list the whole bucket's key names instead.
+    The IAM tier (tests/iam) runs each function's code against these grants.
     """
+    if not all(prefixes):
+        raise ValueError("grant a key prefix, never a whole bucket")
     objects = [bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
     bucket_ref = logical_id(bucket)
+    verbs = " and ".join(v for v, on in (("reads", read), ("writes", write)) if on)
     for prefix in prefixes:
         acknowledge(
             principal,
             f"IAM5[Resource::<{bucket_ref}.Arn>/{prefix}*]",
-            "S3 object ARNs name keys by pattern: the wildcard is the keys under a prefix this "
-            "function owns, with only the object actions it calls.",
+            f"S3 object ARNs name keys by pattern: the wildcard covers only the keys under '{prefix}', "
+            f"which this function's code {verbs}, with only the object actions it calls.",
         )
     if read:
         principal.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
         listing = iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
-        if any(prefixes):
+        if not reads_missing_keys:
             listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*" for prefix in prefixes]})
         principal.add_to_principal_policy(listing)
     if write:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from mlops.alarms import alarm_specs
-from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.bundle import datasets_prefix, model_prefix, retraining_snapshots_prefix
+from mlops.logstore import FEEDBACK_PREFIX, GATES_PREFIX, PREDICTIONS_PREFIX
 from mlops.resources import ALARM_TOPIC, ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.notifications import Notifications
-from infrastructure.components.registry import Registry
+from infrastructure.components.registry import Registry, grant_registry_write
 from infrastructure.components.storage import Storage, grant_objects
 from infrastructure.config import ArtifactSources, StageConfig
 
@@ -59,10 +59,16 @@ class Training(Construct):
             },
         )
         role = self.retrain.role
-        grant_objects(storage.artifacts, role, read=True, write=True)
+        model = config.model_name
+        # Bundles of new versions, read back and verified; the champion's bundle.
+        grant_objects(storage.artifacts, role, (model_prefix(model),), read=True, write=True)
+        # The original data set a run starts from (and the existence check of its own snapshot),
+        # and its own snapshot of original plus production rows.
+        grant_objects(storage.artifacts, role, (datasets_prefix(model),), read=True)
+        grant_objects(storage.artifacts, role, (retraining_snapshots_prefix(model),), write=True)
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
-        grant_objects(storage.reports, role, (REPORTS_PREFIX,), read=True, write=True)
-        registry.registry.grant_read_write_data(role)
+        grant_objects(storage.reports, role, (GATES_PREFIX,), write=True)
+        grant_registry_write(registry.registry, role)
         # Publishing to an encrypted topic needs the data key; exact actions instead of the
         # `kms:GenerateDataKey*` wildcard that `Topic.grant_publish` would add.
         role.add_to_principal_policy(
@@ -70,11 +76,11 @@ class Training(Construct):
         )
         notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
 
-        # A retrain run is one at a time (registry lock), so async retries would only queue duplicates
-        # behind a run that already failed for a reason a retry will not fix.
-        target = targets.LambdaFunction(
-            self.retrain.function, retry_attempts=0, max_event_age=Duration.hours(1)
-        )
+        # No retries by Lambda: a failed run is recorded and releases its lock, and the reasons runs
+        # fail (data, gate inputs, a missing grant) are not fixed by running again. The event goes
+        # to the failure queue, for the schedule, the alarm rule and the admin's request alike.
+        self.failures = self.retrain.run_asynchronously(retry_attempts=0, max_event_age=Duration.hours(1))
+        target = self.retrain.rule_target(Duration.hours(1))
         self.schedule = events.Rule(
             self,
             "Schedule",

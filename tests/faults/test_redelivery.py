@@ -136,23 +136,24 @@ def unique_by_sql(stored: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Run `UNIQUE_PREDICTIONS_SQL` on SQLite over the stored rows, with Athena's "$path" and partitions."""
     db = sqlite3.connect(":memory:")
     db.execute(
-        'CREATE TABLE predictions (prediction_id, request_id, "timestamp", model_name, features, probability,'
-        ' label, unseen_categories, model_version, dt, hour, "$path")'
+        'CREATE TABLE predictions (prediction_id, request_id, "timestamp", received_at, model_name, features,'
+        ' probability, label, unseen_categories, model_version, dt, hour, "$path")'
     )
     for key, row in stored:
         parts = dict(p.split("=", 1) for p in key.split("/")[1:-1])
         db.execute(
-            "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row["prediction_id"],
                 row["request_id"],
                 row["timestamp"],
+                row.get("received_at"),
                 row["model_name"],
                 json.dumps(row["features"]),
                 row["probability"],
                 row["label"],
                 json.dumps(row["unseen_categories"]),
-                int(parts["model_version"]),
+                parts["model_version"],
                 parts["dt"],
                 int(parts["hour"]),
                 f"s3://bucket/{key}",

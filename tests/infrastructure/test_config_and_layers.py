@@ -31,8 +31,8 @@ def test_defaults_give_the_dev_stage_of_the_demo_spec() -> None:
         ({"stage": "Prod!"}, "stage"),
         ({"alarmEmail": "not-an-address"}, "alarmEmail"),
         ({"logRetentionDays": "45"}, "logRetentionDays"),
-        ({"predictionLogIaDays": "10"}, "predictionLogIaDays"),
-        ({"predictionLogExpireDays": "30"}, "predictionLogExpireDays"),
+        ({"predictionLogExpireDays": "20"}, "predictionLogExpireDays"),
+        ({"retrainingSnapshotExpireDays": "0"}, "retrainingSnapshotExpireDays"),
     ],
 )
 def test_invalid_context_is_refused_with_the_key_named(values: dict[str, str], message: str) -> None:

@@ -47,7 +47,7 @@ def assert_alarms_match_specs(synth: Synthesised) -> None:
         assert alarm["EvaluationPeriods"] == spec.evaluation_periods
         assert alarm["DatapointsToAlarm"] == spec.datapoints_to_alarm
         assert alarm["TreatMissingData"] == spec.treat_missing_data.value
-        assert alarm["AlarmActions"] == [topic]
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [topic]
 
 
 def rule_targeting(synth: Synthesised, function: Any, key: str) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ def test_operational_alarms_cover_errors_throttles_latency_5xx_and_dead_letters(
     heartbeat = next(s for s in alarm_specs(config.spec) if s.name == "MonitorHeartbeat")
     assert heartbeat.alarm_name(config.prefix, config.model_name) in names
     topic = {"Ref": synth.ref(synth.stack.notifications.topic)}
-    assert all(a["AlarmActions"] == [topic] for a in alarms_by_name(synth).values())
+    assert all(a["AlarmActions"] == a["OKActions"] == [topic] for a in alarms_by_name(synth).values())
 
 
 def test_schedules_come_from_the_spec(synth: Synthesised) -> None:
@@ -173,6 +173,9 @@ def test_athena_can_query_the_prediction_logs_through_partition_projection(synth
     assert [k["Name"] for k in predictions["PartitionKeys"]] == ["model_version", "dt", "hour"]
     params = predictions["Parameters"]
     assert params["projection.enabled"] == "true"
+    # Only the versions a query names are projected, never a range of versions that do not exist.
+    assert params["projection.model_version.type"] == "injected"
+    assert "projection.model_version.range" not in params
     template = json.dumps(params["storage.location.template"])
     assert "predictions/model_version=${model_version}/dt=${dt}/hour=${hour}/" in template
     features = next(c for c in predictions["StorageDescriptor"]["Columns"] if c["Name"] == "features")["Type"]
@@ -216,9 +219,8 @@ def test_spec_file_default_is_the_demo(synth: Synthesised) -> None:
 
 
 def test_feature_names_as_given_are_quoted_in_the_log_table_type() -> None:
+    from mlops.logstore import features_type
     from mlops.spec import parse_spec
-
-    from infrastructure.components.monitoring import features_type
 
     spec = parse_spec(
         {

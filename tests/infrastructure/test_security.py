@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 from mlops.api import ROUTES as API_ROUTES
+from mlops.bundle import bundle_prefix, dataset_key
 from mlops.resources import ALL_RESOURCES, PREDICTION_QUEUE, ResourceKind
 
 from infrastructure.components.registry import REGISTRY_READ_ACTIONS
@@ -128,7 +129,8 @@ def test_prediction_queue_has_an_encrypted_dead_letter_queue(synth: Synthesised)
             for s in p["Properties"]["PolicyDocument"]["Statement"]
         )
     ]
-    assert len(ssl_only) == 2
+    # Every queue: the prediction queue, its dead-letter queue, and the monitor and retrain failure queues.
+    assert len(ssl_only) == len(synth.of_type("AWS::SQS::Queue")) == 4
 
 
 def test_log_writer_consumes_batches_and_reports_partial_failures(synth: Synthesised) -> None:
@@ -176,6 +178,7 @@ def test_tables_follow_the_resources_and_have_point_in_time_recovery(synth: Synt
         keys = {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]}
         assert keys == {res.partition_key: "HASH", **({res.sort_key: "RANGE"} if res.sort_key else {})}
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["DeletionProtectionEnabled"] is True
         ttl = props.get("TimeToLiveSpecification")
         assert ttl == ({"AttributeName": res.ttl_attribute, "Enabled": True} if res.ttl_attribute else None)
 
@@ -233,3 +236,30 @@ def test_every_function_has_its_own_role_and_log_group(synth: Synthesised) -> No
     retention = synth.stack.config.log_retention_days
     for group in groups:
         assert synth.resources[group]["Properties"]["RetentionInDays"] == retention
+
+
+def _rules(synth: Synthesised, bucket: Any) -> list[dict[str, Any]]:
+    return list(synth.resources[synth.ref(bucket)]["Properties"]["LifecycleConfiguration"]["Rules"])
+
+
+def _prefix(rule: dict[str, Any]) -> str | None:
+    return rule.get("Prefix") or (rule.get("Filter") or {}).get("Prefix")
+
+
+def test_logs_and_retraining_snapshots_expire_and_original_data_never_does(synth: Synthesised) -> None:
+    storage, config = synth.stack.storage, synth.stack.config
+    logs = _rules(synth, storage.logs)
+    # Log objects are a few KB: S3 would not move them to Standard-IA, so no rule pretends to.
+    assert not any("Transitions" in r for r in logs)
+    assert {_prefix(r): r["ExpirationInDays"] for r in logs if "ExpirationInDays" in r} == {
+        "predictions/": config.prediction_log_expire_days,
+        "feedback/": config.prediction_log_expire_days,
+    }
+    artifacts = _rules(synth, storage.artifacts)
+    expiring = {_prefix(r): r["ExpirationInDays"] for r in artifacts if "ExpirationInDays" in r}
+    snapshot = dataset_key("churn", "a" * 64, retraining=True)
+    original = dataset_key("churn", "a" * 64)
+    bundle_key = bundle_prefix("churn", 1) + "model.onnx"
+    assert [p for p in expiring if p and snapshot.startswith(p)] == ["datasets/churn/retraining/"]
+    assert expiring["datasets/churn/retraining/"] == config.retraining_snapshot_expire_days
+    assert not [p for p in expiring if not p or original.startswith(p) or bundle_key.startswith(p)]

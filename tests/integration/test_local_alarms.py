@@ -73,3 +73,39 @@ def test_silence_before_the_stack_started_is_no_alarm(aws_stack, churn_spec):
     assert evaluator.evaluate_all(started) == []  # no whole period since the start yet
     later = evaluator.evaluate_all(started + timedelta(hours=3))  # three silent periods since
     assert [(t.alarm_name, t.new) for t in later] == [("local-churn-MonitorHeartbeat", AlarmState.ALARM)]
+
+
+def test_labels_drying_up_for_a_whole_window_alarms_and_silence_counts_as_dry(aws_stack, churn_spec):
+    (spec,) = [s for s in alarm_specs(churn_spec) if s.name == "LabelsDryingUp"]
+    evaluator = AlarmEvaluator(aws_stack.cloudwatch, aws_stack.sns, None, [spec], "churn", "local")
+    start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    evaluator.create_alarms(at=start)
+    window = spec.evaluation_periods
+    assert window * spec.period_s == churn_spec.monitoring.window_hours * 3600
+    minimum = churn_spec.monitoring.min_labels
+
+    def labels(hour: int, count: int) -> None:
+        aws_stack.cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": "LabelCount",
+                    "Dimensions": [{"Name": DIM_MODEL, "Value": "churn"}],
+                    "Timestamp": start + timedelta(hours=hour, minutes=5),
+                    "Value": count,
+                }
+            ],
+        )
+
+    # Given enough labels in the first run, then a window's worth of runs with too few:
+    labels(0, minimum)
+    for hour in range(1, window + 1):
+        labels(hour, minimum - 1)
+    # one good run in the window keeps it OK; a whole window below the minimum alarms.
+    assert [t.new for t in evaluator.evaluate_all(start + timedelta(hours=window))] == [AlarmState.OK]
+    assert [t.new for t in evaluator.evaluate_all(start + timedelta(hours=window + 1))] == [AlarmState.ALARM]
+    labels(window + 1, minimum)
+    assert [t.new for t in evaluator.evaluate_all(start + timedelta(hours=window + 2))] == [AlarmState.OK]
+    # No LabelCount at all (no report for the champion) for a whole window is just as dry.
+    silent = evaluator.evaluate_all(start + timedelta(hours=2 * window + 2))
+    assert [t.new for t in silent] == [AlarmState.ALARM]

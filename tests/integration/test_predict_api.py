@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from mlops import bundle
+from mlops.alarms import FAILURE_DIMENSIONS
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import predict as predict_handler
 from mlops.logstore import PredictionRecord, latest_report_key
@@ -305,7 +306,12 @@ def test_a_tampered_champion_is_refused_and_the_old_one_keeps_serving(
 
     assert (status, body["model_version"]) == (200, 1)
     out = capsys.readouterr().out
-    assert any(metric(doc, "ChampionLoadFailures") == 1.0 for doc in emf_metrics(out))
+    (refused,) = [doc for doc in emf_metrics(out) if "ChampionLoadFailures" in doc]
+    assert metric(refused, "ChampionLoadFailures") == 1.0
+    # In a document of its own with exactly the dimensions its alarm watches (no model version).
+    assert [sorted(d) for d in refused["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [
+        sorted(FAILURE_DIMENSIONS)
+    ]
     refusals = [r for r in caplog.records if r.levelname == "ERROR" and "champion refused" in r.getMessage()]
     assert len(refusals) == 1
     assert call(load_event("model_get.json"))[1]["model_version"] == 1
@@ -331,3 +337,24 @@ def test_the_predict_function_imports_no_training_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_queue_that_is_gone_still_answers_and_counts_the_lost_log_records(
+    champion, predict_runtime, aws_stack, capsys
+):
+    # Given the prediction queue has been deleted under a running container.
+    aws_stack.sqs.delete_queue(QueueUrl=predict_runtime.settings.prediction_queue_url)
+    capsys.readouterr()
+
+    # When a client asks for two predictions.
+    status, body = call(load_event("predict_batch.json"))
+
+    # Then it gets its answer, and the two unlogged records are counted under exactly the
+    # dimensions the PredictionLogFailures alarm watches.
+    assert status == 200 and len(body["predictions"]) == 2
+    (lost,) = [doc for doc in emf_metrics(capsys.readouterr().out) if "PredictionLogFailures" in doc]
+    assert metric(lost, "PredictionLogFailures") == 2.0
+    assert [sorted(d) for d in lost["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [
+        sorted(FAILURE_DIMENSIONS)
+    ]
+    assert (lost["ModelName"], lost["service"]) == ("churn", "serverless-mlops")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from mlops.alarms import operational_alarm_specs
+from mlops.bundle import dataset_key
 from mlops.datagen import generate_churn
+from mlops.errors import RetrainFailed
+from mlops.local.alarms import AlarmState, evaluate
+from mlops.observability import failure_dimensions
 
 from tests.integration.serving_helpers import load_event
 from tests.traffic import log_traffic
@@ -49,3 +56,59 @@ def test_trigger_parsing_of_every_sample_event(aws_stack):
     assert alarm is not None and alarm.alarm_name == "MetricGap" and alarm.performance
     assert request is not None and request.actor.endswith("user/alice")
     assert trigger_from_event(load_event("retrain/alarm_back_to_ok.json")) is None
+
+
+def _emf_documents(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def test_a_failed_run_raises_and_reaches_the_retrain_failures_alarm(
+    aws_stack, champion, lambda_context, capsys
+):
+    # Given a champion whose original data set has gone, so no run can assemble its training data.
+    original = champion.training_data_sha256
+    aws_stack.s3.delete_object(Bucket=aws_stack.artifact_bucket, Key=dataset_key("churn", original))
+    capsys.readouterr()
+
+    # When the scheduled run starts, it fails, and the function does not return normally.
+    with pytest.raises(RetrainFailed) as failed:
+        _handler().handler(load_event("retrain/scheduled.json"), lambda_context)
+
+    # Then the run is recorded as failed with nothing changed ...
+    assert failed.value.result["outcome"] == "failed"
+    registry = aws_stack.registry()
+    assert registry.runs()[0]["outcome"] == "failed" and registry.champion().version == 1
+    # ... and the failure count goes out under exactly the dimensions its alarm watches.
+    spec = next(s for s in operational_alarm_specs() if s.name == "RetrainFailures")
+    docs = [d for d in _emf_documents(capsys.readouterr().out) if spec.metric_name in d]
+    assert len(docs) == 1 and docs[0][spec.metric_name] == [1.0]
+    (directive,) = docs[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == spec.namespace
+    assert [sorted(d) for d in directive["Dimensions"]] == [sorted(spec.dimensions)]
+    published = {name: docs[0][name] for name in directive["Dimensions"][0]}
+    assert published == failure_dimensions("churn")
+    # CloudWatch Logs turns the document into a datapoint; the alarm (same dimensions) then fires.
+    at = datetime.fromtimestamp(docs[0]["_aws"]["Timestamp"] / 1000, tz=UTC)
+    aws_stack.cloudwatch.put_metric_data(
+        Namespace=directive["Namespace"],
+        MetricData=[
+            {
+                "MetricName": spec.metric_name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in published.items()],
+                "Value": 1.0,
+                "Timestamp": at,
+            }
+        ],
+    )
+    start = datetime.fromtimestamp(int(at.timestamp()) // spec.period_s * spec.period_s, tz=UTC)
+    stats = aws_stack.cloudwatch.get_metric_statistics(
+        Namespace=spec.namespace,
+        MetricName=spec.metric_name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in failure_dimensions("churn").items()],
+        StartTime=start,
+        EndTime=start + timedelta(seconds=spec.period_s),
+        Period=spec.period_s,
+        Statistics=[spec.statistic],
+    )["Datapoints"]
+    values = [dp[spec.statistic] for dp in stats]
+    assert evaluate(spec, values, AlarmState.OK)[0] is AlarmState.ALARM

@@ -8,6 +8,7 @@ import pytest
 from mlops import bundle
 from mlops.datagen import generate_churn
 from mlops.errors import StorageError
+from mlops.logstore import gate_report_key
 from mlops.registry import Registry, VersionStatus
 from mlops.retraining.run import Outcome, RetrainContext, Trigger, TriggerKind, run_retraining
 from mlops.spec import Retraining
@@ -73,11 +74,14 @@ def test_alarm_retrains_gates_and_promotes_a_better_model(aws_stack, ctx):
         aws_stack.s3, aws_stack.artifact_bucket, ctx.registry.get_version(1).artifacts[bundle.METADATA]
     )
     assert meta["original_data"] == v1_meta["original_data"]
+    assert meta["training_data"]["uri"].startswith(
+        f"s3://{aws_stack.artifact_bucket}/datasets/churn/retraining/"
+    )
     assert (
         meta["training_data"]["rows"]
         == result.data["original_train_rows"] + result.data["production_train_rows"]
     )
-    gate = aws_stack.s3.get_object(Bucket=ctx.report_bucket, Key="gates/model_version=2/gate.json")
+    gate = aws_stack.s3.get_object(Bucket=ctx.report_bucket, Key=gate_report_key(2))
     assert b'"beats_champion"' in gate["Body"].read()
     assert ctx.registry.runs()[0]["outcome"] == "promoted"
 
@@ -128,7 +132,7 @@ def test_failed_bundle_write_leaves_registry_and_champion_as_they_were(aws_stack
     def broken_put(*args, **kwargs):
         raise StorageError("write s3://artifacts/models/...: InternalError")
 
-    monkeypatch.setattr("mlops.bundle.put_bytes", broken_put)
+    monkeypatch.setattr("mlops.bundle.put_new_bytes", broken_put)
     result = run_retraining(ctx, ALARM)
 
     assert result.outcome is Outcome.FAILED and "InternalError" in result.detail

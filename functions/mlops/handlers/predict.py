@@ -24,7 +24,7 @@ from mlops.errors import MlopsError
 from mlops.handlers.http import HttpApi, install_error_handlers, json_body
 from mlops.handlers.openapi import DOCUMENT
 from mlops.logstore import read_latest_report
-from mlops.observability import logger, metrics
+from mlops.observability import count_failure, logger, metrics
 from mlops.registry import Champion, Registry
 from mlops.serving.api import (
     ModelInfo,
@@ -71,7 +71,7 @@ class PredictRuntime:
             loader=self._load,
             refresh_seconds=settings.champion_refresh_seconds,
             clock=clock,
-            on_load_failure=_champion_refused,
+            on_load_failure=lambda version, err: _champion_refused(settings.model_name, version, err),
         )
 
     @classmethod
@@ -100,7 +100,7 @@ class PredictRuntime:
                 "prediction log record too large to keep",
                 extra={"error": str(err), "prediction_ids": list(batch.prediction_ids)},
             )
-            metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=len(batch))
+            count_failure(Metric.PREDICTION_LOG_FAILURES, len(batch), self.settings.model_name)
             return
         if not unsent:
             return
@@ -111,14 +111,14 @@ class PredictRuntime:
                 extra={FALLBACK_FIELD: piece, "piece": number, "pieces": len(pieces)},
             )
         rows = sum(len(piece["prediction_id"]) for piece in pieces)
-        metrics.add_metric(name=Metric.PREDICTION_LOG_FAILURES, unit=MetricUnit.Count, value=rows)
+        count_failure(Metric.PREDICTION_LOG_FAILURES, rows, self.settings.model_name)
 
 
-def _champion_refused(version: int, err: Exception) -> None:
+def _champion_refused(model_name: str, version: int, err: Exception) -> None:
     logger.error(
         "champion refused; the previous model keeps serving", extra={"version": version, "error": str(err)}
     )
-    metrics.add_metric(name=Metric.CHAMPION_LOAD_FAILURES, unit=MetricUnit.Count, value=1)
+    count_failure(Metric.CHAMPION_LOAD_FAILURES, 1, model_name)
 
 
 _runtime: PredictRuntime | None = None

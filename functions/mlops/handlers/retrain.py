@@ -1,4 +1,8 @@
-"""Retrain function: EventBridge schedule, CloudWatch alarm state change, or a retrain request."""
+"""Retrain function: EventBridge schedule, CloudWatch alarm state change, or a retrain request.
+
+Its metrics carry exactly `mlops.alarms.FAILURE_DIMENSIONS` (model name and the Powertools service),
+the dimensions the RetrainFailures and CandidatesRejected alarms watch. A FAILED run raises.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops import aws
 from mlops.alarms import DIM_MODEL, Metric
 from mlops.config import RetrainSettings
+from mlops.errors import RetrainFailed
 from mlops.observability import logger, metrics
 from mlops.registry import Registry
 from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
@@ -82,4 +87,7 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
     metrics.add_metric(
         name=Metric.CANDIDATES_REJECTED, unit=MetricUnit.Count, value=int(result.outcome is Outcome.REJECTED)
     )
+    if result.outcome is Outcome.FAILED:
+        # Returning would tell Lambda the run succeeded: no error, no on-failure destination.
+        raise RetrainFailed(result.as_dict())
     return result.as_dict()

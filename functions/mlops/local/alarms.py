@@ -162,6 +162,7 @@ class AlarmEvaluator:
                 ComparisonOperator=spec.comparison.value,
                 TreatMissingData=spec.treat_missing_data.value,
                 AlarmActions=[self.topic_arn] if self.topic_arn else [],
+                OKActions=[self.topic_arn] if self.topic_arn else [],
             )
             self.states[name] = AlarmState.INSUFFICIENT_DATA
 

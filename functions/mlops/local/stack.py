@@ -21,7 +21,7 @@ from typing import Any
 
 from mlops import aws, clock
 from mlops.alarms import alarm_specs, schedule_period_seconds
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, RetrainFailed
 from mlops.local.alarms import AlarmEvaluator, Transition
 from mlops.local.gateway import LocalGateway
 from mlops.local.invoke import LocalLambdas
@@ -312,7 +312,10 @@ class LocalStack:
 
     def run_retrain(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._invoke_lock:
-            result = self.lambdas.invoke("retrain", event)
+            try:
+                result = self.lambdas.invoke("retrain", event)
+            except RetrainFailed as failed:  # on AWS: a function error, the failure queue and alarms
+                result = failed.result
         out = result if isinstance(result, dict) else {"result": result}
         self.on_event("retrain", out)
         return out

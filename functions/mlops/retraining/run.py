@@ -28,6 +28,7 @@ from mlops.lifecycle import (
     register_model,
     snapshot_training_data,
 )
+from mlops.logstore import gate_report_key
 from mlops.notify import notify
 from mlops.registry import Registry, VersionRecord, VersionStatus
 from mlops.retraining.data import build_training_set, labelled_production_rows
@@ -223,7 +224,7 @@ def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainRe
     training_set = build_training_set(original, production, spec)
 
     snapshot_frame = training_set.data.assign(**{WEIGHT_COLUMN: training_set.weights})
-    snapshot = snapshot_training_data(ctx.s3, ctx.artifact_bucket, spec.name, snapshot_frame)
+    snapshot = snapshot_training_data(ctx.s3, ctx.artifact_bucket, spec.name, snapshot_frame, retraining=True)
     result = ctx.engine.train(training_set.data, spec, training_set.weights, training_set.test_data)
     onnx_bytes, parity = prove_export(result)
     gate = run_gate(
@@ -257,7 +258,7 @@ def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainRe
     put_bytes(
         ctx.s3,
         ctx.report_bucket,
-        f"gates/model_version={record.version}/gate.json",
+        gate_report_key(record.version),
         bundle.json_bytes(report),
         "application/json",
     )

@@ -1,0 +1,178 @@
+"""Each function's integration path on moto, every AWS call authorized against its deployed role.
+
+Set-up (training, registering, logging traffic) is done by the test as an administrator; only the
+handler call runs inside `iam.acting_as(<function>)`. A refused call fails the test with the
+action and the resource, whether or not the function caught the error.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mlops.alarms import DIM_MODEL, NAMESPACE, Metric
+from mlops.datagen import generate_churn
+from mlops.handlers import admin as admin_handler
+from mlops.handlers import feedback as feedback_handler
+from mlops.handlers import log_writer as log_writer_handler
+from mlops.handlers import monitor as monitor_handler
+from mlops.handlers import predict as predict_handler
+from mlops.handlers import retrain as retrain_handler
+from mlops.logstore import latest_report_key
+from mlops.registry import VersionRecord
+from mlops.resources import LOG_BUCKET, REPORT_BUCKET
+from mlops.storage import iso, list_keys
+
+from tests.conftest import AwsStack, register_and_promote
+from tests.iam.conftest import create_retrain_function
+from tests.iam.enforcement import IamEnforcer
+from tests.integration.serving_helpers import CONTEXT, drain_queue, load_event, response_json
+from tests.traffic import log_traffic
+
+
+def _answer(response: dict[str, Any]) -> tuple[int, Any]:
+    return response["statusCode"], response_json(response)
+
+
+def test_predict_answers_and_queues_its_log_as_the_predict_role(
+    iam: IamEnforcer, aws_stack: AwsStack, champion: VersionRecord
+) -> None:
+    report_bucket = aws_stack.env[REPORT_BUCKET.env_var]
+    predict_handler.use_runtime(None)  # a fresh container: settings, clients and champion load
+    try:
+        with iam.acting_as("Predict"):
+            status, body = _answer(predict_handler.handler(load_event("predict_single.json"), CONTEXT))
+            # Before the monitor's first run there is no summary: a 404 to the role, not a 403.
+            _, before = _answer(predict_handler.handler(load_event("model_get.json"), CONTEXT))
+        aws_stack.s3.put_object(
+            Bucket=report_bucket, Key=latest_report_key(1), Body=json.dumps({"metric_gap": 0.01}).encode()
+        )
+        with iam.acting_as("Predict"):
+            model_status, model = _answer(predict_handler.handler(load_event("model_get.json"), CONTEXT))
+    finally:
+        predict_handler.use_runtime(None)
+
+    assert status == 200 and body["model_version"] == 1
+    assert before["model_version"] == 1 and before["production"] is None
+    assert model_status == 200 and model["production"] == {"metric_gap": 0.01}
+    queued = [json.loads(m["Body"]) for m in drain_queue(aws_stack)]
+    assert [q["prediction_id"] for q in queued] == [[p["prediction_id"] for p in body["predictions"]]]
+
+
+def test_feedback_is_stored_once_as_the_feedback_role(iam: IamEnforcer, aws_stack: AwsStack) -> None:
+    feedback_handler.settings.cache_clear()
+    event = load_event("feedback_single.json")
+    try:
+        with iam.acting_as("Feedback"):
+            first, _ = _answer(feedback_handler.handler(event, CONTEXT))
+            second, _ = _answer(feedback_handler.handler(event, CONTEXT))
+    finally:
+        feedback_handler.settings.cache_clear()
+
+    assert (first, second) == (200, 200)
+    keys = list(list_keys(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], "feedback/"))
+    assert len(keys) == 1
+
+
+def test_log_writer_writes_a_batch_as_the_log_writer_role(iam: IamEnforcer, aws_stack: AwsStack) -> None:
+    log_writer_handler.settings.cache_clear()
+    try:
+        with iam.acting_as("LogWriter"):
+            answer = log_writer_handler.handler(load_event("log_writer_batch.json"), CONTEXT)
+    finally:
+        log_writer_handler.settings.cache_clear()
+
+    assert answer == {"batchItemFailures": []}
+    assert len(list(list_keys(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], "predictions/"))) == 2
+
+
+def test_admin_routes_and_the_retrain_request_as_the_admin_role(
+    iam: IamEnforcer, aws_stack: AwsStack, trained: Any, churn_data: Any
+) -> None:
+    register_and_promote(aws_stack, trained, churn_data)
+    register_and_promote(aws_stack, trained, churn_data, reason="second")
+    create_retrain_function(aws_stack)
+    report_bucket = aws_stack.env[REPORT_BUCKET.env_var]
+    aws_stack.s3.put_object(
+        Bucket=report_bucket, Key="reports/model_version=1/dt=2026-11-20/run=r1/report.json", Body=b"{}"
+    )
+    admin_handler.settings.cache_clear()
+    admin_handler.use_retrain_dispatch(None)  # the real asynchronous invoke of the retrain function
+    try:
+        with iam.acting_as("Admin"):
+            answers = {
+                name: _answer(admin_handler.handler(load_event(name), CONTEXT))
+                for name in (
+                    "admin_list_models.json",
+                    "admin_show_model.json",
+                    "admin_rollback.json",
+                    "admin_promote.json",
+                    "admin_history.json",
+                    "admin_retrain.json",
+                )
+            }
+    finally:
+        admin_handler.settings.cache_clear()
+
+    assert {name: status for name, (status, _) in answers.items()} == {
+        "admin_list_models.json": 200,
+        "admin_show_model.json": 200,
+        "admin_rollback.json": 200,
+        "admin_promote.json": 200,
+        "admin_history.json": 200,
+        "admin_retrain.json": 202,
+    }
+    assert [r["run"] for r in answers["admin_show_model.json"][1]["reports"]] == ["r1"]
+    assert aws_stack.registry().champion().version == 2
+
+
+def test_monitor_run_as_the_monitor_role(
+    iam: IamEnforcer, aws_stack: AwsStack, champion: VersionRecord
+) -> None:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    log_traffic(
+        aws_stack,
+        aws_stack.registry(),
+        1,
+        generate_churn(400, seed=5),
+        end - timedelta(hours=20),
+        timedelta(minutes=2),
+    )
+    event = load_event("monitor_schedule.json")
+    event["time"] = iso(end)
+    monitor_handler.settings.cache_clear()
+    try:
+        with iam.acting_as("Monitor"):
+            summary = monitor_handler.handler(event, CONTEXT)
+    finally:
+        monitor_handler.settings.cache_clear()
+
+    assert summary
+    reports = list(list_keys(aws_stack.s3, aws_stack.env[REPORT_BUCKET.env_var], "reports/model_version=1/"))
+    assert any(k.endswith("report.json") for k in reports)
+    listed = aws_stack.cloudwatch.list_metrics(
+        Namespace=NAMESPACE,
+        MetricName=Metric.MONITOR_HEARTBEAT.value,
+        Dimensions=[{"Name": DIM_MODEL, "Value": "churn"}],
+    )["Metrics"]
+    assert listed
+
+
+def test_retrain_after_an_alarm_promotes_as_the_retrain_role(
+    iam: IamEnforcer, aws_stack: AwsStack, champion: VersionRecord
+) -> None:
+    registry = aws_stack.registry()
+    start = datetime.now(UTC) - timedelta(days=2)
+    log_traffic(
+        aws_stack, registry, 1, generate_churn(3000, seed=31, concept_shift=1.0), start, timedelta(seconds=50)
+    )
+    retrain_handler.settings.cache_clear()
+    try:
+        with iam.acting_as("Retrain"):
+            out = retrain_handler.handler(load_event("retrain/alarm_state_change.json"), CONTEXT)
+    finally:
+        retrain_handler.settings.cache_clear()
+
+    assert out["outcome"] == "promoted", out["detail"]
+    assert registry.champion().version == 2
