@@ -12,9 +12,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mlops.monitoring.drift import Band, DatasetDrift, DistributionPlot, FeatureDrift, PredictionDrift
-from mlops.monitoring.performance import Fairness, PerformanceEstimate, ProductionPerformance
+from mlops.monitoring.performance import (
+    ConceptShiftCheck,
+    Fairness,
+    PerformanceEstimate,
+    ProductionPerformance,
+)
 
-REPORT_FORMAT = 1
+# 2: the estimate's interval and gap threshold, and the concept-shift check.
+REPORT_FORMAT = 2
 
 
 class LabelStats(BaseModel):
@@ -57,6 +63,7 @@ class VersionReport(BaseModel):
     prediction_drift: PredictionDrift | None
     performance: ProductionPerformance
     estimate: PerformanceEstimate
+    concept_shift: ConceptShiftCheck | None = None
     fairness: Fairness | None
     alarms: list[AlarmCheck]
     report_key: str | None = None
@@ -81,6 +88,9 @@ class VersionReport(BaseModel):
             "metric_gap": perf.metric_gap,
             "estimated_metric": est.value,
             "estimated_metric_gap": est.estimated_gap,
+            "estimated_interval": [est.ci_low, est.ci_high] if est.ci_low is not None else None,
+            "estimated_gap_threshold": est.gap_threshold,
+            "concept_shift_suspected": self.concept_shift.suspected if self.concept_shift else None,
             "drift_share": self.drift.drift_share if self.drift else None,
             "dataset_drift": self.drift.dataset_drift if self.drift else None,
             "drifted_features": [f.feature for f in self.drift.features if f.drifted] if self.drift else [],
@@ -192,7 +202,7 @@ def metric_svg(
     rows: list[tuple[str, float | None, float | None, float | None, str]] = [
         ("test set", perf.test_value, None, None, _OK),
         ("production", perf.value, perf.ci_low, perf.ci_high, _CUR_COLOUR),
-        ("estimate (no labels)", est.value, None, None, _WARN),
+        ("estimate (no labels)", est.value, est.ci_low, est.ci_high, _WARN),
     ]
     for i, (label, value, a, b, colour) in enumerate(rows):
         y = 32 + i * 24
@@ -271,6 +281,30 @@ def _fairness_table(fair: Fairness) -> str:
     return "".join(out) or "<p>No sensitive attributes in the spec.</p>"
 
 
+def _estimate_html(report: VersionReport) -> str:
+    """What the label-free estimate says, its limit, and whether labels contradict it."""
+    est, check = report.estimate, report.concept_shift
+    parts = [
+        f"<p>Estimate without labels: {_num(est.value)} [{_num(est.ci_low)}, {_num(est.ci_high)}] "
+        f"from {est.count} predictions, with scores calibrated on the test set (the model's own "
+        f"test-set calibration error is {_num(est.calibration_error)}). Estimated gap "
+        f"{_num(est.estimated_gap)} against a limit of {_num(est.gap_threshold)}"
+        f"{' (' + _e(est.threshold_source) + ')' if est.threshold_source else ''}. "
+        "Estimation follows changes in the inputs only: it cannot see a change in how inputs relate "
+        "to outcomes (concept shift); labels can.</p>"
+    ]
+    if check is not None:
+        colour = _BAD if check.suspected else _OK
+        title = "Concept shift suspected" if check.suspected else "Labels agree with the estimate"
+        parts.append(
+            f"<p style='color:{colour}'><b>{title}</b>: realized {_num(check.realized)} "
+            f"[{_num(check.realized_low)}, {_num(check.realized_high)}] against estimated "
+            f"{_num(check.estimated)} [{_num(check.estimated_low)}, {_num(check.estimated_high)}] on the "
+            f"same {check.label_count} labelled predictions. {_e(check.note)}.</p>"
+        )
+    return "".join(parts)
+
+
 _CSS = (
     "body{font-family:sans-serif;margin:24px;color:#1a202c;max-width:1100px}"
     "table{border-collapse:collapse;font-size:12px;margin:8px 0}"
@@ -291,6 +325,7 @@ def render_html(report: VersionReport, max_metric_gap: float) -> str:
         (f"production {perf.primary_metric}", _num(perf.value)),
         ("metric gap", _num(perf.metric_gap)),
         ("estimated gap", _num(est.estimated_gap)),
+        ("estimated gap limit", _num(est.gap_threshold)),
         ("drifted features", f"{report.drift.drifted}/{report.drift.tested}" if report.drift else "–"),
         ("prediction PSI", _num(report.prediction_drift.psi if report.prediction_drift else None)),
         ("fairness gap", _num(report.fairness.gap if report.fairness else None)),
@@ -312,9 +347,8 @@ def render_html(report: VersionReport, max_metric_gap: float) -> str:
         alarm_html,
         f"<h2>Performance ({_e(perf.primary_metric)})</h2>",
         metric_svg(perf, est, max_metric_gap),
-        f"<p>{_e(perf.note)}. Production interval: {int(perf.confidence * 100)}% bootstrap. "
-        "The estimate assumes calibrated scores "
-        f"(test-set calibration error {_num(est.calibration_error)}).</p>",
+        f"<p>{_e(perf.note)}. Intervals are {int(perf.confidence * 100)}%.</p>",
+        _estimate_html(report),
     ]
     if perf.metrics:
         sections.append(
