@@ -32,10 +32,11 @@ from mlops.monitoring.window import SCORE_GRID_BINS, ScoreGrid
 from mlops.profile import CalibrationMap, PerformanceReference
 
 ESTIMATED_METRICS = ("roc_auc", "average_precision", "accuracy", "precision", "recall", "f1")
-# Calibration bins: at most this many, of at least MIN_BIN_ROWS test rows each. More bins keep
-# the test-set estimate exact (fewer pairs tied inside a bin); fewer keep each rate precise.
-MAX_CALIBRATION_BINS = 100
-MIN_BIN_ROWS = 25
+# Calibration bins before pooling: at most this many, of at least MIN_BIN_ROWS test rows each.
+# Fine bins keep the test-set estimate exact (few pairs tied inside a bin) and follow the
+# score-to-risk curve closely; pooling adjacent violators then merges the noisy ones.
+MAX_CALIBRATION_BINS = 1000
+MIN_BIN_ROWS = 50
 # Chunking of the test set for its chunk-to-chunk variability: CHUNKS chunks per random
 # partition, CHUNK_REPEATS partitions (so the standard deviation rests on ~200 chunks).
 CHUNKS = 10
@@ -43,9 +44,10 @@ MIN_CHUNK_ROWS = 50
 CHUNK_REPEATS = 20
 SIMULATIONS = 300
 CONFIDENCE = 0.95
-# The estimated-gap alarm fires beyond this many standard deviations of the no-change gap
-# (the chunk-to-chunk spread of the estimate at the window's size plus the test set's own),
-# and never for a gap below MIN_MATERIAL_GAP: at 10^6 rows a 0.002 drop is real but not news.
+# The estimated-gap alarm fires when the estimate leaves the band the realized metric keeps
+# from chunk to chunk of the test set (this many sds at the window's size, plus the test
+# estimate's own error), so it warns that labelled windows would show a drop beyond normal
+# variation; never for a gap below MIN_MATERIAL_GAP (at 10^6 rows a 0.002 drop is not news).
 GAP_SIGMAS = 3.0
 MIN_MATERIAL_GAP = 0.01
 
@@ -137,8 +139,8 @@ def _side_bins(counts: np.ndarray, lo: int, hi: int, target: int) -> list[int]:
             ends.append(cell + 1)
             filled = 0
     if not ends or ends[-1] != hi:
-        if filled and ends and filled < target // 2:
-            ends[-1] = hi  # a small remainder joins the bin before it
+        if ends and filled < target // 2:
+            ends[-1] = hi  # a small (or empty) remainder joins the bin before it
         else:
             ends.append(hi)
     return ends
@@ -167,10 +169,11 @@ def fit_calibration(y: np.ndarray, proba: np.ndarray, grid_bins: int = SCORE_GRI
     edges.pop()  # the last interval is open above
     rates = [k / r if r else float("nan") for k, r in zip(pos, rows, strict=True)]
     # An empty side (no test score above the threshold, say) borrows its neighbour's rate.
+    filled = [j for j in range(len(rates)) if rows[j]]
     for i in range(len(rates)):
-        if not np.isfinite(rates[i]):
-            neighbours = [rates[j] for j in (i - 1, i + 1) if 0 <= j < len(rates) and rows[j]]
-            rates[i] = neighbours[0] if neighbours else float(y.mean()) if y.size else 0.5
+        if not rows[i]:
+            nearest = min(filled, key=lambda j: abs(j - i), default=None)
+            rates[i] = rates[nearest] if nearest is not None else 0.5
     return CalibrationMap(
         grid_bins=grid_bins,
         edges=[e / grid_bins for e in edges],
@@ -305,11 +308,14 @@ def scaled_sd(
 def estimated_gap_threshold(reference: PerformanceReference, metric: str, rows: int) -> float | None:
     """The estimated gap beyond which a window of `rows` rows alarms, from the test set's variability.
 
-    With no change, the gap (test value minus the window's estimate) varies as the window's
-    estimate does around the test set's, so its sd combines the estimate's chunk-to-chunk sd
-    at the window's size and at the test set's.
+    The band is the one the realized metric keeps from chunk to chunk of the test set, carried
+    to the window's size, widened by the test value's own sampling error. The estimate varies
+    less than that (it sees no label noise), so healthy windows rarely leave the band, while
+    an estimated loss beyond it is one that labelled windows would show as abnormal.
     """
-    window_sd = scaled_sd(reference, reference.estimate_sd, metric, rows)
+    window_sd = scaled_sd(reference, reference.realized_sd, metric, rows)
+    # The test value equals the test set's estimate; that differs from the population's by the
+    # estimate's own (smaller) sampling error at the test set's size.
     test_sd = scaled_sd(reference, reference.estimate_sd, metric, reference.test_rows)
     if window_sd is None or test_sd is None:
         return None
