@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parent
 SPEC = ROOT.parent / "functions" / "mlops" / "examples" / "churn" / "spec.toml"
 NANNYML_VENV = ROOT / ".venv-nannyml"
 NANNYML_PACKAGES = ["nannyml", "statsmodels", "pyarrow"]
+# NannyML reports usage to a third party unless told not to.
+NANNYML_ENV = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"}
 SHIFT_FEATURES = ("tenure_months",)
 STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 MODELS = (EstimatorKind.LOGISTIC_REGRESSION, EstimatorKind.GRADIENT_BOOSTING)
@@ -51,7 +54,9 @@ def ensure_nannyml() -> Path | None:
     python = NANNYML_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(NANNYML_VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", "import nannyml, pyarrow"], capture_output=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import nannyml, pyarrow"], capture_output=True, env=NANNYML_ENV
+    )
     if probe.returncode != 0:
         install = subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", *NANNYML_PACKAGES],
@@ -85,6 +90,7 @@ def run_nannyml(
             ],
             capture_output=True,
             text=True,
+            env=NANNYML_ENV,
         )
     if out.returncode != 0:
         raise RuntimeError(f"nannyml run failed: {out.stderr[-1000:]}")
