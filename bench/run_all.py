@@ -13,6 +13,7 @@ BENCHMARKS = [
     "monitor.py",
     "load.py",
     "training.py",
+    "estimation.py",
 ]
 
 

@@ -28,6 +28,10 @@ class Metric(StrEnum):
     TEST_METRIC = "TestMetric"
     ESTIMATED_METRIC = "EstimatedMetric"
     ESTIMATED_METRIC_GAP = "EstimatedMetricGap"
+    # Label-free estimation: the estimated gap over its limit from the test set's variability
+    # (alarms from 1), and 1 when realized and estimated performance part ways on the same rows.
+    ESTIMATED_GAP_RATIO = "EstimatedGapRatio"
+    CONCEPT_SHIFT_SUSPECTED = "ConceptShiftSuspected"
     DRIFT_SHARE = "DriftShare"
     DATASET_DRIFT = "DatasetDrift"
     FEATURE_DRIFT = "FeatureDrift"
@@ -132,19 +136,43 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
                 f"Test-set {spec.primary_metric.value} minus production value exceeds {mon.max_metric_gap}"
             ),
         ),
+        # -- label-free estimation: limits scale with each window, so the monitor publishes the
+        # gap as a share of its limit (the limit comes from the test set's chunk-to-chunk
+        # variability, or monitoring.max_estimated_metric_gap when the spec fixes one).
         AlarmSpec(
             name="EstimatedMetricGap",
-            metric=Metric.ESTIMATED_METRIC_GAP,
+            metric=Metric.ESTIMATED_GAP_RATIO,
             statistic="Maximum",
             period_s=period,
-            comparison=Comparison.GREATER,
-            threshold=mon.max_estimated_metric_gap,
+            comparison=Comparison.GREATER_OR_EQUAL,
+            threshold=1.0,
             evaluation_periods=3,
             datapoints_to_alarm=3,
             treat_missing_data=MissingData.MISSING,
             severity=Severity.WARNING,
             triggers_retraining=False,
-            description="Label-free estimate of the metric gap exceeds its limit (early warning)",
+            description=(
+                "Label-free estimate of the metric gap reached its limit from the test set's variability "
+                "(early warning)"
+            ),
+        ),
+        AlarmSpec(
+            name="ConceptShiftSuspected",
+            metric=Metric.CONCEPT_SHIFT_SUSPECTED,
+            statistic="Maximum",
+            period_s=period,
+            comparison=Comparison.GREATER_OR_EQUAL,
+            threshold=1.0,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            # Published only from min_labels labels on; no labels is "not known".
+            treat_missing_data=MissingData.MISSING,
+            severity=Severity.WARNING,
+            triggers_retraining=False,
+            description=(
+                "Realized and label-free estimated performance disagree beyond their intervals: "
+                "the relation between inputs and outcome may have changed"
+            ),
         ),
         AlarmSpec(
             name="DataDrift",

@@ -25,6 +25,10 @@ class IntegrityError(MlopsError):
     """An artifact's bytes do not match the sha256 recorded in the registry."""
 
 
+class UnsupportedProfileFormat(MlopsError):
+    """A stored reference profile is of a format this code does not read."""
+
+
 class StorageError(MlopsError):
     """An AWS call failed; the message says which resource and what was attempted."""
 

@@ -8,14 +8,20 @@ drift statistics need nothing but counts. Numpy only: serving-sized Lambdas can 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROFILE_FORMAT = 1
+from mlops.errors import UnsupportedProfileFormat
+
+# 2: tail sums on numeric histograms, and the performance reference (calibration map and
+# chunk-to-chunk variability) for label-free estimation. Format 1 is refused when read.
+PROFILE_FORMAT = 2
+SUPPORTED_PROFILE_FORMATS = frozenset({PROFILE_FORMAT})
 # Fine quantile bins: enough for KS and Wasserstein estimates within about 1/FINE_BINS
 # of the exact value; PSI uses them grouped into PSI_BINS coarser bins.
 FINE_BINS = 100
@@ -44,6 +50,10 @@ class NumericHistogram(BaseModel):
     max: float | None = None
     sum: float = 0.0
     sum_sq: float = 0.0
+    # Sums of the values in the open outer bins, so the tail means (which the Wasserstein
+    # distance needs) are exact rather than guessed from the total sum.
+    below_sum: float = 0.0
+    above_sum: float = 0.0
 
     @property
     def count(self) -> int:
@@ -79,6 +89,8 @@ class NumericHistogram(BaseModel):
             max=max(maxs) if maxs else None,
             sum=self.sum + other.sum,
             sum_sq=self.sum_sq + other.sum_sq,
+            below_sum=self.below_sum + other.below_sum,
+            above_sum=self.above_sum + other.above_sum,
         )
 
 
@@ -126,6 +138,38 @@ class DatasetProfile(BaseModel):
         return {k: v.edges for k, v in self.numeric.items()}
 
 
+class CalibrationMap(BaseModel):
+    """Probability of a positive given the model's score, fitted on the labelled test rows.
+
+    Piecewise constant: interval ``j`` holds scores in ``[edges[j-1], edges[j])`` (open at both
+    ends of the list). Edges are multiples of 1/``grid_bins`` so each cell of the monitor's score
+    grid falls in one interval, and the decision threshold is always an edge. Plain numbers only:
+    it is stored in the profile and verified by its sha256 like every artifact.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    grid_bins: int
+    edges: list[float]
+    rows: list[int]
+    positives: list[int]
+    rates: list[float]
+
+
+class PerformanceReference(BaseModel):
+    """What label-free estimation needs from the test set: calibration and chunk-to-chunk spread."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calibration: CalibrationMap
+    test_rows: int
+    chunk_rows: int
+    chunks: int
+    # Standard deviation across test-set chunks of ``chunk_rows`` rows, per metric.
+    estimate_sd: dict[str, float]
+    realized_sd: dict[str, float]
+
+
 class ReferenceProfile(BaseModel):
     """What monitoring compares production against, fixed when a version is trained."""
 
@@ -137,6 +181,26 @@ class ReferenceProfile(BaseModel):
     test_metrics: dict[str, float | None]
     positive_rate: float
     seen_categories: dict[str, list[str]]
+    estimation: PerformanceReference
+
+
+def read_reference_profile(data: bytes | str, source: str = "reference profile") -> ReferenceProfile:
+    """Parse a stored reference profile, refusing formats this code does not read."""
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise UnsupportedProfileFormat(f"{source}: not JSON ({err})") from None
+    found = raw.get("format") if isinstance(raw, dict) else None
+    if found not in SUPPORTED_PROFILE_FORMATS:
+        raise UnsupportedProfileFormat(
+            f"{source}: format {found!r} is not readable (this version reads format {PROFILE_FORMAT}, "
+            "which adds the calibration map of label-free estimation); register the model again "
+            "(mlops train) to monitor it"
+        )
+    try:
+        return ReferenceProfile.model_validate(raw)
+    except ValidationError as err:
+        raise UnsupportedProfileFormat(f"{source}: invalid format {found} profile: {err}") from None
 
 
 def quantile_edges(values: np.ndarray, bins: int = FINE_BINS) -> list[float]:
@@ -157,6 +221,7 @@ def numeric_histogram(
     finite = arr[finite_mask]
     idx = np.searchsorted(np.asarray(edges, dtype=np.float64), finite, side="left")
     counts = np.bincount(idx, minlength=len(edges) + 1)
+    below, above = tail_sums(finite, idx, len(edges))
     return NumericHistogram(
         edges=list(edges),
         counts=[int(c) for c in counts],
@@ -165,7 +230,16 @@ def numeric_histogram(
         max=float(finite.max()) if finite.size else None,
         sum=float(finite.sum()),
         sum_sq=float(np.dot(finite, finite)),
+        below_sum=below,
+        above_sum=above,
     )
+
+
+def tail_sums(finite: np.ndarray, idx: np.ndarray, n_edges: int) -> tuple[float, float]:
+    """Sums of the values in the first and last (open) bins, given each value's bin index."""
+    if n_edges == 0:
+        return float(finite.sum()), 0.0
+    return float(finite[idx == 0].sum()), float(finite[idx == n_edges].sum())
 
 
 def is_missing_category(value: Any) -> bool:

@@ -145,7 +145,8 @@ class Monitoring(_Strict):
     schedule: str = "rate(1 hour)"
     window_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
     max_metric_gap: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    max_estimated_metric_gap: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    # None: the limit comes from the test set's chunk-to-chunk variability at each window's size.
+    max_estimated_metric_gap: Annotated[float | None, Field(gt=0, lt=1)] = None
     min_labels: Annotated[int, Field(ge=10)] = 200
     psi_warning: Annotated[float, Field(gt=0)] = 0.1
     psi_drift: Annotated[float, Field(gt=0)] = 0.25

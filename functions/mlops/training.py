@@ -27,6 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from mlops.canonical import FALSE, TRUE, canonical_boolean, canonical_category
 from mlops.errors import DataError, SpecError
 from mlops.evaluation import classification_metrics, group_metrics
+from mlops.monitoring.estimation import fit_performance_reference
 from mlops.profile import (
     FINE_BINS,
     MISSING_CATEGORY,
@@ -394,6 +395,8 @@ def train_model(
         test_metrics=metrics,
         positive_rate=float(y_train.mean()),
         seen_categories=seen,
+        # Calibration for label-free estimation is fitted on the held-out rows, never the training ones.
+        estimation=fit_performance_reference(y_test, scores, seed=spec.split.seed),
     )
     estimator = pipeline.named_steps["estimator"]
     params = {

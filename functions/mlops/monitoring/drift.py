@@ -13,7 +13,9 @@ Defaults (overridable in the spec's ``[monitoring]`` table) and why:
   "significant", so a feature is drifted only when the test rejects *and* the shift is
   material (PSI >= psi_warning, normalised Wasserstein >= 0.1 standard deviations, or
   Jensen-Shannon distance >= 0.1), or its missing rate moved by 0.1 or more.
-- ``min_feature_count`` (100): fewer non-missing values are "not tested", never "stable".
+- ``min_feature_count`` (100): a feature with fewer rows is "not tested", never "stable"; with
+  enough rows but fewer non-missing values only its missing rate is tested (an all-missing
+  feature is the pipeline fault the missing-rate rule is for).
 - Dataset drift when the share of drifted features reaches ``drift_share`` (0.3).
 """
 
@@ -123,31 +125,25 @@ def ks_from_counts(reference: np.ndarray, current: np.ndarray) -> tuple[float, f
 
 
 def _tail_means(h: NumericHistogram, edges: np.ndarray) -> tuple[float, float]:
-    """Mean of the values below the first edge and above the last, from the histogram's sum.
+    """Mean of the values below-or-at the first edge and above the last, from the tail sums.
 
-    Inner bins are taken at their midpoints; what remains of the sum belongs to the two
-    open tails, split so both tail means sit at the same relative depth of their tail
-    (a heavy upper tail then does not drag the estimate out to the maximum).
+    An empty tail gets its edge (it then adds nothing to the distance).
     """
-    counts = np.asarray(h.counts, dtype=np.float64)
-    lo = h.min if h.min is not None else float(edges[0])
-    hi = h.max if h.max is not None else float(edges[-1])
-    inner = float(np.dot(counts[1:-1], (edges[:-1] + edges[1:]) / 2)) if edges.size > 1 else 0.0
-    c_low, c_high = counts[0], counts[-1]
-    residual = h.sum - inner
-    span = c_high * (hi - edges[-1]) - c_low * (edges[0] - lo)
-    depth = (residual - c_low * edges[0] - c_high * edges[-1]) / span if abs(span) > 1e-12 else 0.5
-    depth = float(np.clip(depth, 0.0, 1.0))
-    return float(edges[0] - depth * (edges[0] - lo)), float(edges[-1] + depth * (hi - edges[-1]))
+    counts = h.counts
+    low = h.below_sum / counts[0] if counts[0] else float(edges[0])
+    high = h.above_sum / counts[-1] if counts[-1] else float(edges[-1])
+    return float(low), float(high)
 
 
 def wasserstein_from_histograms(reference: NumericHistogram, current: NumericHistogram) -> float:
     """Earth mover's distance (W1) between two histograms on the same edges.
 
     Between the edges, mass is taken as spread evenly over each bin and the integral of
-    |F_ref - F_cur| is exact for those piecewise-linear CDFs. The open outer bins use
-    the tail means recovered from each histogram's sum (`_tail_means`), not the
-    extremes, since one outlier would otherwise dominate the distance.
+    |F_ref - F_cur| is exact for those piecewise-linear CDFs. Over each open outer bin the
+    integral of F (of 1 - F above) is the bin's mass times the distance of its mean from
+    the edge, and the means are exact (the histograms carry each tail's sum); the term
+    is exact whenever one CDF lies above the other throughout the tail, as under a shift
+    or a change of scale, and a lower bound otherwise.
     """
     n, m = reference.count, current.count
     if n == 0 or m == 0:
@@ -237,6 +233,7 @@ class FeatureDrift(BaseModel):
     missing_rate_reference: float
     missing_rate_current: float
     missing_rate_change: float
+    missing_count: int = 0
     psi: float | None = None
     p_value: float | None = None
     p_value_adjusted: float | None = None
@@ -282,6 +279,7 @@ def numeric_feature_drift(name: str, reference: NumericHistogram, current: Numer
         missing_rate_reference=reference.missing_rate,
         missing_rate_current=current.missing_rate,
         missing_rate_change=current.missing_rate - reference.missing_rate,
+        missing_count=current.missing,
         psi=population_stability_index(ref_g, cur_g),
         p_value=p,
         ks_statistic=ks,
@@ -318,6 +316,7 @@ def categorical_feature_drift(
         missing_rate_reference=reference.missing_rate,
         missing_rate_current=current.missing_rate,
         missing_rate_change=current.missing_rate - reference.missing_rate,
+        missing_count=current.missing,
         psi=population_stability_index(ref, cur),
         p_value=p,
         chi_square=chi,
@@ -343,24 +342,46 @@ def _band(psi: float | None, policy: DriftPolicy) -> Band:
 
 
 def decide(features: Sequence[FeatureDrift], policy: DriftPolicy) -> list[FeatureDrift]:
-    """Per-feature drift decisions, with Holm's correction across the features that were tested."""
-    tested = [f for f in features if f.count >= policy.min_count and f.p_value is not None]
+    """Per-feature drift decisions, with Holm's correction across the features whose distribution was tested.
+
+    The missing-rate rule comes first and needs only rows, not values: a feature that went
+    (almost) entirely missing has too few values for a distribution test, but it is exactly
+    the pipeline fault the rule exists for, so it is tested, flagged and counted.
+    """
+    with_values = [f for f in features if f.count >= policy.min_count and f.p_value is not None]
     adjusted = dict(
         zip(
-            [f.feature for f in tested],
-            holm_adjust([1.0 if f.p_value is None else f.p_value for f in tested]),
+            [f.feature for f in with_values],
+            holm_adjust([1.0 if f.p_value is None else f.p_value for f in with_values]),
             strict=True,
         )
     )
     out = []
     for f in features:
+        missing_moved = abs(f.missing_rate_change) >= policy.missing_rate_change
+        missing_reason = f"missing rate moved by {f.missing_rate_change:+.3f}"
         if f.feature not in adjusted:
-            reason = f"fewer than {policy.min_count} values ({f.count})"
-            out.append(
-                f.model_copy(
-                    update={"tested": False, "drifted": False, "band": Band.NOT_TESTED, "reason": reason}
-                )
-            )
+            rows = f.count + f.missing_count
+            values_note = f"fewer than {policy.min_count} values ({f.count})"
+            if rows < policy.min_count:
+                update = {"tested": False, "drifted": False, "band": Band.NOT_TESTED, "reason": values_note}
+            else:
+                # Too few values for a distribution test: its statistics would describe noise.
+                update = {
+                    "tested": True,
+                    "drifted": missing_moved,
+                    "band": Band.DRIFT if missing_moved else Band.STABLE,
+                    "reason": (missing_reason if missing_moved else "missing rate unchanged")
+                    + f"; {values_note}: distribution not tested",
+                    "psi": None,
+                    "p_value": None,
+                    "ks_statistic": None,
+                    "wasserstein_normalized": None,
+                    "chi_square": None,
+                    "jensen_shannon": None,
+                    "plot": None,
+                }
+            out.append(f.model_copy(update=update))
             continue
         p_adj = adjusted[f.feature]
         effects = []
@@ -371,10 +392,9 @@ def decide(features: Sequence[FeatureDrift], policy: DriftPolicy) -> list[Featur
         if (f.jensen_shannon or 0.0) >= policy.jensen_shannon:
             effects.append(f"JS {f.jensen_shannon:.3f}")
         significant = p_adj < policy.p_value
-        missing_moved = abs(f.missing_rate_change) >= policy.missing_rate_change
         drifted = (significant and bool(effects)) or missing_moved
         if missing_moved:
-            reason = f"missing rate moved by {f.missing_rate_change:+.3f}"
+            reason = missing_reason
         elif drifted:
             reason = f"adjusted p {p_adj:.2g} < {policy.p_value} and " + ", ".join(effects)
         elif significant:

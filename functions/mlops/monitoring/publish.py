@@ -42,6 +42,12 @@ def report_figures(report: VersionReport) -> list[tuple[Metric, float, dict[str,
         (Metric.METRIC_GAP, perf.metric_gap, {}),
         (Metric.ESTIMATED_METRIC, est.value, {}),
         (Metric.ESTIMATED_METRIC_GAP, est.estimated_gap, {}),
+        (Metric.ESTIMATED_GAP_RATIO, est.gap_ratio, {}),
+        (
+            Metric.CONCEPT_SHIFT_SUSPECTED,
+            None if report.concept_shift is None else float(report.concept_shift.suspected),
+            {},
+        ),
         (Metric.PREDICTION_DRIFT, report.prediction_drift.psi if report.prediction_drift else None, {}),
         (Metric.FAIRNESS_GAP, report.fairness.gap if report.fairness else None, {}),
     ]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops.monitoring.drift import Band, DatasetDrift, DistributionPlot, FeatureDrift, PredictionDrift
 from mlops.monitoring.performance import (
     FAIRNESS_MIN_POSITIVES,
+    ConceptShiftCheck,
     Fairness,
     PerformanceEstimate,
     ProductionPerformance,
@@ -22,7 +23,8 @@ from mlops.monitoring.performance import (
 from mlops.storage import parse_time
 from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, format_time, nice_ticks, text_width, tick_label
 
-REPORT_FORMAT = 1
+# 2: the estimate's interval and gap threshold, and the concept-shift check.
+REPORT_FORMAT = 2
 
 
 class LabelStats(BaseModel):
@@ -67,6 +69,7 @@ class VersionReport(BaseModel):
     prediction_drift: PredictionDrift | None
     performance: ProductionPerformance
     estimate: PerformanceEstimate
+    concept_shift: ConceptShiftCheck | None = None
     fairness: Fairness | None
     alarms: list[AlarmCheck]
     # The test-set value of every metric, for the production-versus-test-set table.
@@ -93,6 +96,9 @@ class VersionReport(BaseModel):
             "metric_gap": perf.metric_gap,
             "estimated_metric": est.value,
             "estimated_metric_gap": est.estimated_gap,
+            "estimated_interval": [est.ci_low, est.ci_high] if est.ci_low is not None else None,
+            "estimated_gap_threshold": est.gap_threshold,
+            "concept_shift_suspected": self.concept_shift.suspected if self.concept_shift else None,
             "drift_share": self.drift.drift_share if self.drift else None,
             "dataset_drift": self.drift.dataset_drift if self.drift else None,
             "drifted_features": [f.feature for f in self.drift.features if f.drifted] if self.drift else [],
@@ -229,7 +235,18 @@ def metric_svg(
     """
     alarm = perf.test_value - max_gap if perf.test_value is not None else None
     values = [
-        v for v in (perf.test_value, perf.value, perf.ci_low, perf.ci_high, est.value, alarm) if v is not None
+        v
+        for v in (
+            perf.test_value,
+            perf.value,
+            perf.ci_low,
+            perf.ci_high,
+            est.value,
+            est.ci_low,
+            est.ci_high,
+            alarm,
+        )
+        if v is not None
     ]
     if not values:
         return "<p>No metric values yet.</p>"
@@ -238,7 +255,7 @@ def metric_svg(
     rows: list[tuple[str, float | None, float | None, float | None, str]] = [
         ("test set", perf.test_value, None, None, _TEST_COLOUR),
         ("production (labelled)", perf.value, perf.ci_low, perf.ci_high, _CUR_COLOUR),
-        ("estimate without labels", est.value, None, None, _ESTIMATE_COLOUR),
+        ("estimate without labels", est.value, est.ci_low, est.ci_high, _ESTIMATE_COLOUR),
     ]
     font = 11
     value_text = [
@@ -256,7 +273,7 @@ def metric_svg(
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * (width - left - right)
 
-    legend = [("test-set value", _TEST_COLOUR, ""), ("production: 95% bootstrap interval", _CUR_COLOUR, "")]
+    legend = [("test-set value", _TEST_COLOUR, ""), ("production: 95% interval", _CUR_COLOUR, "")]
     if alarm is not None:
         legend.insert(
             1,
@@ -409,6 +426,30 @@ def _metrics_table(report: VersionReport) -> str:
     )
 
 
+def _estimate_html(report: VersionReport) -> str:
+    """What the label-free estimate says, its limit, and whether labels contradict it."""
+    est, check = report.estimate, report.concept_shift
+    parts = [
+        f"<p>Estimate without labels: {_num(est.value)} [{_num(est.ci_low)}, {_num(est.ci_high)}] "
+        f"from {est.count} predictions, with scores calibrated on the test set (the model's own "
+        f"test-set calibration error is {_num(est.calibration_error)}). Estimated gap "
+        f"{_num(est.estimated_gap)} against a limit of {_num(est.gap_threshold)}"
+        f"{' (' + _e(est.threshold_source) + ')' if est.threshold_source else ''}. "
+        "Estimation follows changes in the inputs only: it cannot see a change in how inputs relate "
+        "to outcomes (concept shift); labels can.</p>"
+    ]
+    if check is not None:
+        colour = THRESHOLD_COLOUR if check.suspected else _OK
+        title = "Concept shift suspected" if check.suspected else "Labels agree with the estimate"
+        parts.append(
+            f"<p style='color:{colour}'><b>{title}</b>: realized {_num(check.realized)} "
+            f"[{_num(check.realized_low)}, {_num(check.realized_high)}] against estimated "
+            f"{_num(check.estimated)} [{_num(check.estimated_low)}, {_num(check.estimated_high)}] on the "
+            f"same {check.label_count} labelled predictions. {_e(check.note)}.</p>"
+        )
+    return "".join(parts)
+
+
 _CSS = (
     "body{font-family:sans-serif;margin:24px auto;color:#1f2328;max-width:1100px;padding:0 12px}"
     "table{border-collapse:collapse;font-size:12px;margin:8px 0}"
@@ -430,6 +471,7 @@ def render_html(report: VersionReport, max_metric_gap: float) -> str:
         (f"production {perf.primary_metric}", _num(perf.value)),
         ("metric gap", _num(perf.metric_gap)),
         ("estimated gap", _num(est.estimated_gap)),
+        ("estimated gap limit", _num(est.gap_threshold)),
         ("drifted features", f"{report.drift.drifted}/{report.drift.tested}" if report.drift else "–"),
         ("prediction PSI", _num(report.prediction_drift.psi if report.prediction_drift else None)),
         ("fairness gap", _num(report.fairness.gap if report.fairness else None)),
@@ -453,9 +495,8 @@ def render_html(report: VersionReport, max_metric_gap: float) -> str:
         alarm_html,
         f"<h2>Performance ({_e(perf.primary_metric)})</h2>",
         metric_svg(perf, est, max_metric_gap),
-        f"<p>{_e(perf.note)}. Production interval: {int(perf.confidence * 100)}% bootstrap. "
-        "The estimate assumes calibrated scores "
-        f"(test-set calibration error {_num(est.calibration_error)}).</p>",
+        f"<p>{_e(perf.note)}. Intervals are {int(perf.confidence * 100)}%.</p>",
+        _estimate_html(report),
         _metrics_table(report),
         "<h2>Label coverage</h2>",
         coverage_html(report.labels, perf.min_labels),

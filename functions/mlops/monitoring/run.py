@@ -30,12 +30,17 @@ from mlops.logstore import (
 )
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
 from mlops.monitoring.history import Promotion, history_run, update_history
-from mlops.monitoring.performance import estimate_performance, fairness, production_performance
+from mlops.monitoring.performance import (
+    concept_shift_check,
+    estimate_performance,
+    fairness,
+    production_performance,
+)
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
 from mlops.observability import logger
-from mlops.profile import ReferenceProfile
+from mlops.profile import ReferenceProfile, read_reference_profile
 from mlops.registry import Registry, VersionRecord
 from mlops.spec import ModelSpec, spec_from_json
 from mlops.storage import get_bytes, iso, parse_time, put_bytes, utcnow
@@ -65,7 +70,9 @@ def load_reference(registry: Registry, s3: Any, artifact_bucket: str, version: i
     cached = _REFERENCES.get(key)
     if cached is not None:
         return cached
-    profile = ReferenceProfile.model_validate_json(bundle.read_artifact(s3, artifact_bucket, profile_ref))
+    profile = read_reference_profile(
+        bundle.read_artifact(s3, artifact_bucket, profile_ref), f"reference profile of version {version}"
+    )
     spec = spec_from_json(bundle.read_artifact(s3, artifact_bucket, record.artifacts[bundle.SPEC]).decode())
     reference = VersionReference(record=record, spec=spec, profile=profile)
     _REFERENCES[key] = reference
@@ -137,7 +144,15 @@ def evaluate(
     )
     pred_drift = prediction_drift(ref.scores, acc.score_histogram(), policy)
     perf = production_performance(y, p, primary, ref.test_metrics, mon.min_labels, bootstrap_resamples)
-    estimate = estimate_performance(acc.score_grid, primary, ref.test_metrics, policy.min_count)
+    estimate = estimate_performance(
+        acc.score_grid,
+        primary,
+        ref.test_metrics,
+        policy.min_count,
+        ref.estimation,
+        mon.max_estimated_metric_gap,
+    )
+    concept = concept_shift_check(y, p, perf, ref.estimation)
     fair = fairness(acc.selection, groups, y, p) if spec.sensitive_attributes else None
     labels = LabelStats(
         label_count=int(y.size),
@@ -160,6 +175,7 @@ def evaluate(
         prediction_drift=pred_drift,
         performance=perf,
         estimate=estimate,
+        concept_shift=concept,
         fairness=fair,
         alarms=[],
         test_metrics=dict(ref.test_metrics),

@@ -23,6 +23,7 @@ from mlops.profile import (
     DatasetProfile,
     NumericHistogram,
     ReferenceProfile,
+    tail_sums,
 )
 
 # Uniform score grid for the label-free estimate: fine enough that ties within a bin
@@ -127,6 +128,8 @@ class _NumericCounts:
     max: float | None = None
     sum: float = 0.0
     sum_sq: float = 0.0
+    below_sum: float = 0.0
+    above_sum: float = 0.0
 
     @classmethod
     def on(cls, edges: Sequence[float]) -> _NumericCounts:
@@ -142,6 +145,9 @@ class _NumericCounts:
         # Same bin convention as mlops.profile.numeric_histogram: (edge[i-1], edge[i]].
         idx = np.searchsorted(self.edges, finite, side="left")
         self.counts += np.bincount(idx, minlength=self.counts.size)
+        below, above = tail_sums(finite, idx, self.edges.size)
+        self.below_sum += below
+        self.above_sum += above
         lo, hi = float(finite.min()), float(finite.max())
         self.min = lo if self.min is None else min(self.min, lo)
         self.max = hi if self.max is None else max(self.max, hi)
@@ -157,6 +163,8 @@ class _NumericCounts:
             max=self.max,
             sum=self.sum,
             sum_sq=self.sum_sq,
+            below_sum=self.below_sum,
+            above_sum=self.above_sum,
         )
 
 

@@ -1,0 +1,322 @@
+"""Label-free performance estimation: a calibration map fitted on the test set, and what follows from it.
+
+- Calibration: the test rows (held out from training, labelled) give the probability of a
+  positive per score interval: grid-aligned bins of about equal rows, made monotone by
+  pooling adjacent violators, separately below and above the decision threshold so that
+  expected threshold metrics on the test set are its realized ones. It is stored as plain
+  numbers in the reference profile (sha256-verified with the bundle), never as a pickle.
+- Estimate: with calibrated probabilities ``q``, a window's score grid gives expected positives
+  ``count * q`` and negatives ``count * (1 - q)`` per cell, hence expected ROC AUC, average
+  precision and threshold metrics (confidence-based performance estimation). On the test
+  set itself the estimate equals the realized metric up to ties within a calibration bin.
+- Interval: a parametric simulation of the realized metric the window would show if the
+  calibration holds: each bin's rate drawn from its Beta posterior (the map's own
+  uncertainty), then each cell's positives from a binomial (the labels' noise).
+- Variability: the test set cut at random into chunks gives the chunk-to-chunk standard
+  deviation of the estimate and of the realized metric; it scales as 1/sqrt(rows) to any
+  window, and sets the estimated-gap alarm threshold instead of a fixed number.
+
+Blind spot: a changed relation between inputs and outcome (concept shift) leaves the scores
+and hence the estimate unchanged. `concept_shift_check` catches it once labels arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mlops.evaluation import DECISION_THRESHOLD
+from mlops.monitoring.window import SCORE_GRID_BINS, ScoreGrid
+from mlops.profile import CalibrationMap, PerformanceReference
+
+ESTIMATED_METRICS = ("roc_auc", "average_precision", "accuracy", "precision", "recall", "f1")
+# Calibration bins before pooling: at most this many, of at least MIN_BIN_ROWS test rows each.
+# Fine bins keep the test-set estimate exact (few pairs tied inside a bin) and follow the
+# score-to-risk curve closely; pooling adjacent violators then merges the noisy ones.
+MAX_CALIBRATION_BINS = 1000
+MIN_BIN_ROWS = 50
+# Chunking of the test set for its chunk-to-chunk variability: CHUNKS chunks per random
+# partition, CHUNK_REPEATS partitions (so the standard deviation rests on ~200 chunks).
+CHUNKS = 10
+MIN_CHUNK_ROWS = 50
+CHUNK_REPEATS = 20
+SIMULATIONS = 300
+CONFIDENCE = 0.95
+# The estimated-gap alarm fires when the estimate leaves the band the realized metric keeps
+# from chunk to chunk of the test set (this many sds at the window's size, plus the test
+# estimate's own error), so it warns that labelled windows would show a drop beyond normal
+# variation; never for a gap below MIN_MATERIAL_GAP (at 10^6 rows a 0.002 drop is not news).
+GAP_SIGMAS = 3.0
+MIN_MATERIAL_GAP = 0.01
+
+
+# -- metrics from expected (or simulated) positives and negatives per score cell ---------------
+
+
+def metrics_from_cells(
+    pos: np.ndarray, neg: np.ndarray, cut: int, only: str | None = None
+) -> dict[str, np.ndarray]:
+    """ROC AUC, average precision and threshold metrics from positives/negatives per score cell.
+
+    Cells are ordered by score (the last axis); scores in one cell are ties, as in the ROC
+    curve's trapezoids. Leading axes are independent draws (a simulation), so this is
+    vectorised; an undefined value is NaN. `only` computes one metric (simulations need one).
+    """
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64)
+    total_pos = pos.sum(axis=-1)
+    total_neg = neg.sum(axis=-1)
+    both = (total_pos > 0) & (total_neg > 0)
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if only in (None, "roc_auc"):
+            neg_below = np.cumsum(neg, axis=-1) - neg
+            auc = np.sum(pos * (neg_below + 0.5 * neg), axis=-1) / (total_pos * total_neg)
+            out["roc_auc"] = np.where(both, auc, np.nan)
+        if only in (None, "average_precision"):
+            tp_curve = np.cumsum(pos[..., ::-1], axis=-1)
+            fp_curve = np.cumsum(neg[..., ::-1], axis=-1)
+            seen = tp_curve + fp_curve
+            precision_curve = np.where(seen > 0, tp_curve / np.maximum(seen, 1e-300), 1.0)
+            ap = np.sum(pos[..., ::-1] * precision_curve, axis=-1) / total_pos
+            out["average_precision"] = np.where(both, ap, np.nan)
+        if only is None or only not in out:
+            tp = pos[..., cut:].sum(axis=-1)
+            fp = neg[..., cut:].sum(axis=-1)
+            fn = pos[..., :cut].sum(axis=-1)
+            tn = neg[..., :cut].sum(axis=-1)
+            n = tp + fp + fn + tn
+            some = n > 0
+            out["accuracy"] = np.where(some, (tp + tn) / n, np.nan)
+            out["precision"] = np.where(some, np.where(tp + fp > 0, tp / (tp + fp), 0.0), np.nan)
+            out["recall"] = np.where(some, np.where(tp + fn > 0, tp / (tp + fn), 0.0), np.nan)
+            out["f1"] = np.where(
+                some, np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0), np.nan
+            )
+    return out
+
+
+def _decision_cell(grid_bins: int) -> int:
+    return round(DECISION_THRESHOLD * grid_bins)
+
+
+def _finite(value: Any) -> float | None:
+    v = float(value)
+    return v if np.isfinite(v) else None
+
+
+# -- calibration ----------------------------------------------------------------------------------
+
+
+def score_cells(proba: np.ndarray, grid_bins: int = SCORE_GRID_BINS) -> np.ndarray:
+    """The score-grid cell of each probability, as `ScoreGrid` assigns them."""
+    p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
+    return np.minimum((p * grid_bins).astype(np.int64), grid_bins - 1)
+
+
+def _pool_adjacent_violators(rows: np.ndarray, positives: np.ndarray) -> list[tuple[int, int]]:
+    """Blocks [start, end) of bins whose pooled rates are non-decreasing (weighted by rows)."""
+    blocks: list[list[float]] = []  # [start, end, rows, positives]
+    for i, (r, k) in enumerate(zip(rows, positives, strict=True)):
+        blocks.append([i, i + 1, float(r), float(k)])
+        while len(blocks) > 1 and blocks[-2][3] * blocks[-1][2] > blocks[-1][3] * blocks[-2][2]:
+            last = blocks.pop()
+            blocks[-1][1] = last[1]
+            blocks[-1][2] += last[2]
+            blocks[-1][3] += last[3]
+    return [(int(b[0]), int(b[1])) for b in blocks]
+
+
+def _side_bins(counts: np.ndarray, lo: int, hi: int, target: int) -> list[int]:
+    """Cell indices where bins of at least `target` rows end, within cells [lo, hi)."""
+    ends: list[int] = []
+    filled = 0
+    for cell in range(lo, hi):
+        filled += int(counts[cell])
+        if filled >= target:
+            ends.append(cell + 1)
+            filled = 0
+    if not ends or ends[-1] != hi:
+        if ends and filled < target // 2:
+            ends[-1] = hi  # a small (or empty) remainder joins the bin before it
+        else:
+            ends.append(hi)
+    return ends
+
+
+def fit_calibration(y: np.ndarray, proba: np.ndarray, grid_bins: int = SCORE_GRID_BINS) -> CalibrationMap:
+    """Monotone, grid-aligned calibration map from labelled scores, split at the decision threshold."""
+    y = np.asarray(y, dtype=np.int64)
+    cells = score_cells(proba, grid_bins)
+    counts = np.bincount(cells, minlength=grid_bins)
+    positives = np.bincount(cells, weights=y, minlength=grid_bins)
+    cut = _decision_cell(grid_bins)
+    target = max(MIN_BIN_ROWS, int(np.ceil(y.size / MAX_CALIBRATION_BINS)))
+    edges: list[int] = []
+    rows: list[int] = []
+    pos: list[int] = []
+    for lo, hi in ((0, cut), (cut, grid_bins)):
+        bin_ends = _side_bins(counts, lo, hi, target)
+        starts = [lo, *bin_ends[:-1]]
+        bin_rows = np.array([counts[a:b].sum() for a, b in zip(starts, bin_ends, strict=True)])
+        bin_pos = np.array([positives[a:b].sum() for a, b in zip(starts, bin_ends, strict=True)])
+        for a, b in _pool_adjacent_violators(bin_rows, bin_pos):
+            edges.append(bin_ends[b - 1])
+            rows.append(int(bin_rows[a:b].sum()))
+            pos.append(round(float(bin_pos[a:b].sum())))
+    edges.pop()  # the last interval is open above
+    rates = [k / r if r else float("nan") for k, r in zip(pos, rows, strict=True)]
+    # An empty side (no test score above the threshold, say) borrows its neighbour's rate.
+    filled = [j for j in range(len(rates)) if rows[j]]
+    for i in range(len(rates)):
+        if not rows[i]:
+            nearest = min(filled, key=lambda j: abs(j - i), default=None)
+            rates[i] = rates[nearest] if nearest is not None else 0.5
+    return CalibrationMap(
+        grid_bins=grid_bins,
+        edges=[e / grid_bins for e in edges],
+        rows=rows,
+        positives=pos,
+        rates=[float(r) for r in rates],
+    )
+
+
+def cell_intervals(calibration: CalibrationMap) -> np.ndarray:
+    """For each score-grid cell, the index of the calibration interval it falls in."""
+    edge_cells = np.rint(np.asarray(calibration.edges) * calibration.grid_bins).astype(np.int64)
+    return np.searchsorted(edge_cells, np.arange(calibration.grid_bins), side="right")
+
+
+def calibrated_cells(calibration: CalibrationMap) -> np.ndarray:
+    """Calibrated probability of a positive for each score-grid cell."""
+    return np.asarray(calibration.rates, dtype=np.float64)[cell_intervals(calibration)]
+
+
+# -- estimates --------------------------------------------------------------------------------------
+
+
+def _check_grid(grid: ScoreGrid, calibration: CalibrationMap) -> None:
+    if grid.counts.size != calibration.grid_bins:
+        raise ValueError(
+            f"score grid has {grid.counts.size} cells, the calibration map {calibration.grid_bins}"
+        )
+
+
+def estimate_metrics(grid: ScoreGrid, calibration: CalibrationMap) -> dict[str, float | None]:
+    """Expected metrics of the scores in `grid`, with calibrated probabilities."""
+    _check_grid(grid, calibration)
+    if grid.total == 0:
+        return {}
+    q = calibrated_cells(calibration)
+    counts = grid.counts.astype(np.float64)
+    values = metrics_from_cells(counts * q, counts * (1 - q), _decision_cell(calibration.grid_bins))
+    return {k: _finite(v) for k, v in values.items()}
+
+
+def estimate_interval(
+    grid: ScoreGrid,
+    calibration: CalibrationMap,
+    metric: str,
+    confidence: float = CONFIDENCE,
+    simulations: int = SIMULATIONS,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Interval of the realized `metric` these scores would show if the calibration holds."""
+    _check_grid(grid, calibration)
+    if grid.total == 0 or metric not in ESTIMATED_METRICS:
+        return None
+    rng = np.random.default_rng(seed)
+    occupied = np.flatnonzero(grid.counts)
+    counts = grid.counts[occupied]
+    interval_of = cell_intervals(calibration)[occupied]
+    rows = np.asarray(calibration.rows, dtype=np.float64)
+    pos = np.asarray(calibration.positives, dtype=np.float64)
+    rates = np.asarray(calibration.rates, dtype=np.float64)
+    # Jeffreys posterior of each bin's rate; a bin with no test rows keeps its borrowed rate.
+    drawn = np.where(
+        rows > 0,
+        rng.beta(pos + 0.5, np.maximum(rows - pos, 0) + 0.5, size=(simulations, rows.size)),
+        rates,
+    )
+    q = drawn[:, interval_of]
+    simulated_pos = rng.binomial(counts, q)
+    cut = int(np.searchsorted(occupied, _decision_cell(calibration.grid_bins)))
+    values = metrics_from_cells(simulated_pos, counts - simulated_pos, cut, only=metric)[metric]
+    values = values[np.isfinite(values)]
+    if values.size < simulations // 2:
+        return None
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+# -- the reference's own variability ---------------------------------------------------------------
+
+
+def fit_performance_reference(y: np.ndarray, proba: np.ndarray, seed: int = 0) -> PerformanceReference:
+    """Calibration map and chunk-to-chunk standard deviations of estimate and realized metrics."""
+    y = np.asarray(y, dtype=np.int64)
+    calibration = fit_calibration(y, proba)
+    grid_bins = calibration.grid_bins
+    cells = score_cells(proba, grid_bins)
+    q = calibrated_cells(calibration)
+    cut = _decision_cell(grid_bins)
+    n = int(y.size)
+    chunks = int(np.clip(n // MIN_CHUNK_ROWS, 2, CHUNKS)) if n >= 2 * MIN_CHUNK_ROWS else 0
+    estimate_sd: dict[str, float] = {}
+    realized_sd: dict[str, float] = {}
+    chunk_rows = n // chunks if chunks else 0
+    if chunks:
+        rng = np.random.default_rng(seed)
+        chunk_counts, chunk_pos = [], []
+        for _ in range(CHUNK_REPEATS):
+            order = rng.permutation(n)
+            for part in np.array_split(order[: chunks * chunk_rows], chunks):
+                chunk_counts.append(np.bincount(cells[part], minlength=grid_bins))
+                chunk_pos.append(np.bincount(cells[part], weights=y[part], minlength=grid_bins))
+        counts = np.asarray(chunk_counts, dtype=np.float64)
+        positives = np.asarray(chunk_pos, dtype=np.float64)
+        estimated = metrics_from_cells(counts * q, counts * (1 - q), cut)
+        realized = metrics_from_cells(positives, counts - positives, cut)
+        for name in ESTIMATED_METRICS:
+            for source, target in ((estimated, estimate_sd), (realized, realized_sd)):
+                values = source[name][np.isfinite(source[name])]
+                if values.size >= 10:
+                    target[name] = float(np.std(values, ddof=1))
+    return PerformanceReference(
+        calibration=calibration,
+        test_rows=n,
+        chunk_rows=chunk_rows,
+        chunks=chunks,
+        estimate_sd=estimate_sd,
+        realized_sd=realized_sd,
+    )
+
+
+def scaled_sd(
+    reference: PerformanceReference, sds: Mapping[str, float], metric: str, rows: int
+) -> float | None:
+    """A chunk-to-chunk standard deviation carried to `rows` rows (it shrinks as 1/sqrt(rows))."""
+    sd = sds.get(metric)
+    if sd is None or rows <= 0 or reference.chunk_rows <= 0:
+        return None
+    return float(sd * np.sqrt(reference.chunk_rows / rows))
+
+
+def estimated_gap_threshold(reference: PerformanceReference, metric: str, rows: int) -> float | None:
+    """The estimated gap beyond which a window of `rows` rows alarms, from the test set's variability.
+
+    The band is the one the realized metric keeps from chunk to chunk of the test set, carried
+    to the window's size, widened by the test value's own sampling error. The estimate varies
+    less than that (it sees no label noise), so healthy windows rarely leave the band, while
+    an estimated loss beyond it is one that labelled windows would show as abnormal.
+    """
+    window_sd = scaled_sd(reference, reference.realized_sd, metric, rows)
+    # The test value equals the test set's estimate; that differs from the population's by the
+    # estimate's own (smaller) sampling error at the test set's size.
+    test_sd = scaled_sd(reference, reference.estimate_sd, metric, reference.test_rows)
+    if window_sd is None or test_sd is None:
+        return None
+    return max(MIN_MATERIAL_GAP, GAP_SIGMAS * float(np.hypot(window_sd, test_sd)))
