@@ -69,6 +69,8 @@ class Champion(BaseModel):
 
 
 class HistoryEntry(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # the predict path never reads one
+
     revision: int
     action: Action
     from_version: int | None
@@ -79,6 +81,8 @@ class HistoryEntry(BaseModel):
 
 
 class RetrainLock(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # the predict path never reads one
+
     owner: str
     acquired_at: str
     expires_at: str

@@ -45,7 +45,8 @@ class PrimaryMetric(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: the serving functions import this module for FeatureKind alone.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Feature(_Strict):

@@ -67,11 +67,23 @@ def test_declared_bounds_are_inclusive():
 
 def test_the_fast_check_agrees_with_the_descriptive_one():
     validator = RowValidator(SCHEMA)
-    candidates = [None, True, 0, -1, 1.5, 121, float("nan"), "a", "", "new", [], {}]
+    candidates = [None, True, 0, -1, 1.5, 121, float("nan"), float("inf"), 10**400, "a", "", "new", [], {}]
     for field in ("age", "income", "plan"):
         for value in candidates:
             row = {**GOOD, field: value}
-            assert validator._all_valid([row]) == (validator.problems([row]) == []), (field, value)
+            # alone, and among valid rows (the fast check works a column at a time)
+            for rows in ([row], [GOOD, row, {**GOOD, "age": None}]):
+                fast = validator._valid_columns(rows) is not None
+                assert fast == (validator.problems(rows) == []), (field, value, len(rows))
+
+
+def test_columns_hold_every_rows_value_in_order():
+    rows = [GOOD, {"age": None, "income": 7, "plan": "new"}]
+    assert RowValidator(SCHEMA).columns(rows) == {
+        "age": (30, None),
+        "income": (1234.5, 7),
+        "plan": ("a", "new"),
+    }
 
 
 @pytest.mark.parametrize(

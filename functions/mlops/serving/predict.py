@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops.inference import predict_proba_onnx
-from mlops.schema import encode_rows
+from mlops.schema import encode_columns
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import rows_of_request
@@ -52,12 +52,12 @@ def predict(
     """Validate `payload` against the model's schema and predict every row, in input order."""
     started = time.perf_counter()
     rows = rows_of_request(payload, max_rows)
-    model.validator.validate(rows)
-    feeds = encode_rows(rows, model.schema, model.numeric_dtype)
+    columns = model.validator.columns(rows)
+    feeds = encode_columns(columns, model.schema, model.numeric_dtype)
     probabilities = predict_proba_onnx(model.session, feeds).tolist()
     ids = new_ids(len(rows))
     labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
-    unseen = [model.unseen_categories(row) for row in rows]
+    unseen = model.unseen_categories_by_row(columns, len(rows))
     batch = PredictionBatch(
         request_id=request_id,
         timestamp=iso(now()),
