@@ -188,6 +188,7 @@ class LambdaProcess:
         self._drain.start()
         kind, value = self._read()
         if kind != "init":
+            self.close()
             raise ArtifactError(f"{function_name} failed to start ({handler}): {self._describe(value)}")
         self.init: dict[str, Any] = value
 
