@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlops.errors import ValidationFailed
 from mlops.schema import FeatureField, FeatureSchema
-from mlops.serving.validation import RowValidator, rows_of_request
+from mlops.serving.validation import COLUMN_CHECK_MIN_ROWS, RowValidator, rows_of_request
 from mlops.spec import FeatureKind
 
 SCHEMA = FeatureSchema(
@@ -71,8 +71,8 @@ def test_the_fast_check_agrees_with_the_descriptive_one():
     for field in ("age", "income", "plan"):
         for value in candidates:
             row = {**GOOD, field: value}
-            # alone, and among valid rows (the fast check works a column at a time)
-            for rows in ([row], [GOOD, row, {**GOOD, "age": None}]):
+            # alone, among a few valid rows, and in a batch (checked a column at a time)
+            for rows in ([row], [GOOD, row, {**GOOD, "age": None}], [GOOD] * COLUMN_CHECK_MIN_ROWS + [row]):
                 fast = validator._valid_columns(rows) is not None
                 assert fast == (validator.problems(rows) == []), (field, value, len(rows))
 
@@ -84,6 +84,8 @@ def test_columns_hold_every_rows_value_in_order():
         "income": (1234.5, 7),
         "plan": ("a", "new"),
     }
+    batch = rows * COLUMN_CHECK_MIN_ROWS
+    assert RowValidator(SCHEMA).columns(batch)["age"] == (30, None) * COLUMN_CHECK_MIN_ROWS
 
 
 @pytest.mark.parametrize(

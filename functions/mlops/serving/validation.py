@@ -1,11 +1,11 @@
 """Validate prediction requests against a version's feature schema, naming every problem.
 
-The checks are compiled once per schema into tuples of plain values. A request is first
-turned into one column per feature and checked column by column with built-ins (types as a
-set, min and max against the bounds), which only answers "all good?"; the columns are what
-the encoder then reads. Only a request that fails is walked again, row by row, to name every
-offending row and field, so valid traffic (the hot path) builds no model objects and runs
-almost no Python bytecode per value.
+The checks are compiled once per schema into tuples of plain values, and a request is first
+run through a fast check that only answers "all good?": a loop over the values for a few rows,
+and for a batch one column per feature checked with built-ins (types as a set, min and max
+against the bounds). The request's columns are what the encoder then reads. Only a request
+that fails is walked again, row by row, to name every offending row and field, so valid
+traffic (the hot path) builds no model objects.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ _HIGHEST = sys.float_info.max
 Problem = dict[str, Any]
 Columns = dict[str, Sequence[Any]]
 _NUMBER_TYPES = frozenset({float, int})
+# Below this many rows a plain loop over the values costs less than the column checks, whose
+# cost is mostly a fixed few built-in calls per feature.
+COLUMN_CHECK_MIN_ROWS = 8
 _STRING_TYPES = frozenset({str})
 
 
@@ -99,8 +102,11 @@ class RowValidator:
         width = len(self.names)
         if not rows:
             return {name: () for name in self.names}
+        if len(rows) < COLUMN_CHECK_MIN_ROWS:
+            if not self._rows_valid(rows):
+                return None
         # Exactly the features: every name present (the getter raises otherwise) and no other key.
-        if set(map(type, rows)) != {dict} or set(map(len, rows)) != {width}:
+        elif set(map(type, rows)) != {dict} or set(map(len, rows)) != {width}:
             return None
         try:
             table = list(map(self._row_values, rows))
@@ -111,26 +117,53 @@ class RowValidator:
             if width > 1
             else {self.names[0]: table}
         )
+        if len(rows) >= COLUMN_CHECK_MIN_ROWS and not self._columns_valid(columns):
+            return None
+        return columns
+
+    def _rows_valid(self, rows: list[Any]) -> bool:
+        names, numeric, categorical, max_len = self._name_set, self._numeric, self._categorical, self._max_len
+        for row in rows:
+            if type(row) is not dict or row.keys() != names:
+                return False
+            for name, lo, hi in numeric:
+                v = row[name]
+                t = type(v)
+                # `type is` rather than isinstance: a bool is an int to Python but not a number to us.
+                if t is float or t is int:
+                    # NaN fails both comparisons, +-inf fails the finite bounds.
+                    if not lo <= v <= hi:
+                        return False
+                elif v is not None:
+                    return False
+            for name in categorical:
+                v = row[name]
+                if v is not None and (type(v) is not str or len(v) > max_len):
+                    return False
+        return True
+
+    def _columns_valid(self, columns: Columns) -> bool:
+        """The checks of `_rows_valid`, a column at a time with built-ins (the same answers)."""
         for name, lo, hi in self._numeric:
             present = _present(columns[name])
-            # Types as a set rather than isinstance: a bool is an int to Python but not a number to us.
             if not present:
                 continue
+            # Types as a set rather than isinstance: a bool is an int to Python but not a number to us.
             if not set(map(type, present)) <= _NUMBER_TYPES:
-                return None
+                return False
             try:
                 # NaN compares false with everything, so min and max cannot be trusted to catch it.
                 if any(map(math.isnan, present)) or min(present) < lo or max(present) > hi:
-                    return None
+                    return False
             except OverflowError:  # an integer beyond any float
-                return None
+                return False
         for name in self._categorical:
             present = _present(columns[name])
             if present and (
                 not set(map(type, present)) <= _STRING_TYPES or max(map(len, present)) > self._max_len
             ):
-                return None
-        return columns
+                return False
+        return True
 
     def problems(self, rows: list[Any]) -> list[Problem]:
         """Every problem of every row, in row then schema order (the slow, descriptive path)."""
