@@ -101,6 +101,8 @@ def _body(batch: PredictionBatch, start: int, stop: int) -> str:
         },
         separators=(",", ":"),
         allow_nan=False,
+        # Rows parsed from JSON cannot hold a cycle; the check costs a sixth of the encoding.
+        check_circular=False,
     )
 
 
