@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := functions tests infrastructure layers bench events
 
-.PHONY: install test lint typecheck browser unit demo bench openapi synth layers layers-check clean
+.PHONY: install test test-artifact lint typecheck browser unit demo bench openapi synth layers layers-check clean
 
 # Two installs: the demo and the local stack need the runtime dependencies and moto only;
 # `make test` adds CDK, linters and test tools (several hundred MB more) on top. uv installs
@@ -50,19 +50,31 @@ browser:
 test: lint typecheck browser
 	$(BIN)/pytest -q
 
+# The artifact tier: builds the code asset and layers for this machine, then runs every function
+# from them as Lambda would (python3.12 -I -S, read-only, the SDK apart) against a moto server.
+# Not part of `make test` (pyproject.toml ignores tests/artifact unless named): it downloads wheels.
+test-artifact: $(STAMP)
+	$(BIN)/python layers/build.py --arch host --runtime
+	$(BIN)/pytest -q tests/artifact
+
 demo: $(RUNTIME)
 	$(BIN)/mlops demo
 
+# The serving figures come from the artifacts built for this machine (and the runtime's SDK).
 bench: $(STAMP)
+	$(BIN)/python layers/build.py --arch host --runtime
 	$(BIN)/python bench/run_all.py
 
 # Rewrite the committed OpenAPI document from the handlers (a test fails when they differ).
 openapi: $(STAMP)
 	$(BIN)/python -m mlops.handlers.openapi
 
-# Cross-installs arm64 wheels with pip (no Docker); rebuilds only when the pins change.
+# Builds the code asset (with Python 3.12 bytecode) and cross-installs the layers' wheels with pip
+# (no Docker); a layer is rebuilt only when its pins change. ARCH=x86_64 (or host) builds the same
+# pins for another architecture into layers/build/<arch>; the stack deploys arm64.
+ARCH ?= arm64
 layers: $(STAMP)
-	$(BIN)/python layers/build.py
+	$(BIN)/python layers/build.py --arch $(ARCH)
 
 # Fails if a function plus its layers leaves less than 15% of Lambda's unzipped limit.
 layers-check: $(STAMP)

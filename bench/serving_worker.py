@@ -1,8 +1,10 @@
 """One serving container for bench/serving.py: a fresh process that imports a handler and serves.
 
-``python bench/serving_worker.py ours|baseline cold|full``. It prints ``READY`` the moment the
-first request is answered (the parent times spawn -> READY as the cold start), and in
+Run by layers/runtime/bootstrap.py (``--driver``) inside ``python3.12 -I -S`` with the artifact's
+folders on sys.path, as ``serving_worker.py ours|baseline cold|full``. It prints ``READY`` the
+moment the first request is answered (the parent times spawn -> READY as the cold start), and in
 ``full`` mode then one JSON line of warm figures. AWS is the moto server the parent runs.
+Standard library only: nothing else is importable before the handler is.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def main() -> None:
     if which == "ours":
         from mlops.handlers import predict as module
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        # The baseline's code asset is its one file, on sys.path as /var/task is.
         import baseline_handler as module  # type: ignore[import-not-found, no-redef]
     t_first = time.perf_counter()
     answer = module.handler(single, Context())

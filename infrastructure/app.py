@@ -42,7 +42,8 @@ def build_app(
 
 
 def missing_sources(sources: ArtifactSources) -> list[str]:
-    return [str(p) for p in (sources.serving_layer_dir, sources.ml_image_dir) if not p.is_dir()]
+    built = (sources.functions_dir, sources.serving_layer_dir, sources.ml_image_dir)
+    return [str(p) for p in built if not p.is_dir()]
 
 
 def main() -> None:

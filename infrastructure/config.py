@@ -9,7 +9,7 @@ from typing import Any
 
 from mlops.spec import ModelSpec, load_spec
 
-from infrastructure.lambdas import LAYER_BUILD_DIR, ROOT
+from infrastructure.lambdas import CODE_ASSET_DIR, LAYER_BUILD_DIR, ROOT
 
 DEFAULT_SPEC = "functions/mlops/examples/churn/spec.toml"
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -20,7 +20,11 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 @dataclass(frozen=True)
 class ArtifactSources:
-    """Where the deployable code comes from; tests point these at small stand-ins."""
+    """Where the deployable code comes from; tests point these at small stand-ins.
+
+    `functions_dir` is a built folder shipped as it is (source plus its bytecode), not the
+    source tree filtered at synthesis.
+    """
 
     functions_dir: Path
     serving_layer_dir: Path
@@ -30,7 +34,7 @@ class ArtifactSources:
 def built_sources() -> ArtifactSources:
     """The real artifacts, as `make layers` leaves them."""
     return ArtifactSources(
-        functions_dir=ROOT / "functions",
+        functions_dir=CODE_ASSET_DIR,
         serving_layer_dir=LAYER_BUILD_DIR / "serving",
         ml_image_dir=LAYER_BUILD_DIR / "ml-image",
     )

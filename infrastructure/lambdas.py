@@ -15,11 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = ROOT / "functions"
 LAYERS_DIR = ROOT / "layers"
 LAYER_BUILD_DIR = LAYERS_DIR / "build"
+# The function code asset as `make layers` builds it: functions/ without CODE_EXCLUDES, plus the
+# bytecode Python 3.12 compiled from it. The CDK asset and the size check both use this folder.
+CODE_ASSET_DIR = LAYER_BUILD_DIR / "code"
 
-# Files of functions/ that never belong in a deployment package (the CDK asset and the size
-# check both skip them, so the measured size is the deployed size).
+# Files of functions/ that never belong in a deployment package. A developer's own bytecode
+# (compiled by whatever Python ran the tests) is left behind too: the build compiles its own.
 # Documentation pictures and the local demo report travel with the source, not with the functions.
-CODE_EXCLUDES: tuple[str, ...] = ("**/__pycache__", "**/*.pyc", "*.egg-info", "**/.mypy_cache", "**/*.png")
+CODE_EXCLUDES: tuple[str, ...] = ("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", "*.png")
 
 # Lambda's limit on a function's unzipped code plus all its layers, and the headroom we keep so
 # a dependency bump does not fail a deploy.
@@ -93,19 +96,30 @@ def function(key: str) -> FunctionDef:
     raise KeyError(key)
 
 
-def assemble_image_context(dest: Path) -> Path:
+def assemble_code_asset(dest: Path) -> Path:
+    """Copy functions/ without CODE_EXCLUDES to `dest` (the build then compiles it in place)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(FUNCTIONS_DIR, dest, ignore=shutil.ignore_patterns(*CODE_EXCLUDES))
+    return dest
+
+
+def assemble_image_context(dest: Path, code_dir: Path | None = None) -> Path:
     """Write the ML image's build context: Dockerfile, pinned requirements and the domain package.
 
-    A small directory of its own, so the CDK asset hashes and copies only what the image holds.
+    `code_dir` is a built code asset (its compiled bytecode goes into the image); without it the
+    package is copied from source. A small directory of its own, so the CDK asset hashes and
+    copies only what the image holds.
     """
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     shutil.copy2(LAYERS_DIR / Layer.ML.value / "Dockerfile", dest / "Dockerfile")
     shutil.copy2(Layer.ML.requirements, dest / "requirements.txt")
-    shutil.copytree(
-        FUNCTIONS_DIR / "mlops",
-        dest / "mlops",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+    if code_dir is None:
+        shutil.copytree(
+            FUNCTIONS_DIR / "mlops", dest / "mlops", ignore=shutil.ignore_patterns(*CODE_EXCLUDES)
+        )
+    else:
+        shutil.copytree(code_dir / "mlops", dest / "mlops")
     return dest

@@ -1,8 +1,14 @@
-"""Build the Lambda layers without Docker (pip cross-install of arm64 wheels) and check their size.
+"""Build the code asset and the Lambda layers without Docker (pip cross-install), and check sizes.
 
-python layers/build.py           # build what changed into layers/build/<layer>/python
-python layers/build.py --check   # build, then assert function + layers < limit with headroom
+python layers/build.py                  # arm64, as deployed: layers/build/code, layers/build/<layer>
+python layers/build.py --check          # build, then assert function + layers < limit with headroom
+python layers/build.py --arch x86_64 --runtime
+                                        # the same pins for x86_64 in layers/build/x86_64/<layer>,
+                                        # with the runtime's AWS SDK, to run the artifact here
 
+Everything shipped carries bytecode compiled by Python 3.12 (the runtime's version) with
+unchecked-hash invalidation: /var/task and /opt are read-only, so a cold start can neither
+write bytecode nor afford to compile, and no timestamp can make the shipped bytecode stale.
 Functions whose set ships as a container image (`Layer.ships_as_image`) get the image's build
 context in layers/build/ml-image instead; their set is still installed here to be measured.
 """
@@ -14,48 +20,72 @@ import hashlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infrastructure.lambdas import (  # noqa: E402  (the repo root must be importable first)
-    CODE_EXCLUDES,
+from infrastructure.artifact import (  # noqa: E402  (the repo root must be importable first)
+    ARCHITECTURES,
+    DEPLOYED_ARCH,
+    ArtifactError,
+    host_arch,
+    lambda_python,
+    layer_dir,
+    runtime_dir,
+)
+from infrastructure.lambdas import (  # noqa: E402
+    CODE_ASSET_DIR,
     FUNCTIONS,
-    FUNCTIONS_DIR,
     LAYER_BUILD_DIR,
+    LAYERS_DIR,
     REQUIRED_HEADROOM,
     UNZIPPED_LIMIT_BYTES,
     Layer,
+    assemble_code_asset,
     assemble_image_context,
 )
 
 IMAGE_LIMIT_BYTES = 10_737_418_240
 PYTHON_VERSION = "3.12"
 # The Lambda Python 3.12 runtime runs Amazon Linux 2023 (glibc 2.34): both tags load there.
-PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+PLATFORMS = {
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+}
+RUNTIME_REQUIREMENTS = LAYERS_DIR / "runtime" / "requirements.txt"
+# Where Lambda mounts each part; recorded in the bytecode as the file name tracebacks show.
+TASK_ROOT = "/var/task"
+LAYER_ROOT = "/opt/python"
+RUNTIME_ROOT = "/var/runtime"
+COMPILE_OPTIONS = ("-q", "-j", "0", "--invalidation-mode", "unchecked-hash")
 # Never shipped in the serving layer: they would triple its size and its cold start.
 FORBIDDEN_IN_SERVING = ("sklearn", "scipy", "pandas")
 
 # Removed after install: nothing imports them at run time.
-STRIP_DIR_NAMES = {"tests", "__pycache__", "bin"}
-STRIP_SUFFIXES = {".pyc", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".md", ".rst"}
+STRIP_DIR_NAMES = {"tests", "bin"}
+STRIP_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".md", ".rst"}
 # Test-only data inside packages whose test code is itself importable (onnx ships its
 # backend conformance models, several megabytes).
 STRIP_PATHS = ("onnx/backend/test/data",)
 
 
-def _fingerprint(layer: Layer) -> str:
-    h = hashlib.sha256(layer.requirements.read_bytes())
-    h.update(repr((PYTHON_VERSION, PLATFORMS, sorted(STRIP_DIR_NAMES), sorted(STRIP_SUFFIXES))).encode())
+def _fingerprint(requirements: Path, arch: str) -> str:
+    h = hashlib.sha256(requirements.read_bytes())
+    h.update(repr((PYTHON_VERSION, arch, sorted(STRIP_DIR_NAMES), sorted(STRIP_SUFFIXES))).encode())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()
 
 
-def layer_dir(layer: Layer) -> Path:
-    """The layer asset: its `python/` subdirectory lands on sys.path as /opt/python."""
-    return LAYER_BUILD_DIR / layer.value
+def compile_bytecode(root: Path, shipped_at: str) -> None:
+    """Compile every module under `root` with Python 3.12, as unchecked-hash bytecode.
+
+    `shipped_at` is where the tree lands on Lambda: the file name the bytecode records.
+    """
+    cmd = [lambda_python(), "-I", "-m", "compileall", *COMPILE_OPTIONS, "-d", shipped_at, str(root)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ArtifactError(f"bytecode compilation failed under {root}:\n{result.stdout}{result.stderr}")
 
 
 def _strip(site: Path) -> None:
@@ -68,49 +98,54 @@ def _strip(site: Path) -> None:
             path.unlink()
 
 
-def build(layer: Layer, force: bool = False) -> Path:
-    out = layer_dir(layer)
-    stamp = out / ".fingerprint"
-    fingerprint = _fingerprint(layer)
-    if not force and stamp.is_file() and stamp.read_text() == fingerprint:
-        print(f"layer {layer.value}: up to date ({out})")
-        return out
-    shutil.rmtree(out, ignore_errors=True)
-    site = out / "python"
+def _install(name: str, requirements: Path, site: Path, arch: str, shipped_at: str, force: bool) -> None:
+    """pip-install `requirements` for `arch` into `site`, strip it, compile it; skip if unchanged."""
+    stamp = site.parent / f".{site.name}.fingerprint"
+    fingerprint = _fingerprint(requirements, arch)
+    if not force and site.is_dir() and stamp.is_file() and stamp.read_text() == fingerprint:
+        print(f"{name} ({arch}): up to date ({site})")
+        return
+    shutil.rmtree(site, ignore_errors=True)
+    stamp.unlink(missing_ok=True)
     site.mkdir(parents=True)
+    # pip would compile with the interpreter running it, not the runtime's 3.12: compiled below.
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"]
     # The target directory is not the running environment: conflicts with it are irrelevant.
     cmd += ["--no-warn-conflicts"]
-    for platform in PLATFORMS:
+    for platform in PLATFORMS[arch]:
         cmd += ["--platform", platform]
     cmd += ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp"]
-    cmd += ["-t", str(site), "-r", str(layer.requirements)]
-    print(f"layer {layer.value}: {' '.join(cmd[3:])}")
+    cmd += ["-t", str(site), "-r", str(requirements)]
+    print(f"{name} ({arch}): {' '.join(cmd[3:])}", flush=True)
     subprocess.run(cmd, check=True)
     _strip(site)
+    compile_bytecode(site, shipped_at)
     stamp.write_text(fingerprint)
+
+
+def build(layer: Layer, arch: str = DEPLOYED_ARCH, force: bool = False) -> Path:
+    out = layer_dir(layer, arch)
+    _install(f"layer {layer.value}", layer.requirements, out / "python", arch, LAYER_ROOT, force)
     return out
 
 
-def _excluded(rel: Path) -> bool:
-    return any(
-        rel.match(pattern) or any(part.match(pattern) for part in _parents(rel)) for pattern in CODE_EXCLUDES
-    )
+def build_runtime(arch: str, force: bool = False) -> Path:
+    """The AWS SDK the Lambda runtime provides, to run the artifact on this machine."""
+    out = runtime_dir(arch)
+    _install("runtime SDK", RUNTIME_REQUIREMENTS, out, arch, RUNTIME_ROOT, force)
+    return out
 
 
-def _parents(rel: Path) -> Iterable[Path]:
-    return [Path(*rel.parts[: i + 1]) for i in range(len(rel.parts) - 1)]
+def build_code() -> Path:
+    """The function code asset: functions/ without CODE_EXCLUDES, with its 3.12 bytecode."""
+    out = assemble_code_asset(CODE_ASSET_DIR)
+    compile_bytecode(out, TASK_ROOT)
+    print(f"code asset: {out}")
+    return out
 
 
-def tree_size(root: Path, skip_excluded: bool = False) -> int:
-    total = 0
-    for path in root.rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        if skip_excluded and _excluded(path.relative_to(root)):
-            continue
-        total += path.stat().st_size
-    return total
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def check() -> bool:
@@ -121,7 +156,7 @@ def check() -> bool:
     """
     budget = int(UNZIPPED_LIMIT_BYTES * (1 - REQUIRED_HEADROOM))
     image_budget = int(IMAGE_LIMIT_BYTES * (1 - REQUIRED_HEADROOM))
-    code = tree_size(FUNCTIONS_DIR, skip_excluded=True)
+    code = tree_size(CODE_ASSET_DIR)
     layer_sizes = {layer: tree_size(layer_dir(layer)) for layer in Layer}
     ok = True
     serving = layer_dir(Layer.SERVING) / "python"
@@ -160,12 +195,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force", action="store_true", help="rebuild even if the requirements did not change"
     )
+    parser.add_argument(
+        "--arch",
+        choices=[*ARCHITECTURES, "host"],
+        default=DEPLOYED_ARCH,
+        help=f"the wheels' architecture (default {DEPLOYED_ARCH}, as deployed; host: this machine's)",
+    )
+    parser.add_argument(
+        "--runtime", action="store_true", help="also install the AWS SDK the Lambda runtime provides"
+    )
     args = parser.parse_args(argv)
-    for layer in Layer:
-        build(layer, force=args.force)
-        if layer.ships_as_image:
-            context = assemble_image_context(LAYER_BUILD_DIR / f"{layer.value}-image")
-            print(f"image {layer.value}: build context in {context}")
+    arch = host_arch() if args.arch == "host" else args.arch
+    if args.check and arch != DEPLOYED_ARCH:
+        parser.error(f"--check measures what is deployed: {DEPLOYED_ARCH}")
+    try:
+        code = build_code()
+        for layer in Layer:
+            build(layer, arch, force=args.force)
+            if layer.ships_as_image and arch == DEPLOYED_ARCH:
+                context = assemble_image_context(LAYER_BUILD_DIR / f"{layer.value}-image", code)
+                print(f"image {layer.value}: build context in {context}")
+        if args.runtime:
+            build_runtime(arch, force=args.force)
+    except ArtifactError as err:
+        print(f"FAIL: {err}", file=sys.stderr)
+        return 1
     if args.check:
         return 0 if check() else 1
     return 0

@@ -1,6 +1,8 @@
-"""boto3 clients, created once per process and shared (Lambda containers, CLI, local stack).
+"""AWS SDK clients, created once per process and shared (Lambda containers, CLI, local stack).
 
-boto3 reads AWS_ENDPOINT_URL itself, so pointing everything at a moto server is one
+The clients are botocore's, made by one botocore session: they are what boto3 would return,
+without importing boto3's resource layer, which nothing here uses and every cold start paid for.
+The SDK reads AWS_ENDPOINT_URL itself, so pointing everything at a moto server is one
 variable. For a loopback endpoint without credentials, dummy ones are used: moto
 accepts any, and a developer should not need an AWS account to try the project.
 """
@@ -12,14 +14,14 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 _LOCK = threading.Lock()
 _CLIENTS: dict[tuple[str, str | None, str | None, int], Any] = {}
 # One session for every client: each new session loads the endpoint rules and registers
 # its handlers again, which made every extra client cost tens of milliseconds of cold start.
-_SESSION: list[boto3.session.Session] = []
+_SESSION: list[botocore.session.Session] = []
 _CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 DEFAULT_REGION = "us-east-1"
 
@@ -44,8 +46,8 @@ def client(service: str, endpoint_url: str | None = None, config: Config | None 
             if is_local_endpoint(endpoint) and not os.environ.get("AWS_ACCESS_KEY_ID"):
                 kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")
             if not _SESSION:
-                _SESSION.append(boto3.session.Session())
-            _CLIENTS[key] = _SESSION[0].client(service, **kwargs)
+                _SESSION.append(botocore.session.get_session())
+            _CLIENTS[key] = _SESSION[0].create_client(service, **kwargs)
         return _CLIENTS[key]
 
 
@@ -56,7 +58,7 @@ def reset_clients() -> None:
         _SESSION.clear()
 
 
-def use_session(session: boto3.session.Session) -> None:
+def use_session(session: botocore.session.Session) -> None:
     """Build every client from now on from `session` (tests: one whose event hooks check IAM)."""
     with _LOCK:
         _CLIENTS.clear()

@@ -1,7 +1,8 @@
 """Function configuration from the environment, validated once at cold start.
 
 Variable names come from `mlops.resources`, so the CDK stack, the local runtime and
-the functions cannot disagree. Logic below the handlers takes plain arguments.
+the functions cannot disagree. Logic below the handlers takes plain arguments. Each class
+is built on first use: a function reads one of them, and building the others cost its cold start.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ DEFAULT_MAX_FEEDBACK_ITEMS = 1000
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     model_name: str = Field(validation_alias=r.MODEL_NAME_ENV)
     registry_table: str = Field(validation_alias=r.REGISTRY_TABLE.env_var)
@@ -40,7 +41,7 @@ class ServingSettings(_Base):
 
 
 class FeedbackSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     feedback_table: str = Field(validation_alias=r.FEEDBACK_TABLE.env_var)
@@ -50,7 +51,7 @@ class FeedbackSettings(BaseSettings):
 
 
 class LogWriterSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
 

@@ -54,7 +54,7 @@ LOG_SUFFIX = ".jsonl.gz"
 class PredictionRecord(BaseModel):
     """One logged prediction: what came in, what went out, which model answered."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     prediction_id: str
     request_id: str
@@ -73,7 +73,7 @@ class PredictionRecord(BaseModel):
 class FeedbackRecord(BaseModel):
     """Ground truth for one prediction, explicit (a user said so) or implicit (behaviour showed it)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     prediction_id: str
     label: int

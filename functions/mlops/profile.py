@@ -41,7 +41,7 @@ class NumericHistogram(BaseModel):
     open below and the last open above, so ``len(counts) == len(edges) + 1``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     edges: list[float]
     counts: list[int]
@@ -95,7 +95,7 @@ class NumericHistogram(BaseModel):
 
 
 class CategoricalCounts(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     counts: dict[str, int]
     missing: int = 0
@@ -118,7 +118,7 @@ class CategoricalCounts(BaseModel):
 class DatasetProfile(BaseModel):
     """Per-feature histograms and counts of one data set (training data or a window)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     format: int = PROFILE_FORMAT
     rows: int
@@ -173,7 +173,7 @@ class PerformanceReference(BaseModel):
 class ReferenceProfile(BaseModel):
     """What monitoring compares production against, fixed when a version is trained."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     format: int = PROFILE_FORMAT
     features: DatasetProfile

@@ -75,6 +75,8 @@ class Champion(BaseModel):
 
 
 class HistoryEntry(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # the predict path never reads one
+
     revision: int
     action: Action
     from_version: int | None
@@ -89,6 +91,8 @@ VersionCheck = Callable[["VersionRecord"], None]
 
 
 class RetrainLock(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # the predict path never reads one
+
     owner: str
     acquired_at: str
     expires_at: str

@@ -141,18 +141,24 @@ def encode_rows(
     rows: Sequence[Mapping[str, Any]], schema: FeatureSchema, numeric_dtype: type[np.floating[Any]]
 ) -> dict[str, np.ndarray]:
     """Turn validated, canonical rows (`canonicalize_rows`) into one ``(n, 1)`` ONNX input per feature."""
-    n = len(rows)
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema.features}
+    return encode_columns(columns, schema, numeric_dtype)
+
+
+def encode_columns(
+    columns: Mapping[str, Sequence[Any]], schema: FeatureSchema, numeric_dtype: type[np.floating[Any]]
+) -> dict[str, np.ndarray]:
+    """Turn one canonical column of values per feature into one ``(n, 1)`` ONNX input per feature.
+
+    A null number becomes NaN (numpy's own conversion of None); a missing category the empty string.
+    """
     feeds: dict[str, np.ndarray] = {}
     for f in schema.features:
-        name = f.name
+        column = columns[f.name]
+        n = len(column)
         if f.kind is FeatureKind.NUMERIC:
-            col = np.fromiter(
-                (np.nan if (v := r.get(name)) is None else v for r in rows),
-                dtype=np.float64,
-                count=n,
-            )
-            feeds[name] = col.astype(numeric_dtype, copy=False).reshape(n, 1)
+            feeds[f.name] = np.array(column, dtype=np.float64).astype(numeric_dtype, copy=False).reshape(n, 1)
         else:
-            values = [MISSING_CATEGORY if (v := r.get(name)) is None else v for r in rows]
-            feeds[name] = np.array(values, dtype=object).reshape(n, 1)
+            values = [MISSING_CATEGORY if v is None else v for v in column]
+            feeds[f.name] = np.array(values, dtype=object).reshape(n, 1)
     return feeds

@@ -86,8 +86,9 @@ class PrimaryMetric(StrEnum):
 
 
 class _Strict(BaseModel):
-    # Strict: "0.05" is not a float and 1.0 is not an int; a spec says what it means.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Strict: "0.05" is not a float and 1.0 is not an int; a spec says what it means. Built on
+    # first use: the serving functions import this module for FeatureKind alone.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Feature(_Strict):

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from infrastructure.components.environment import function_environment
 from infrastructure.config import ArtifactSources, StageConfig
-from infrastructure.lambdas import CODE_EXCLUDES, FunctionDef, function
+from infrastructure.lambdas import FunctionDef, function
 from infrastructure.nag import acknowledge
 
 # The runtime the layers are built for (layers/build.py: --python-version 3.12); change both together.
@@ -109,7 +109,8 @@ class MlopsFunction(Construct):
                 "Function",
                 runtime=RUNTIME,
                 handler=definition.handler,
-                code=lambda_.Code.from_asset(str(sources.functions_dir), exclude=list(CODE_EXCLUDES)),
+                # The built code asset as it is, bytecode included (`make layers`).
+                code=lambda_.Code.from_asset(str(sources.functions_dir)),
                 layers=[serving_layer],
                 **common,  # type: ignore[arg-type]
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from mlops import aws
@@ -61,8 +62,9 @@ class IamEnforcer:
         self.denials: list[Denial] = []
         self.unmapped: list[str] = []
         self._s3: Any = None
-        self.session = boto3.session.Session()
-        self.session.events.register("before-parameter-build", self._authorize)
+        # The functions' clients come from one botocore session (mlops.aws): hook that one.
+        self.session = botocore.session.get_session()
+        self.session.register("before-parameter-build", self._authorize)
 
     def principal(self, key: str) -> str:
         return f"arn:aws:sts::{ACCOUNT}:assumed-role/{self.role_ids[key]}/{key}"

@@ -15,7 +15,7 @@ from aws_cdk.assertions import Template
 
 from infrastructure.app import build_app
 from infrastructure.config import ArtifactSources
-from infrastructure.lambdas import FUNCTIONS_DIR, assemble_image_context
+from infrastructure.lambdas import assemble_code_asset, assemble_image_context
 from infrastructure.nag import logical_id
 from infrastructure.stack import MlopsStack
 
@@ -38,12 +38,12 @@ class Synthesised:
 
 
 def stand_in_sources(root: Path) -> ArtifactSources:
-    """The real function code and image context, and an empty serving layer: no pip in the fast path."""
+    """The real function code (uncompiled) and image context, and an empty serving layer: no pip."""
     layer = root / "serving-layer"
     (layer / "python").mkdir(parents=True)
     (layer / "python" / "README.txt").write_text("stand-in for layers/build/serving\n")
     return ArtifactSources(
-        functions_dir=FUNCTIONS_DIR,
+        functions_dir=assemble_code_asset(root / "code"),
         serving_layer_dir=layer,
         ml_image_dir=assemble_image_context(root / "ml-image"),
     )

@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 
 from infrastructure.components.function import retention
-from infrastructure.config import LOG_RETENTION_DAYS, StageConfig
-from infrastructure.lambdas import FUNCTIONS, Layer, assemble_image_context
+from infrastructure.config import LOG_RETENTION_DAYS, StageConfig, built_sources
+from infrastructure.lambdas import (
+    CODE_ASSET_DIR,
+    FUNCTIONS,
+    FUNCTIONS_DIR,
+    Layer,
+    assemble_code_asset,
+    assemble_image_context,
+)
 
 PIN = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[0-9][A-Za-z0-9.]*$")
 
@@ -84,3 +91,28 @@ def test_image_context_holds_dockerfile_pins_and_code(tmp_path: Path) -> None:
     assert (ctx / "requirements.txt").read_text() == Layer.ML.requirements.read_text()
     assert (ctx / "mlops" / "__init__.py").is_file()
     assert not list(ctx.rglob("__pycache__"))
+
+
+def test_code_asset_copies_the_functions_without_pictures_or_a_developers_bytecode(tmp_path: Path) -> None:
+    # given a source tree holding stray bytecode of whatever Python ran last
+    stray = FUNCTIONS_DIR / "mlops" / "__pycache__" / "stray.cpython-311.pyc"
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(b"not for Lambda")
+    try:
+        asset = assemble_code_asset(tmp_path / "code")
+    finally:
+        stray.unlink()
+    sources = {p.relative_to(FUNCTIONS_DIR) for p in FUNCTIONS_DIR.rglob("*.py")}
+    assert {p.relative_to(asset) for p in asset.rglob("*.py")} == sources
+    assert not list(asset.rglob("*.pyc")) and not list(asset.rglob("*.png"))
+
+
+def test_the_stack_ships_the_built_code_asset_and_the_image_its_bytecode(tmp_path: Path) -> None:
+    # the CDK asset is the built folder (bytecode included), not the source tree filtered at synth
+    assert built_sources().functions_dir == CODE_ASSET_DIR
+    code = assemble_code_asset(tmp_path / "code")
+    compiled = code / "mlops" / "__pycache__" / "config.cpython-312.pyc"
+    compiled.parent.mkdir(exist_ok=True)
+    compiled.write_bytes(b"compiled by the build")
+    ctx = assemble_image_context(tmp_path / "ctx", code)
+    assert (ctx / "mlops" / "__pycache__" / "config.cpython-312.pyc").read_bytes() == b"compiled by the build"

@@ -8,7 +8,7 @@ refused and the previous model keeps serving, so a bad promotion cannot take the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,18 @@ class ServingModel:
     def unseen_categories(self, row: dict[str, Any]) -> list[str]:
         """Features of `row` whose category the model never saw in training (served, but flagged)."""
         return [name for name, known in self.known_categories if (v := row[name]) and v not in known]
+
+    def unseen_categories_by_row(self, columns: Mapping[str, Sequence[Any]], n: int) -> list[list[str]]:
+        """`unseen_categories` of every row, from the request's columns: per row only where one is unseen."""
+        unseen: list[list[str]] = [[] for _ in range(n)]
+        for name, known in self.known_categories:
+            column = columns[name]
+            novel = set(column) - known - {None, ""}
+            if novel:
+                for i, v in enumerate(column):
+                    if v in novel:
+                        unseen[i].append(name)
+        return unseen
 
 
 def load_serving_model(registry: Registry, s3: Any, bucket: str, champion: Champion) -> ServingModel:

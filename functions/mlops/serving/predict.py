@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops.inference import predict_proba_onnx
-from mlops.schema import encode_rows
+from mlops.schema import encode_columns
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import read_request
@@ -59,11 +59,13 @@ def predict(
     request = read_request(payload, model.validator, max_rows, received, model.registered_at, model.version)
     rows = request.rows
     model.validator.canonicalize(rows)
-    feeds = encode_rows(rows, model.schema, model.numeric_dtype)
+    # One list per feature, read once: the encoder and the unseen-category flags both use them.
+    columns = {f.name: [row[f.name] for row in rows] for f in model.schema.features}
+    feeds = encode_columns(columns, model.schema, model.numeric_dtype)
     probabilities = predict_proba_onnx(model.session, feeds).tolist()
     ids = request.ids if request.ids is not None else new_ids(len(rows))
     labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
-    unseen = [model.unseen_categories(row) for row in rows]
+    unseen = model.unseen_categories_by_row(columns, len(rows))
     batch = PredictionBatch(
         request_id=request_id,
         timestamp=iso(received),

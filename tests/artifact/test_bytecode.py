@@ -1,0 +1,86 @@
+"""What the build ships: Python 3.12 unchecked-hash bytecode everywhere, and nothing but its layer."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infrastructure.artifact import ArtifactError, ArtifactLayout, LambdaProcess, host_arch, layer_dir
+from infrastructure.lambdas import CODE_ASSET_DIR, Layer
+from tests.artifact.conftest import ReadOnlyArtifact
+
+# PEP 552: bit 0 of the flags word says hash-based, bit 1 says check the source; 0b01 never checks.
+UNCHECKED_HASH = 0b01
+
+
+@pytest.fixture(scope="module")
+def magic_312(python312: str) -> bytes:
+    script = "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"
+    out = subprocess.run([python312, "-I", "-S", "-c", script], capture_output=True, text=True, check=True)
+    return bytes.fromhex(out.stdout.strip())
+
+
+def bytecode_problems(root: Path, magic: bytes) -> list[str]:
+    """Every module under `root` without Python 3.12 bytecode that no timestamp can invalidate."""
+    problems = []
+    for source in sorted(root.rglob("*.py")):
+        cached = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        if not cached.is_file():
+            problems.append(f"{source.relative_to(root)}: no {cached.name}")
+            continue
+        header = cached.read_bytes()[:8]
+        if header[:4] != magic:
+            problems.append(f"{source.relative_to(root)}: compiled by another Python")
+        elif int.from_bytes(header[4:8], "little") != UNCHECKED_HASH:
+            problems.append(f"{source.relative_to(root)}: bytecode a timestamp or hash check may reject")
+    return problems
+
+
+@pytest.mark.parametrize("part", ["code", *[layer.value for layer in Layer]])
+def test_every_shipped_module_carries_unchecked_hash_bytecode(part: str, magic_312: bytes) -> None:
+    root = CODE_ASSET_DIR if part == "code" else layer_dir(Layer(part), host_arch()) / "python"
+    if not root.is_dir():
+        pytest.fail(f"{root} is not built: run `make layers ARCH={host_arch()}`", pytrace=False)
+    problems = bytecode_problems(root, magic_312)
+    assert not problems, f"{len(problems)} modules under {root}, e.g. {problems[:5]}"
+
+
+@pytest.mark.parametrize("layer", list(Layer))
+def test_layers_leave_the_sdk_to_the_runtime(layer: Layer) -> None:
+    site = layer_dir(layer, host_arch()) / "python"
+    assert site.is_dir(), f"{site} is not built"
+    assert not [name for name in ("boto3", "botocore", "s3transfer") if (site / name).exists()]
+
+
+def test_a_module_missing_from_the_layer_fails_the_cold_start(
+    artifact: ReadOnlyArtifact, tmp_path: Path
+) -> None:
+    # given the code asset with an empty layer (Powertools, numpy... are in the test environment)
+    empty = tmp_path / "opt"
+    empty.mkdir()
+    layout = ArtifactLayout(task=artifact.task, layers=(empty,), runtime=artifact.runtime)
+
+    # when the predict function starts, then it fails as Lambda's init would, naming the module
+    with pytest.raises(ArtifactError, match="No module named 'aws_lambda_powertools'"):
+        LambdaProcess(layout, "mlops.handlers.predict.handler", "missing-layer", {})
+
+
+def test_the_checks_see_a_source_compile_and_a_writable_copy(
+    artifact: ReadOnlyArtifact, tmp_path: Path
+) -> None:
+    # given a code folder that is writable and holds a module without bytecode
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "plain.py").write_text("def handler(event, context):\n    return event\n")
+    layout = ArtifactLayout(task=task, layers=(), runtime=artifact.runtime)
+
+    # when it starts and answers
+    with LambdaProcess(layout, "plain.handler", "plain", {}) as process:
+        assert process.invoke({"ping": 1}) == {"ping": 1}
+        report = process.report()
+
+    # then the report names both, so the artifact tests cannot pass on a tree that has either
+    assert report["compiled_from_source"] == [str(task / "plain.py")]
+    assert list(report["writable"]) == [str(task)]
