@@ -123,7 +123,15 @@ def test_help_loads_no_heavy_library():
 
 
 def test_logs_go_to_stderr_so_stdout_is_only_json(aws_stack, champion, capsys):
-    code, out, err = run(capsys, "monitor", "run", "--window", "2h")
+    from mlops.observability import logger
+
+    # Given the shared logger at INFO (a local stack started earlier in this process quiets it),
+    before = logger.log_level
+    logger.setLevel("INFO")
+    try:
+        code, out, err = run(capsys, "monitor", "run", "--window", "2h")
+    finally:
+        logger.setLevel(before)
     assert code == 0
     summary = json.loads(out)  # nothing but the result on stdout
     assert summary["champion"] == champion.version
