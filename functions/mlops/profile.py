@@ -126,6 +126,23 @@ class DatasetProfile(BaseModel):
         return {k: v.edges for k, v in self.numeric.items()}
 
 
+class ReferenceMetric(BaseModel):
+    """A version's reference figure of its primary metric and what it rests on: a value from a
+    few hundred rows is an estimate with an interval, not an exact bar."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    value: float | None
+    rows: int
+    positives: int
+    standard_error: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    source: str
+
+
 class ReferenceProfile(BaseModel):
     """What monitoring compares production against, fixed when a version is trained."""
 
@@ -137,6 +154,8 @@ class ReferenceProfile(BaseModel):
     test_metrics: dict[str, float | None]
     positive_rate: float
     seen_categories: dict[str, list[str]]
+    # Absent in profiles written before references carried their sample size.
+    reference_metric: ReferenceMetric | None = None
 
 
 def quantile_edges(values: np.ndarray, bins: int = FINE_BINS) -> list[float]:

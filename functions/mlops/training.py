@@ -23,6 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops.errors import DataError, SpecError
 from mlops.evaluation import classification_metrics, group_metrics
+from mlops.monitoring.significance import reference_metric
 from mlops.profile import (
     FINE_BINS,
     MISSING_CATEGORY,
@@ -237,6 +238,12 @@ def train_model(
         test_metrics=metrics,
         positive_rate=float(y_train.mean()),
         seen_categories=seen,
+        reference_metric=reference_metric(
+            y_test,
+            scores,
+            spec.primary_metric.value,
+            source="held-out split of the training data" if test_data is None else "given test rows",
+        ),
     )
     estimator = pipeline.named_steps["estimator"]
     params = {

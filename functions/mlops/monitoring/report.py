@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mlops.monitoring.drift import Band, DatasetDrift, DistributionPlot, FeatureDrift, PredictionDrift
 from mlops.monitoring.performance import Fairness, PerformanceEstimate, ProductionPerformance
+from mlops.monitoring.significance import GapSignificance
 
 REPORT_FORMAT = 1
 
@@ -60,6 +61,7 @@ class VersionReport(BaseModel):
     fairness: Fairness | None
     alarms: list[AlarmCheck]
     report_key: str | None = None
+    significance: GapSignificance | None = None
 
     def summary(self) -> dict[str, Any]:
         """The latest production figures of a version (what GET /model shows)."""
@@ -84,6 +86,8 @@ class VersionReport(BaseModel):
             "drift_share": self.drift.drift_share if self.drift else None,
             "dataset_drift": self.drift.dataset_drift if self.drift else None,
             "drifted_features": [f.feature for f in self.drift.features if f.drifted] if self.drift else [],
+            "largest_feature_drift": self.drift.largest_drift if self.drift else None,
+            "metric_gap_z": self.significance.z if self.significance else None,
             "prediction_drift": self.prediction_drift.psi if self.prediction_drift else None,
             "fairness_gap": self.fairness.gap if self.fairness else None,
             "alarms_breached": [a.alarm for a in self.alarms if a.breached],

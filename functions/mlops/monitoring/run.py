@@ -28,6 +28,7 @@ from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
 from mlops.monitoring.performance import estimate_performance, fairness, production_performance
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
+from mlops.monitoring.significance import gap_significance
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
 from mlops.observability import logger
 from mlops.profile import ReferenceProfile
@@ -117,11 +118,14 @@ def evaluate(
     policy = DriftPolicy.from_spec(mon)
     primary = spec.primary_metric.value
     p, y, groups = acc.labelled.arrays()
-    drift = dataset_drift(ref.features, acc.dataset_profile(), policy, ref.seen_categories)
+    drift = dataset_drift(
+        ref.features, acc.dataset_profile(), policy, ref.seen_categories, mon.feature_weights
+    )
     pred_drift = prediction_drift(ref.scores, acc.score_histogram(), policy)
     perf = production_performance(y, p, primary, ref.test_metrics, mon.min_labels, bootstrap_resamples)
     estimate = estimate_performance(acc.score_grid, primary, ref.test_metrics, policy.min_count)
     fair = fairness(acc.selection, groups, y, p) if spec.sensitive_attributes else None
+    significance = gap_significance(y, p, primary, ref.reference_metric, mon.significance_min_labels)
     labels = LabelStats(
         label_count=int(y.size),
         label_coverage=y.size / acc.rows if acc.rows else None,
@@ -145,6 +149,7 @@ def evaluate(
         estimate=estimate,
         fairness=fair,
         alarms=[],
+        significance=significance,
     )
     return report.model_copy(update={"alarms": alarm_checks(report, spec)})
 
