@@ -41,14 +41,38 @@ def test_drift_alarm_retrain_promote_and_recover(tmp_path: Path) -> None:
     assert outcome.ok, outcome.failures
     assert outcome.alarm_fired and outcome.promoted_version == 2
     assert ("demo-churn-MetricGap", "ALARM") in seen["transitions"]
+    # Recovery is judged against a refit on ample traffic of the new world, not the new version's own bar.
+    assert outcome.recovery is not None and outcome.recovery.oracle_gap <= 0.05
+    serving = outcome.serving_version
+    assert serving is not None and serving >= 2
     status, body = seen["predict"]
-    assert status == 200 and body["model_version"] == 2
-    assert seen["model"][1]["model_version"] == 2
+    assert status == 200 and body["model_version"] == serving
+    assert seen["model"][1]["model_version"] == serving
     assert any("model_version=1/" in k for k in seen["log_keys"])
     assert any("model_version=2/" in k for k in seen["log_keys"])
     assert seen["feedback_keys"] and any(k.endswith("report.html") for k in seen["report_keys"])
     html = cfg.report_path.read_text()
-    assert "<svg" in html and "MetricGap" in html and "beats_champion" in html
+    assert "<svg" in html and "MetricGap" in html and "beats_champion" in html and "oracle" in html
+
+
+def test_a_covariate_shift_alone_is_a_quiet_run_that_succeeds(tmp_path: Path) -> None:
+    # Given customers who change but leave for the same reasons (no concept shift)
+    cfg = DemoConfig(
+        spec_path=DEMO_SPEC,
+        days=3,
+        shift_day=1,
+        covariate_shift=1.0,
+        concept_shift=0.0,
+        batch_rows=100,
+        report_path=tmp_path / "quiet.html",
+    )
+    # When the story plays
+    outcome = run_demo(cfg, progress=lambda line: None)
+    # Then nothing about performance fires, nothing is retrained, and the run succeeds
+    assert outcome.quiet_expected and outcome.ok, outcome.failures
+    assert outcome.performance_alarms == [] and outcome.promotions == []
+    assert outcome.recovery is not None and outcome.recovery.oracle_gap <= 0.05
+    assert "kept quiet" in cfg.report_path.read_text()
 
 
 def _row() -> dict[str, Any]:

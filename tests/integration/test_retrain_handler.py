@@ -49,3 +49,9 @@ def test_trigger_parsing_of_every_sample_event(aws_stack):
     assert alarm is not None and alarm.alarm_name == "MetricGap" and alarm.performance
     assert request is not None and request.actor.endswith("user/alice")
     assert trigger_from_event(load_event("retrain/alarm_back_to_ok.json")) is None
+
+
+def test_retry_tick_without_a_retraining_condition_runs_nothing(aws_stack, champion, lambda_context):
+    out = _handler().handler(load_event("retrain/retry_due.json"), lambda_context)
+    assert out["outcome"] == "skipped" and out["detail"] == "no retraining wanted"
+    assert aws_stack.registry().runs() == []
