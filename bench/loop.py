@@ -37,7 +37,7 @@ SCENARIOS: dict[str, tuple[float, float]] = {
     "full shift": (1.0, 1.0),
 }
 TARGETS = {"false_alarms": 0, "stuck_runs": 0, "detection_hours_max": 24, "oracle_gap_max": 0.05}
-DAYS, SHIFT_DAY, ROWS_PER_SLOT, BATCH_ROWS = 5, 2, 400, 100
+DAYS, SHIFT_DAY, ROWS_PER_SLOT, BATCH_ROWS = 5, 2, 400, 400
 
 
 def one_run(scenario: str, seed: int) -> dict[str, Any]:
