@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +57,24 @@ def test_drift_alarm_retrain_promote_and_recover(tmp_path: Path) -> None:
     assert "<svg" in html and "MetricGap" in html and "beats_champion" in html and "oracle" in html
 
 
-def test_a_covariate_shift_alone_is_a_quiet_run_that_succeeds(tmp_path: Path) -> None:
-    # Given customers who change but leave for the same reasons (no concept shift)
-    cfg = DemoConfig(
-        spec_path=DEMO_SPEC,
-        days=3,
-        shift_day=1,
-        covariate_shift=1.0,
-        concept_shift=0.0,
-        batch_rows=100,
-        report_path=tmp_path / "quiet.html",
+def test_a_covariate_shift_alone_is_a_quiet_run_and_the_demo_exits_zero(tmp_path: Path) -> None:
+    # Given customers who change but leave for the same reasons (no concept shift); a process of its
+    # own, since the stand-in's state lives in the process
+    report = tmp_path / "quiet.html"
+    argv = ["demo", "--days", "3", "--shift-day", "1", "--concept-shift", "0", "--out", str(report)]
+    # When the demo plays it
+    done = subprocess.run(
+        [sys.executable, "-c", f"from mlops.cli import main; raise SystemExit(main({argv!r}))"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
-    # When the story plays
-    outcome = run_demo(cfg, progress=lambda line: None)
-    # Then nothing about performance fires, nothing is retrained, and the run succeeds
-    assert outcome.quiet_expected and outcome.ok, outcome.failures
-    assert outcome.performance_alarms == [] and outcome.promotions == []
-    assert outcome.recovery is not None and outcome.recovery.oracle_gap <= 0.05
-    assert "kept quiet" in cfg.report_path.read_text()
+    # Then nothing about performance fired, nothing was retrained, and it says so with exit code 0
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "kept quiet" in done.stdout and "oracle refit" in done.stdout
+    html = report.read_text()
+    assert "kept quiet" in html and "oracle" in html
 
 
 def _row() -> dict[str, Any]:
