@@ -192,3 +192,18 @@ def test_an_alarm_still_in_alarm_once_the_champion_settled_reopens_retraining(aw
     assert result.run_id != ""
     reopened = load_condition(ctx.registry)
     assert reopened.state is ConditionState.OPEN and reopened.alarms == ["MetricGap"]
+
+
+def test_an_alarm_on_the_replaced_versions_figures_does_not_reopen_a_refining_condition(ctx, clock):
+    # Given a condition refining after a promotion that the alarm's evaluation range still covers
+    condition = persistence.RetrainingCondition(state=ConditionState.REFINING, promoted=[1])
+    persistence.save_condition(ctx.registry, condition, None)
+    since = datetime.fromisoformat(ctx.registry.champion().since.replace("Z", "+00:00"))
+    clock.now = since + timedelta(hours=1)
+    # When the alarm fires on those figures
+    result = persistence.on_alarm(ctx, ALARM)
+    # Then nothing runs and the refit check goes on
+    assert result.run_id == "" and "replaced version" in result.detail
+    kept = load_condition(ctx.registry)
+    assert kept.state is ConditionState.REFINING and kept.alarms == ["MetricGap"]
+    assert ctx.registry.runs() == []

@@ -242,6 +242,14 @@ def on_alarm(ctx: RetrainContext, trigger: Trigger) -> RetrainResult:
     now = ctx.now()
     alarm = trigger.alarm_name or "alarm"
     condition, revision = _read(ctx.registry)
+    spec = champion_spec(ctx)
+    if condition.state is ConditionState.REFINING and spec and not _champion_settled(ctx, spec, now):
+        # The alarm's range still covers the version just replaced, whose figures fired it: noted,
+        # the refit check goes on, and the retry tick reopens the condition if it stays in ALARM.
+        if alarm not in condition.alarms:
+            condition.alarms.append(alarm)
+        save_condition(ctx.registry, condition, revision)
+        return _idle(f"{alarm} in ALARM on the replaced version's figures; the refit check goes on")
     _open(condition, alarm, f"{alarm} in ALARM: {trigger.reason}", now)
     save_condition(ctx.registry, condition, revision)
     if condition.paused:
