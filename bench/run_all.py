@@ -7,21 +7,22 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# One line per benchmark; each is a script that prints its own figures.
+# One line per benchmark; each is a script (with its arguments) that prints its own figures.
 BENCHMARKS = [
-    "serving.py",
-    "monitor.py",
-    "load.py",
-    "training.py",
-    "estimation.py",
+    ["serving.py"],
+    ["monitor.py"],
+    ["load.py"],
+    ["training.py"],
+    ["estimation.py"],
+    ["loop.py", "--quick"],
 ]
 
 
 def main() -> int:
     failed = 0
-    for name in BENCHMARKS:
-        print(f"== {name}", flush=True)
-        failed += subprocess.run([sys.executable, str(HERE / name)], check=False).returncode != 0
+    for name, *args in BENCHMARKS:
+        print(f"== {name} {' '.join(args)}".rstrip(), flush=True)
+        failed += subprocess.run([sys.executable, str(HERE / name), *args], check=False).returncode != 0
     return 1 if failed else 0
 
 

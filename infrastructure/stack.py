@@ -103,6 +103,7 @@ class MlopsStack(Stack):
                 "MonitorSchedule": self.monitoring.schedule,
                 "RetrainSchedule": self.training.schedule,
                 **({"RetrainOnAlarm": self.training.on_alarm} if self.training.on_alarm else {}),
+                **({"RetrainRetry": self.training.retry} if self.training.retry else {}),
             },
         )
         self.dashboard = Dashboard(

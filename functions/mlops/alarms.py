@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from statistics import NormalDist
 
 from mlops.resources import METRICS_NAMESPACE
 from mlops.spec import ModelSpec
@@ -41,6 +42,9 @@ class Metric(StrEnum):
     PREDICTION_COUNT = "PredictionCount"
     FAIRNESS_GAP = "FairnessGap"
     MONITOR_HEARTBEAT = "MonitorHeartbeat"
+    # Monitoring: per-feature drift and the significance of a performance loss
+    FEATURE_DRIFT_MAX = "FeatureDriftMax"
+    METRIC_GAP_Z = "MetricGapZ"
     # Serving (per request, EMF)
     PREDICTIONS = "Predictions"
     PREDICTION_LATENCY = "PredictionLatency"
@@ -232,6 +236,7 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
             description="The monitor has not run for two schedule periods",
         ),
         *label_alarm_specs(spec),
+        *quality_alarm_specs(spec, period),
     ]
 
 
@@ -449,3 +454,67 @@ def operational_alarm_specs() -> list[OperationalAlarmSpec]:
             "EventBridge could not start the rule's target",
         ),
     ]
+
+
+def quality_alarm_specs(spec: ModelSpec, period: int) -> list[AlarmSpec]:
+    """Alarms that see what the share and point-gap rules miss: one strongly drifted feature,
+    a small but significant performance loss, and an absolute production floor (SLO)."""
+    mon = spec.monitoring
+    z = NormalDist().inv_cdf(1.0 - mon.drop_alpha)
+    specs = [
+        AlarmSpec(
+            name="FeatureDrift",
+            metric=Metric.FEATURE_DRIFT_MAX,
+            statistic="Maximum",
+            period_s=period,
+            comparison=Comparison.GREATER_OR_EQUAL,
+            threshold=mon.psi_drift,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=MissingData.NOT_BREACHING,
+            severity=Severity.WARNING,
+            triggers_retraining=False,
+            description=(
+                f"A feature drifted significantly with a (weighted) PSI of at least {mon.psi_drift}"
+            ),
+        ),
+        AlarmSpec(
+            name="MetricDrop",
+            metric=Metric.METRIC_GAP_Z,
+            statistic="Maximum",
+            period_s=period,
+            comparison=Comparison.GREATER,
+            threshold=round(z, 4),
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            # Published only from `significance_min_labels` labels on: fewer is "not known".
+            treat_missing_data=MissingData.MISSING,
+            severity=Severity.CRITICAL,
+            triggers_retraining=True,
+            description=(
+                f"Production {spec.primary_metric.value} is significantly below the reference "
+                f"(one-sided p < {mon.drop_alpha}, both samples' errors counted)"
+            ),
+        ),
+    ]
+    if mon.min_production_metric is not None:
+        specs.append(
+            AlarmSpec(
+                name="ProductionFloor",
+                metric=Metric.PRODUCTION_METRIC,
+                statistic="Minimum",
+                period_s=period,
+                comparison=Comparison.LESS,
+                threshold=mon.min_production_metric,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                treat_missing_data=MissingData.MISSING,
+                severity=Severity.CRITICAL,
+                triggers_retraining=True,
+                description=(
+                    f"Production {spec.primary_metric.value} below the floor "
+                    f"{mon.min_production_metric} (SLO)"
+                ),
+            )
+        )
+    return specs

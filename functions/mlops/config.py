@@ -65,6 +65,11 @@ class RetrainSettings(_Base):
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     report_bucket: str = Field(validation_alias=r.REPORT_BUCKET.env_var)
     alarm_topic_arn: str | None = Field(None, validation_alias=r.ALARM_TOPIC.env_var)
+    retraining_alarms: str = Field("", validation_alias=r.RETRAINING_ALARMS_ENV)
+
+    @property
+    def retraining_alarm_names(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.retraining_alarms.split(",") if n.strip())
 
 
 class AdminSettings(_Base):

@@ -117,6 +117,7 @@ def bundle_artifacts(
         "groups": result.group_metrics,
         "train_rows": result.train_rows,
         "test_rows": result.test_rows,
+        "reference": reference.model_dump() if (reference := result.profile.reference_metric) else None,
     }
     return {
         bundle.MODEL_ONNX: onnx_bytes,
@@ -187,6 +188,7 @@ def register_model(
         training_data_sha256=data.sha256,
         code_version=code,
         gate_report=json.loads(json.dumps(gate_report, default=str)) if gate_report else None,
+        reference_metric=reference.model_dump() if (reference := result.profile.reference_metric) else None,
     )
     registry.put_version(record)
     return record

@@ -170,6 +170,23 @@ class PerformanceReference(BaseModel):
     realized_sd: dict[str, float]
 
 
+class ReferenceMetric(BaseModel):
+    """A version's reference figure of its primary metric and what it rests on: a value from a
+    few hundred rows is an estimate with an interval, not an exact bar."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    value: float | None
+    rows: int
+    positives: int
+    standard_error: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    source: str
+
+
 class ReferenceProfile(BaseModel):
     """What monitoring compares production against, fixed when a version is trained."""
 
@@ -182,6 +199,8 @@ class ReferenceProfile(BaseModel):
     positive_rate: float
     seen_categories: dict[str, list[str]]
     estimation: PerformanceReference
+    # Absent in profiles written before references carried their sample size.
+    reference_metric: ReferenceMetric | None = None
 
 
 def read_reference_profile(data: bytes | str, source: str = "reference profile") -> ReferenceProfile:

@@ -6,7 +6,8 @@ Items of a model share the partition ``MODEL#<name>``:
 - ``VERSION#<v:06d>``: one version (status, metrics, artifact refs, lineage, gate report);
 - ``CHAMPION``: the serving version, since when, and a revision number;
 - ``HISTORY#<revision:010d>``: each promotion or rollback (from, to, at, actor, reason);
-- ``LOCK#<name>``: short-lived locks (one retraining run at a time).
+- ``LOCK#<name>``: short-lived locks (one retraining run at a time);
+- ``CONDITION#retraining``: whether retraining is wanted (an alarm episode), its attempts, a pause.
 
 A promotion is one transaction that moves the pointer only if its revision is the one
 read before, writes the history row and marks the version promoted: two concurrent
@@ -66,6 +67,8 @@ class VersionRecord(BaseModel):
     code_version: str | None = None
     gate_report: dict[str, Any] | None = None
     status_reason: str | None = None
+    # The primary metric's reference value with its rows, standard error and interval.
+    reference_metric: dict[str, Any] | None = None
 
 
 class Champion(BaseModel):
@@ -378,7 +381,39 @@ class Registry:
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         return [_plain(i) for i in self._query("RUN#", descending=True)[:limit]]
 
+    # -- the retraining condition ----------------------------------------------------------
+
+    def retraining_condition(self) -> dict[str, Any] | None:
+        """The stored retraining condition (see `mlops.retraining.persistence`), or None."""
+        with aws_call(f"read the retraining condition of {self.model_name}"):
+            out = self.db.get_item(
+                TableName=self.table, Key=self._key("CONDITION#retraining"), ConsistentRead=True
+            )
+        return _plain(out["Item"]) if "Item" in out else None
+
+    def put_retraining_condition(self, data: dict[str, Any], expected_revision: int | None) -> None:
+        """Write the condition if nobody changed it since it was read (revision `expected_revision`,
+        None: it did not exist); ConflictError otherwise."""
+        item = {**self._key("CONDITION#retraining"), **_item(json.loads(json.dumps(data, default=str)))}
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if expected_revision is None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            kwargs["ConditionExpression"] = "revision = :expected"
+            kwargs["ExpressionAttributeValues"] = {":expected": {"N": str(expected_revision)}}
+        try:
+            self.db.put_item(**kwargs)
+        except ClientError as err:
+            if error_code(err) == "ConditionalCheckFailedException":
+                raise ConflictError("the retraining condition changed while it was updated") from err
+            raise StorageError(f"write the retraining condition: {err}") from err
+
     # -- locks -------------------------------------------------------------------------
+
+    def lock_state(self, name: str) -> RetrainLock | None:
+        with aws_call(f"read lock {name}"):
+            out = self.db.get_item(TableName=self.table, Key=self._key(f"LOCK#{name}"), ConsistentRead=True)
+        return RetrainLock.model_validate(_plain(out["Item"])) if "Item" in out else None
 
     def acquire_lock(self, name: str, owner: str, ttl: timedelta, cooldown: timedelta) -> RetrainLock:
         """Take a named lock unless it is held and unexpired, or was released less than `cooldown` ago.

@@ -109,3 +109,9 @@ RETRAIN_REQUEST_SOURCE = "serverless-mlops"
 RETRAIN_REQUEST_DETAIL_TYPE = "Retrain Requested"
 # A monitor run asked for outside the schedule (another window or versions), from the same source.
 MONITOR_REQUEST_DETAIL_TYPE = "Monitor Requested"
+
+# The retry tick: a schedule at the monitor's cadence that lets the retrain function attempt again
+# while a retraining condition holds (its input is this event, not the bare scheduled event).
+RETRAIN_RETRY_DETAIL_TYPE = "Retraining Retry Due"
+# Set on the retrain function: the alarms whose ALARM state means retraining is wanted (comma-separated).
+RETRAINING_ALARMS_ENV = "MLOPS_RETRAINING_ALARMS"

@@ -155,6 +155,14 @@ class Monitoring(_Strict):
     min_feature_count: Annotated[int, Field(ge=10)] = 100
     max_fairness_gap: Annotated[float, Field(gt=0, le=1)] = 0.2
     p_value: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    # An absolute production floor (SLO) of the primary metric, alarmed on its own; none by default.
+    min_production_metric: Annotated[float, Field(gt=0, lt=1)] | None = None
+    # The significance-aware performance alarm (MetricDrop): from this many labels in a window, a
+    # loss whose one-sided p-value is below `drop_alpha` breaches, however small the point gap.
+    significance_min_labels: Annotated[int, Field(ge=100)] = 5000
+    drop_alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.025
+    # Per-feature weights (e.g. normalised importance, 0..1) for the FeatureDrift alarm; absent = 1.
+    feature_weights: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _bands(self) -> Monitoring:
@@ -175,6 +183,16 @@ class Retraining(_Strict):
     max_latency_ms: Annotated[float, Field(gt=0)] = 5.0
     min_training_rows: Annotated[int, Field(ge=20)] = 500
     min_production_labels: Annotated[int, Field(ge=0)] = 200
+    # While a retraining alarm holds, failed attempts are retried after the cooldown, doubling
+    # up to this bound; people are told after this many failed attempts (and every as many after).
+    max_backoff_minutes: Annotated[int, Field(ge=1)] = 24 * 60
+    notify_after_attempts: Annotated[int, Field(ge=1)] = 3
+    # Under a performance alarm the old data describe a world that is gone: production rows then
+    # carry this share of the training weight.
+    alarm_production_share: Annotated[float, Field(gt=0, le=1)] = 0.9
+    # Under a performance alarm a candidate may lose on the original test set what the champion
+    # lost on recent traffic plus this margin; more is a collapse.
+    max_original_test_drop: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
 class ModelSpec(_Strict):
@@ -219,6 +237,9 @@ class ModelSpec(_Strict):
         unknown = [a for a in self.sensitive_attributes if a not in names]
         if unknown:
             raise ValueError(f"sensitive_attributes not among features: {', '.join(unknown)}")
+        weighted = sorted(set(self.monitoring.feature_weights) - set(names))
+        if weighted:
+            raise ValueError(f"monitoring.feature_weights names unknown features: {', '.join(weighted)}")
         return self
 
     @property

@@ -28,6 +28,7 @@ from mlops.canonical import FALSE, TRUE, canonical_boolean, canonical_category
 from mlops.errors import DataError, SpecError
 from mlops.evaluation import classification_metrics, group_metrics
 from mlops.monitoring.estimation import fit_performance_reference
+from mlops.monitoring.significance import reference_metric
 from mlops.profile import (
     FINE_BINS,
     MISSING_CATEGORY,
@@ -397,6 +398,12 @@ def train_model(
         seen_categories=seen,
         # Calibration for label-free estimation is fitted on the held-out rows, never the training ones.
         estimation=fit_performance_reference(y_test, scores, seed=spec.split.seed),
+        reference_metric=reference_metric(
+            y_test,
+            scores,
+            spec.primary_metric.value,
+            source="held-out split of the training data" if test_data is None else "given test rows",
+        ),
     )
     estimator = pipeline.named_steps["estimator"]
     params = {

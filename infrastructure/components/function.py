@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -141,16 +142,20 @@ class MlopsFunction(Construct):
         )
         return self.failures
 
-    def rule_target(self, max_event_age: Duration) -> targets.LambdaFunction:
-        """An EventBridge target for this function. EventBridge retries only the delivery (the
-        asynchronous Invoke call), which cannot start a run twice, and dead-letters what it
-        could not deliver to the function's failure queue."""
+    def rule_target(
+        self, max_event_age: Duration, event: events.RuleTargetInput | None = None
+    ) -> targets.LambdaFunction:
+        """An EventBridge target for this function (with `event` as its input instead of the rule's
+        event, when given). EventBridge retries only the delivery (the asynchronous Invoke call),
+        which cannot start a run twice, and dead-letters what it could not deliver to the
+        function's failure queue."""
         assert self.failures is not None, "run_asynchronously() first"
         return targets.LambdaFunction(
             self.function,
             dead_letter_queue=self.failures,
             retry_attempts=DELIVERY_RETRIES,
             max_event_age=max_event_age,
+            event=event,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -10,7 +10,16 @@ from constructs import Construct
 from mlops.alarms import alarm_specs
 from mlops.bundle import datasets_prefix, model_prefix, retraining_snapshots_prefix
 from mlops.logstore import FEEDBACK_PREFIX, GATES_PREFIX, PREDICTIONS_PREFIX
-from mlops.resources import ALARM_TOPIC, ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
+from mlops.resources import (
+    ALARM_TOPIC,
+    ARTIFACT_BUCKET,
+    LOG_BUCKET,
+    REGISTRY_TABLE,
+    REPORT_BUCKET,
+    RETRAIN_REQUEST_SOURCE,
+    RETRAIN_RETRY_DETAIL_TYPE,
+    RETRAINING_ALARMS_ENV,
+)
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.notifications import Notifications
@@ -44,6 +53,7 @@ class Training(Construct):
         notifications: Notifications,
     ) -> None:
         super().__init__(scope, construct_id)
+        names = retraining_alarm_names(config)
         self.retrain = stage_function(
             self,
             "Retrain",
@@ -56,6 +66,7 @@ class Training(Construct):
                 LOG_BUCKET.env_var: storage.logs.bucket_name,
                 REPORT_BUCKET.env_var: storage.reports.bucket_name,
                 ALARM_TOPIC.env_var: notifications.topic.topic_arn,
+                RETRAINING_ALARMS_ENV: ",".join(names),
             },
         )
         role = self.retrain.role
@@ -75,6 +86,24 @@ class Training(Construct):
             iam.PolicyStatement(actions=["sns:Publish"], resources=[notifications.topic.topic_arn])
         )
         notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+        if names:
+            # The retry tick reads whether a retraining alarm is still in ALARM (a missed event or a
+            # promoted version that is no better must not stall retraining): these alarms only.
+            stack = Stack.of(self)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[
+                        stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=name,
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                        for name in names
+                    ],
+                )
+            )
 
         # No retries by Lambda: a failed run is recorded and releases its lock, and the reasons runs
         # fail (data, gate inputs, a missing grant) are not fixed by running again. The event goes
@@ -88,17 +117,42 @@ class Training(Construct):
             schedule=events.Schedule.expression(config.spec.retraining.schedule),
             targets=[target],
         )
-        names = retraining_alarm_names(config)
         self.on_alarm = None
+        self.retry = None
         if names:
+            # ALARM opens the retraining condition and starts a run; OK closes it.
             self.on_alarm = events.Rule(
                 self,
                 "OnAlarm",
-                description=f"Retrain {config.model_name} when a model-quality alarm fires",
+                description=f"Retrain {config.model_name} when a model-quality alarm fires (and stop on OK)",
                 event_pattern=events.EventPattern(
                     source=["aws.cloudwatch"],
                     detail_type=[ALARM_STATE_CHANGE],
-                    detail={"alarmName": names, "state": {"value": ["ALARM"]}},
+                    detail={"alarmName": names, "state": {"value": ["ALARM", "OK"]}},
                 ),
                 targets=[target],
+            )
+            # The retry tick, at the monitor's cadence: attempts again while retraining is wanted
+            # (a rejected candidate or a skipped run is not the end of it).
+            self.retry = events.Rule(
+                self,
+                "RetrySchedule",
+                description=f"Retry retraining of {config.model_name} while a retraining alarm holds",
+                schedule=events.Schedule.expression(config.spec.monitoring.schedule),
+                targets=[
+                    self.retrain.rule_target(
+                        Duration.hours(1),
+                        events.RuleTargetInput.from_object(
+                            {
+                                "version": "0",
+                                "id": events.EventField.event_id,
+                                "detail-type": RETRAIN_RETRY_DETAIL_TYPE,
+                                "source": RETRAIN_REQUEST_SOURCE,
+                                "time": events.EventField.time,
+                                "resources": [],
+                                "detail": {},
+                            }
+                        ),
+                    )
+                ],
             )

@@ -146,7 +146,7 @@ def test_every_rule_target_retries_delivery_dead_letters_and_is_alarmed(synth: S
         synth.ref(stack.training.retrain.function): synth.ref(stack.training.failures),
     }
     rules = synth.of_type("AWS::Events::Rule")
-    assert len(rules) == 3  # monitor schedule, retrain schedule, retrain on alarm
+    assert len(rules) == 4  # monitor schedule, retrain schedule, retrain on alarm, retraining retry tick
     for logical, rule in rules.items():
         for target in rule["Properties"]["Targets"]:
             function = target["Arn"]["Fn::GetAtt"][0]

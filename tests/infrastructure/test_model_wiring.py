@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
 from mlops.logstore import UNIQUE_PREDICTIONS_SQL
+from mlops.resources import RETRAIN_REQUEST_SOURCE, RETRAIN_RETRY_DETAIL_TYPE, RETRAINING_ALARMS_ENV
 from mlops.spec import FeatureKind
 
 from infrastructure.components.environment import required_and_optional
@@ -64,7 +65,10 @@ def assert_schedules_match_spec(synth: Synthesised) -> None:
     monitor = rule_targeting(synth, synth.stack.monitoring.monitor.function, "ScheduleExpression")
     retrain = rule_targeting(synth, synth.stack.training.retrain.function, "ScheduleExpression")
     assert [r["ScheduleExpression"] for r in monitor] == [spec.monitoring.schedule]
-    assert [r["ScheduleExpression"] for r in retrain] == [spec.retraining.schedule]
+    # The retraining schedule, and the retry tick at the monitor's cadence.
+    assert sorted(r["ScheduleExpression"] for r in retrain) == sorted(
+        [spec.retraining.schedule, spec.monitoring.schedule]
+    )
 
 
 def assert_retrain_rule_matches_retraining_alarms(synth: Synthesised) -> None:
@@ -79,7 +83,7 @@ def assert_retrain_rule_matches_retraining_alarms(synth: Synthesised) -> None:
     assert rules[0]["EventPattern"] == {
         "source": ["aws.cloudwatch"],
         "detail-type": ["CloudWatch Alarm State Change"],
-        "detail": {"alarmName": expected, "state": {"value": ["ALARM"]}},
+        "detail": {"alarmName": expected, "state": {"value": ["ALARM", "OK"]}},
     }
     # Every name in the pattern is an alarm of this stack (a rename on one side would break retraining).
     assert set(expected) <= set(alarms_by_name(synth))
@@ -263,3 +267,33 @@ def test_athena_reads_each_prediction_once_through_the_unique_view(synth: Synthe
     assert sorted(c["name"] for c in definition["columns"]) == sorted(table_columns)
     features = next(c["type"] for c in definition["columns"] if c["name"] == "features")
     assert all(f.name in features for f in synth.stack.config.spec.features)
+
+
+def test_retry_tick_sends_the_retry_event_and_the_function_reads_only_the_retraining_alarms(
+    synth: Synthesised,
+) -> None:
+    # Given the retraining alarms of the stage
+    config = synth.stack.config
+    specs = alarm_specs(config.spec)
+    names = [a.alarm_name(config.prefix, config.model_name) for a in specs if a.triggers_retraining]
+    # When the retry schedule fires, the retrain function gets the retry event (not a bare schedule)
+    retrain = rule_targeting(synth, synth.stack.training.retrain.function, "ScheduleExpression")
+    retry = [r for r in retrain if r["ScheduleExpression"] == config.spec.monitoring.schedule]
+    assert len(retry) == 1
+    template = retry[0]["Targets"][0]["InputTransformer"]["InputTemplate"]
+    assert RETRAIN_RETRY_DETAIL_TYPE in template and RETRAIN_REQUEST_SOURCE in template
+    # Then the function knows the alarms and may describe exactly those, nothing else
+    env = synth.resources[synth.ref(synth.stack.training.retrain.function)]["Properties"]["Environment"][
+        "Variables"
+    ]
+    assert env[RETRAINING_ALARMS_ENV] == ",".join(names)
+    statements = [
+        s
+        for p in synth.of_type("AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "cloudwatch:DescribeAlarms"
+    ]
+    assert len(statements) == 1
+    resources = json.dumps(statements[0]["Resource"])
+    assert '"*"' not in resources
+    assert all(f":alarm:{name}" in resources for name in names)

@@ -189,3 +189,20 @@ def test_retrain_exit_status_tells_rejected_and_skipped_apart(aws_stack, champio
     # When asked again inside the cooldown, nothing runs: a distinct status, so a script waits.
     code, out, _ = run(capsys, "retrain", "--reason", "again")
     assert json.loads(out)["outcome"] == "skipped" and code == 3
+
+
+def test_a_person_pauses_and_resumes_retraining_through_the_cli(aws_stack, capsys):
+    # Given no retraining condition yet
+    code, out, _ = run(capsys, "retrain", "--status")
+    assert code == 0 and json.loads(out) == {"state": "none"}
+    # When a person pauses it, the pause is stored with who and why
+    code, out, _ = run(capsys, "retrain", "--pause", "--reason", "feature pipeline under repair")
+    paused = json.loads(out)
+    assert code == 0 and paused["paused"] is True
+    assert paused["paused_reason"] == "feature pipeline under repair" and paused["paused_by"].startswith(
+        "cli:"
+    )
+    assert json.loads(run(capsys, "retrain", "--status")[1])["paused"] is True
+    # Then resuming clears it
+    code, out, _ = run(capsys, "retrain", "--resume")
+    assert code == 0 and json.loads(out)["paused"] is False and json.loads(out)["paused_by"] is None

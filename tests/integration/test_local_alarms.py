@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
+from mlops.alarms import DIM_MODEL, DIM_VERSION, NAMESPACE, alarm_specs
 from mlops.local.alarms import AlarmEvaluator, AlarmState
 
 
@@ -109,3 +109,39 @@ def test_labels_drying_up_for_a_whole_window_alarms_and_silence_counts_as_dry(aw
     # No LabelCount at all (no report for the champion) for a whole window is just as dry.
     silent = evaluator.evaluate_all(start + timedelta(hours=2 * window + 2))
     assert [t.new for t in silent] == [AlarmState.ALARM]
+
+
+def test_a_retired_versions_figures_do_not_feed_the_champions_alarm(aws_stack, churn_spec):
+    # Given the champion's series (ModelName only) healthy, and a retired v1's per-version series
+    # (ModelName + ModelVersion) far over the threshold, as the monitor publishes them
+    specs = [s for s in alarm_specs(churn_spec) if s.name == "PredictionDrift"]
+    evaluator = AlarmEvaluator(aws_stack.cloudwatch, aws_stack.sns, None, specs, "churn", "local")
+    evaluator.create_alarms()
+    start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    for hour in range(3):
+        ts = start + timedelta(hours=hour, minutes=5)
+        aws_stack.cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": "PredictionDrift",
+                    "Dimensions": [{"Name": DIM_MODEL, "Value": "churn"}],
+                    "Timestamp": ts,
+                    "Value": 0.01,
+                },
+                {
+                    "MetricName": "PredictionDrift",
+                    "Dimensions": [
+                        {"Name": DIM_MODEL, "Value": "churn"},
+                        {"Name": DIM_VERSION, "Value": "1"},
+                    ],
+                    "Timestamp": ts,
+                    "Value": 0.9,
+                },
+            ],
+        )
+    # When the alarm is evaluated over those periods
+    changes = evaluator.evaluate_all(start + timedelta(hours=3))
+    # Then it sees exactly the champion's series, as CloudWatch matches dimension sets exactly
+    assert [(t.alarm_name, t.new) for t in changes] == [("local-churn-PredictionDrift", AlarmState.OK)]
+    assert changes[0].values[-2:] == [0.01, 0.01]

@@ -112,3 +112,9 @@ def test_a_failed_run_raises_and_reaches_the_retrain_failures_alarm(
     )["Datapoints"]
     values = [dp[spec.statistic] for dp in stats]
     assert evaluate(spec, values, AlarmState.OK)[0] is AlarmState.ALARM
+
+
+def test_retry_tick_without_a_retraining_condition_runs_nothing(aws_stack, champion, lambda_context):
+    out = _handler().handler(load_event("retrain/retry_due.json"), lambda_context)
+    assert out["outcome"] == "skipped" and out["detail"] == "no retraining wanted"
+    assert aws_stack.registry().runs() == []

@@ -1,4 +1,5 @@
-"""Retrain function: EventBridge schedule, CloudWatch alarm state change, or a retrain request.
+"""Retrain function: EventBridge schedule, CloudWatch alarm state change, a retrain request, or the
+retry tick that keeps retraining going while a retraining condition holds.
 
 Its metrics carry exactly `mlops.alarms.FAILURE_DIMENSIONS` (model name and the Powertools service),
 the dimensions the RetrainFailures and CandidatesRejected alarms watch. A FAILED run raises.
@@ -18,8 +19,16 @@ from mlops.config import RetrainSettings
 from mlops.errors import RetrainFailed
 from mlops.observability import logger, metrics
 from mlops.registry import Registry
-from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
-from mlops.retraining.run import Outcome, RetrainContext, Trigger, TriggerKind, run_retraining
+from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE, RETRAIN_RETRY_DETAIL_TYPE
+from mlops.retraining import persistence
+from mlops.retraining.run import (
+    Outcome,
+    RetrainContext,
+    RetrainResult,
+    Trigger,
+    TriggerKind,
+    run_retraining,
+)
 
 
 @functools.cache
@@ -56,6 +65,23 @@ def trigger_from_event(event: dict[str, Any]) -> Trigger | None:
     return None
 
 
+def alarm_back_to_ok(event: dict[str, Any]) -> str | None:
+    """The name of a retraining alarm whose state changed to OK, or None."""
+    detail = event.get("detail") or {}
+    state_change = event.get("detail-type") == "CloudWatch Alarm State Change"
+    state = (detail.get("state") or {}).get("value")
+    if event.get("source") == "aws.cloudwatch" and state_change and state == "OK":
+        return str(detail.get("alarmName", ""))
+    return None
+
+
+def is_retry_due(event: dict[str, Any]) -> bool:
+    return (
+        event.get("source") == RETRAIN_REQUEST_SOURCE
+        and event.get("detail-type") == RETRAIN_RETRY_DETAIL_TYPE
+    )
+
+
 def context() -> RetrainContext:
     return RetrainContext(
         registry=Registry(aws.client("dynamodb"), settings().registry_table, settings().model_name),
@@ -65,19 +91,41 @@ def context() -> RetrainContext:
         log_bucket=settings().log_bucket,
         report_bucket=settings().report_bucket,
         topic_arn=settings().alarm_topic_arn,
+        cloudwatch=aws.client("cloudwatch"),
+        retraining_alarms=settings().retraining_alarm_names,
     )
+
+
+def dispatch(event: dict[str, Any]) -> RetrainResult | None:
+    """Run what the event asks for; None for events that must not start anything."""
+    if is_retry_due(event):
+        return persistence.resume(context())
+    ok_alarm = alarm_back_to_ok(event)
+    if ok_alarm:
+        return persistence.on_alarm_ok(context(), ok_alarm)
+    trigger = trigger_from_event(event)
+    if trigger is None:
+        return None
+    if trigger.kind is TriggerKind.ALARM:
+        return persistence.on_alarm(context(), trigger)
+    force = bool((event.get("detail") or {}).get("force")) and trigger.kind is TriggerKind.MANUAL
+    ctx = context()
+    result = run_retraining(ctx, trigger, force=force)
+    persistence.note_run(ctx, result)
+    return result
 
 
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
     metrics.add_dimension(DIM_MODEL, settings().model_name)
-    trigger = trigger_from_event(event)
-    if trigger is None:
+    result = dispatch(event)
+    if result is None:
         logger.info("event does not trigger retraining", extra={"detail_type": event.get("detail-type")})
         return {"outcome": Outcome.SKIPPED.value, "detail": "event does not trigger retraining"}
-    force = bool((event.get("detail") or {}).get("force")) and trigger.kind is TriggerKind.MANUAL
-    result = run_retraining(context(), trigger, force=force)
+    if not result.run_id:  # a tick or state change with nothing to run: no run metrics
+        logger.info("nothing to run", extra={"detail": result.detail})
+        return result.as_dict()
     log = logger.error if result.outcome is Outcome.FAILED else logger.info
     log("retraining finished", extra={"outcome": result.outcome.value, "detail": result.detail})
     metrics.add_metric(name=Metric.RETRAIN_RUNS, unit=MetricUnit.Count, value=1)

@@ -172,16 +172,16 @@ class AlarmEvaluator:
         starts = [s for s in period_starts(spec, now) if self.created_at is None or s >= self.created_at]
         if not starts:
             return []
-        out = self.cloudwatch.get_metric_statistics(
-            Namespace=NAMESPACE,
-            MetricName=spec.metric.value,
-            Dimensions=[{"Name": DIM_MODEL, "Value": self.model_name}],
-            StartTime=starts[0],
-            EndTime=starts[-1] + timedelta(seconds=spec.period_s),
-            Period=spec.period_s,
-            Statistics=[spec.statistic],
+        points = exact_series(
+            self.cloudwatch,
+            spec.metric.value,
+            {DIM_MODEL: self.model_name},
+            starts[0],
+            starts[-1] + timedelta(seconds=spec.period_s),
+            spec.period_s,
+            spec.statistic,
         )
-        return bucket_datapoints(out.get("Datapoints", []), spec, starts)
+        return bucket_datapoints(points, spec, starts)
 
     def evaluate_all(self, now: datetime) -> list[Transition]:
         changes = []
@@ -209,6 +209,50 @@ class AlarmEvaluator:
             if self.on_transition:
                 self.on_transition(transition, event)
         return changes
+
+
+def exact_series(
+    cloudwatch: Any,
+    metric_name: str,
+    dimensions: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    period_s: int,
+    statistic: str,
+) -> list[dict[str, Any]]:
+    """Datapoints of the series with exactly these dimensions, as a CloudWatch alarm sees it.
+
+    An alarm on {ModelName} must not see the {ModelName, ModelVersion} series of a retired
+    version: CloudWatch matches dimension sets exactly. GetMetricStatistics in the stand-in
+    matches them as a subset, so the query goes through GetMetricData, which matches exactly,
+    and every answer is checked against the metric it asked for.
+    """
+    query = {
+        "Id": "m1",
+        "MetricStat": {
+            "Metric": {
+                "Namespace": NAMESPACE,
+                "MetricName": metric_name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            },
+            "Period": period_s,
+            "Stat": statistic,
+        },
+        "ReturnData": True,
+    }
+    points: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"MetricDataQueries": [query], "StartTime": start, "EndTime": end}
+    while True:
+        out = cloudwatch.get_metric_data(**kwargs)
+        for result in out.get("MetricDataResults", []):
+            if result.get("Id") != "m1":
+                continue
+            for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=True):
+                points.append({"Timestamp": ts, statistic: float(value)})
+        token = out.get("NextToken")
+        if not token:
+            return points
+        kwargs["NextToken"] = token
 
 
 def bucket_datapoints(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops import aws
 from mlops.alarms import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
+from mlops.local.alarms import exact_series
 from mlops.registry import Registry
 from mlops.spec import ModelSpec
 from mlops.storage import parse_time
@@ -33,20 +34,20 @@ def model_dims(model_name: str) -> list[dict[str, str]]:
 
 
 def metric_series(
-    metric: Metric, dims: list[dict[str, str]], start: datetime, end: datetime
+    metric: Metric, dims: list[dict[str, str]], start: datetime, end: datetime, statistic: str = "Maximum"
 ) -> list[tuple[datetime, float]]:
-    """Hourly maxima of one metric series in [start, end], oldest first, with UTC timestamps."""
-    out = aws.client("cloudwatch").get_metric_statistics(
-        Namespace=NAMESPACE,
-        MetricName=metric.value,
-        Dimensions=dims,
-        StartTime=start,
-        EndTime=end + timedelta(seconds=1),
-        Period=3600,
-        Statistics=["Maximum"],
+    """Hourly values of the series with exactly these dimensions in [start, end], oldest first."""
+    points = exact_series(
+        aws.client("cloudwatch"),
+        metric.value,
+        {d["Name"]: d["Value"] for d in dims},
+        start,
+        end + timedelta(seconds=1),
+        3600,
+        statistic,
     )
-    points = sorted((p["Timestamp"], float(p["Maximum"])) for p in out.get("Datapoints", []))
-    return [(t if t.tzinfo else t.replace(tzinfo=UTC), v) for t, v in points]
+    series = sorted((p["Timestamp"], float(p[statistic])) for p in points)
+    return [(t if t.tzinfo else t.replace(tzinfo=UTC), v) for t, v in series]
 
 
 def feature_drift(model_name: str, version: int, start: datetime, end: datetime) -> list[tuple[str, float]]:
@@ -97,12 +98,23 @@ def write_demo_report(
         f"<h1>The life of <code>{escape(spec.name)}</code>: drift, alarm, retraining, promotion</h1>",
         f"<p class='{'ok' if outcome.ok else 'bad'}'>"
         + (
-            "The whole story happened: the MetricGap alarm fired, a retrained version was promoted and "
-            "serves, and the gap is back under its threshold."
-            if outcome.ok
-            else "Not every step happened: " + escape("; ".join(outcome.failures))
+            (
+                "A quiet run, and the loop kept quiet: no performance alarm, nothing retrained."
+                if outcome.ok
+                else ""
+            )
+            if outcome.quiet_expected
+            else (
+                "The whole story happened: a performance alarm fired, a retrained version was promoted "
+                "and serves within reach of a refit on ample new traffic."
+                if outcome.ok
+                else ""
+            )
         )
+        + ("" if outcome.ok else "Not every step happened: " + escape("; ".join(outcome.failures)))
         + "</p>",
+        "<h2>Recovery, judged against an oracle</h2>",
+        _recovery_table(outcome),
         "<h2>Production vs test-set performance</h2>",
         line_chart(
             [("MetricGap (test - production)", gap), ("EstimatedMetricGap (no labels)", estimated)],
@@ -137,6 +149,25 @@ def write_demo_report(
     ]
     path.write_text("".join(parts), encoding="utf-8")
     return path
+
+
+def _recovery_table(outcome: Outcome) -> str:
+    rec = outcome.recovery
+    if rec is None:
+        return "<p>No champion to judge.</p>"
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    rows = [
+        ("production, mean before the shift (monitor windows)", fmt(rec.pre_shift)),
+        ("production, last monitor window", fmt(rec.final_production)),
+        ("champion on 20,000 fresh rows of the final world", fmt(rec.champion_fresh)),
+        ("oracle: refit offline on 30,000 rows of the final world, same fresh rows", fmt(rec.oracle)),
+        ("distance from the oracle", fmt(rec.oracle_gap)),
+    ]
+    body = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in rows)
+    return f"<table><tr><th>{escape(rec.metric)}</th><th>value</th></tr>{body}</table>"
 
 
 def _history_table(history: list[Any]) -> str:

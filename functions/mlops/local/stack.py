@@ -26,7 +26,13 @@ from mlops.local.alarms import AlarmEvaluator, Transition
 from mlops.local.gateway import LocalGateway
 from mlops.local.invoke import LocalLambdas
 from mlops.provision import create_resources
-from mlops.resources import PREDICTION_QUEUE, REPORT_BUCKET
+from mlops.resources import (
+    PREDICTION_QUEUE,
+    REPORT_BUCKET,
+    RETRAIN_REQUEST_SOURCE,
+    RETRAIN_RETRY_DETAIL_TYPE,
+    RETRAINING_ALARMS_ENV,
+)
 from mlops.spec import ModelSpec
 
 REGION = "us-east-1"
@@ -65,6 +71,20 @@ def scheduled_event(rule: str, at: datetime) -> dict[str, Any]:
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION,
         "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def retry_due_event(at: datetime) -> dict[str, Any]:
+    """The input the retry-tick schedule gives the retrain function."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0",
+        "id": f"retry-{stamp}",
+        "detail-type": RETRAIN_RETRY_DETAIL_TYPE,
+        "source": RETRAIN_REQUEST_SOURCE,
+        "time": stamp,
+        "resources": [],
         "detail": {},
     }
 
@@ -174,6 +194,9 @@ class LocalStack:
         aws.reset_clients()
         clients = {s: aws.client(s) for s in SERVICES}
         self.env = create_resources(clients, self.prefix, self.spec.name)
+        self.env[RETRAINING_ALARMS_ENV] = ",".join(
+            a.alarm_name(self.prefix, self.spec.name) for a in alarm_specs(self.spec) if a.triggers_retraining
+        )
         os.environ.update(self.env)
         queue_url = self.env[PREDICTION_QUEUE.env_var]
         self._queue_arn = clients["sqs"].get_queue_attributes(
@@ -320,6 +343,10 @@ class LocalStack:
         self.on_event("retrain", out)
         return out
 
+    def retry_tick(self, at: datetime | None = None) -> dict[str, Any]:
+        """The retry schedule: the retrain function attempts again if a retraining condition holds."""
+        return self.run_retrain(retry_due_event(at or clock.now()))
+
     def _dispatch_retrain(self, event: dict[str, Any]) -> str:
         threading.Thread(target=self.run_retrain, args=(event,), name="retrain-request", daemon=True).start()
         return str(event["id"])
@@ -330,8 +357,9 @@ class LocalStack:
             "alarm",
             {"name": transition.alarm_name, "state": transition.new.value, "reason": transition.reason},
         )
-        if transition.spec.triggers_retraining and transition.new.value == "ALARM":
-            # EventBridge rule: alarm state change to ALARM of a retraining alarm -> retrain function.
+        if transition.spec.triggers_retraining and transition.new.value in ("ALARM", "OK"):
+            # EventBridge rule: a retraining alarm's change to ALARM (start) or OK (the condition
+            # that keeps retraining going ends) -> retrain function.
             self.run_retrain(event)
 
     def _schedule_loop(self, factor: float) -> None:
@@ -345,6 +373,7 @@ class LocalStack:
                 if now >= next_monitor:
                     self.drain_queue()
                     self.run_monitor(now)
+                    self.retry_tick(now)
                     next_monitor = now + monitor_every
                 if now >= next_retrain:
                     self.run_retrain(scheduled_event(f"{self.prefix}-retrain-schedule", now))

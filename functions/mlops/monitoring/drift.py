@@ -429,6 +429,28 @@ class DatasetDrift(BaseModel):
     drift_share: float | None
     dataset_drift: bool | None
     threshold: float
+    # The per-feature rule: the largest weighted PSI among features judged drifted (0 when none).
+    largest_drift: float | None = None
+    largest_drift_feature: str | None = None
+
+
+def largest_feature_drift(
+    features: Sequence[FeatureDrift], weights: Mapping[str, float] | None = None
+) -> tuple[float | None, str | None]:
+    """The largest PSI x weight among drifted features: 0 when none drifted, None when none was tested.
+
+    Only features whose drift is both significant (after Holm) and material count, so one
+    feature that moved far is seen even when the drifted share stays under `drift_share`.
+    """
+    if not any(f.tested for f in features):
+        return None, None
+    best, name = 0.0, None
+    for f in features:
+        if f.drifted and f.psi is not None:
+            score = f.psi * (weights or {}).get(f.feature, 1.0)
+            if score > best:
+                best, name = score, f.feature
+    return best, name
 
 
 def dataset_drift(
@@ -436,6 +458,7 @@ def dataset_drift(
     current: DatasetProfile,
     policy: DriftPolicy,
     seen_categories: Mapping[str, Sequence[str]] | None = None,
+    feature_weights: Mapping[str, float] | None = None,
 ) -> DatasetDrift:
     """Every feature's drift and the dataset decision: drifted share >= policy.drift_share."""
     seen = seen_categories or {}
@@ -448,6 +471,7 @@ def dataset_drift(
     tested = sum(f.tested for f in decided)
     drifted = sum(f.drifted for f in decided)
     share = drifted / tested if tested else None
+    largest, largest_feature = largest_feature_drift(decided, feature_weights)
     return DatasetDrift(
         features=decided,
         tested=tested,
@@ -455,6 +479,8 @@ def dataset_drift(
         drift_share=share,
         dataset_drift=None if share is None else share >= policy.drift_share,
         threshold=policy.drift_share,
+        largest_drift=largest,
+        largest_drift_feature=largest_feature,
     )
 
 

@@ -54,9 +54,13 @@ def report_figures(report: VersionReport) -> list[tuple[Metric, float, dict[str,
     if report.drift is not None and report.drift.drift_share is not None:
         figures.append((Metric.DRIFT_SHARE, report.drift.drift_share, {}))
         figures.append((Metric.DATASET_DRIFT, 1.0 if report.drift.dataset_drift else 0.0, {}))
+        figures.append((Metric.FEATURE_DRIFT_MAX, report.drift.largest_drift, {}))
         for f in report.drift.features:
             if f.tested and f.psi is not None:
                 figures.append((Metric.FEATURE_DRIFT, f.psi, {DIM_FEATURE: f.feature}))
+    sig = report.significance
+    if sig is not None and sig.published:
+        figures.append((Metric.METRIC_GAP_Z, sig.z, {}))
     return [(m, float(v), d) for m, v, d in figures if v is not None]
 
 

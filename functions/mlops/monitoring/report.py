@@ -20,6 +20,7 @@ from mlops.monitoring.performance import (
     PerformanceEstimate,
     ProductionPerformance,
 )
+from mlops.monitoring.significance import GapSignificance
 from mlops.storage import parse_time
 from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, format_time, nice_ticks, text_width, tick_label
 
@@ -75,6 +76,7 @@ class VersionReport(BaseModel):
     # The test-set value of every metric, for the production-versus-test-set table.
     test_metrics: dict[str, float | None] = Field(default_factory=dict)
     report_key: str | None = None
+    significance: GapSignificance | None = None
 
     def summary(self) -> dict[str, Any]:
         """The latest production figures of a version (what GET /model shows)."""
@@ -102,6 +104,8 @@ class VersionReport(BaseModel):
             "drift_share": self.drift.drift_share if self.drift else None,
             "dataset_drift": self.drift.dataset_drift if self.drift else None,
             "drifted_features": [f.feature for f in self.drift.features if f.drifted] if self.drift else [],
+            "largest_feature_drift": self.drift.largest_drift if self.drift else None,
+            "metric_gap_z": self.significance.z if self.significance else None,
             "prediction_drift": self.prediction_drift.psi if self.prediction_drift else None,
             "fairness_gap": self.fairness.gap if self.fairness else None,
             "alarms_breached": [a.alarm for a in self.alarms if a.breached],

@@ -38,6 +38,7 @@ from mlops.monitoring.performance import (
 )
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
+from mlops.monitoring.significance import gap_significance
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
 from mlops.observability import logger
 from mlops.profile import ReferenceProfile, read_reference_profile
@@ -140,7 +141,9 @@ def evaluate(
     p, y, groups = acc.labelled.arrays()
     # An empty window has no distribution to compare: "no data", not a statistic of nothing.
     drift = (
-        dataset_drift(ref.features, acc.dataset_profile(), policy, ref.seen_categories) if acc.rows else None
+        dataset_drift(ref.features, acc.dataset_profile(), policy, ref.seen_categories, mon.feature_weights)
+        if acc.rows
+        else None
     )
     pred_drift = prediction_drift(ref.scores, acc.score_histogram(), policy)
     perf = production_performance(y, p, primary, ref.test_metrics, mon.min_labels, bootstrap_resamples)
@@ -154,6 +157,7 @@ def evaluate(
     )
     concept = concept_shift_check(y, p, perf, ref.estimation)
     fair = fairness(acc.selection, groups, y, p) if spec.sensitive_attributes else None
+    significance = gap_significance(y, p, primary, ref.reference_metric, mon.significance_min_labels)
     labels = LabelStats(
         label_count=int(y.size),
         label_coverage=y.size / acc.rows if acc.rows else None,
@@ -179,6 +183,7 @@ def evaluate(
         fairness=fair,
         alarms=[],
         test_metrics=dict(ref.test_metrics),
+        significance=significance,
     )
     return report.model_copy(update={"alarms": alarm_checks(report, spec)})
 

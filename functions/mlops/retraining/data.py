@@ -10,7 +10,8 @@ The mix (documented in the README):
   candidate's recorded test metrics), the rest join the training rows.
 - Production training rows are weighted so that together they carry
   `retraining.max_production_share` of the total weight (recency over volume: a few
-  thousand fresh labels can move a model trained on a large, older data set).
+  thousand fresh labels can move a model trained on a large, older data set), or
+  `retraining.alarm_production_share` when a performance alarm asked for the run.
 """
 
 from __future__ import annotations
@@ -81,7 +82,11 @@ def _in_target_values(production: pd.DataFrame, original: pd.DataFrame, spec: Mo
     )
 
 
-def build_training_set(original: pd.DataFrame, production: pd.DataFrame, spec: ModelSpec) -> TrainingSet:
+def build_training_set(
+    original: pd.DataFrame, production: pd.DataFrame, spec: ModelSpec, performance: bool = False
+) -> TrainingSet:
+    """The mix; under a performance alarm production rows carry `alarm_production_share` of the
+    weight, since the old data then describe a world the model no longer serves."""
     y = labels(original, spec)
     production = _in_target_values(production, original, spec)
     orig_train, orig_test = train_test_split(
@@ -94,7 +99,7 @@ def build_training_set(original: pd.DataFrame, production: pd.DataFrame, spec: M
     keep = [c for c in original.columns if c != TIMESTAMP]
     prod_train_rows = prod_train[[c for c in keep if c in prod_train.columns]]
     data = pd.concat([orig_train[keep], prod_train_rows], ignore_index=True)
-    share = spec.retraining.max_production_share
+    share = spec.retraining.alarm_production_share if performance else spec.retraining.max_production_share
     weights = np.ones(len(data))
     prod_weight = 1.0
     if len(prod_train) and share < 1.0:

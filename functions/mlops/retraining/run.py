@@ -49,6 +49,7 @@ class TriggerKind(StrEnum):
     SCHEDULE = "schedule"
     ALARM = "alarm"
     MANUAL = "manual"
+    RETRY = "retry"  # a later attempt while a retraining condition holds
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,19 @@ class Trigger:
     actor: str = "system"
     alarm_name: str | None = None
     at: str | None = None
+    attempt: int | None = None
 
     @property
     def performance(self) -> bool:
-        """Only alarms whose spec triggers retraining reach here; they are about performance."""
-        return self.kind is TriggerKind.ALARM
+        """Only alarms whose spec triggers retraining reach here; they are about performance, and
+        so are the retries of the condition they opened."""
+        return self.kind in (TriggerKind.ALARM, TriggerKind.RETRY)
 
     def describe(self) -> str:
         if self.kind is TriggerKind.ALARM:
             return f"retrained after alarm {self.alarm_name} at {self.at}"
+        if self.kind is TriggerKind.RETRY:
+            return f"retrained (attempt {self.attempt}): {self.reason}"
         return f"retrained ({self.kind.value}): {self.reason}"
 
 
@@ -131,6 +136,9 @@ class RetrainContext:
     topic_arn: str | None = None
     engine: TrainingEngine = field(default_factory=InProcessEngine)
     clock: Callable[[], datetime] | None = None
+    # Where the retraining alarms' state is read (None: only their events are known).
+    cloudwatch: Any = None
+    retraining_alarms: tuple[str, ...] = ()
 
     def now(self) -> datetime:
         return (self.clock or self.registry.clock)()
@@ -168,6 +176,7 @@ def run_retraining(ctx: RetrainContext, trigger: Trigger, *, force: bool = False
         "started_at": iso(started),
         "trigger": trigger.kind.value,
         "reason": trigger.reason,
+        "attempt": trigger.attempt,
     }
     try:
         spec_cooldown = _cooldown(ctx)
@@ -206,6 +215,14 @@ def run_retraining(ctx: RetrainContext, trigger: Trigger, *, force: bool = False
     return result
 
 
+def champion_spec(ctx: RetrainContext) -> ModelSpec | None:
+    """The champion's spec only (no model bytes), or None without a champion."""
+    try:
+        return _spec_of(ctx, _champion_record(ctx))
+    except NotFoundError:
+        return None
+
+
 def _cooldown(ctx: RetrainContext) -> timedelta:
     # Only the spec: the model and metadata are read once the lock is held.
     try:
@@ -221,7 +238,7 @@ def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainRe
     original = load_training_data(ctx.s3, TrainingData(**meta["original_data"]))
     window_start = now - timedelta(days=spec.retraining.production_window_days)
     production = labelled_production_rows(ctx.s3, ctx.log_bucket, spec, window_start, now)
-    training_set = build_training_set(original, production, spec)
+    training_set = build_training_set(original, production, spec, performance=trigger.performance)
 
     snapshot_frame = training_set.data.assign(**{WEIGHT_COLUMN: training_set.weights})
     snapshot = snapshot_training_data(ctx.s3, ctx.artifact_bucket, spec.name, snapshot_frame, retraining=True)
