@@ -4,7 +4,7 @@ told after repeated failures, a pause, OK and a settled champion's alarm (on mot
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from mlops.datagen import generate_churn
@@ -15,19 +15,11 @@ from mlops.retraining.persistence import ConditionState, load_condition, set_pau
 from mlops.retraining.run import Outcome, RetrainContext, Trigger, TriggerKind
 
 from tests.conftest import register_and_promote
+from tests.integration.test_retraining import NOW, Clock
 from tests.traffic import log_traffic
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ALARM_NAME = "test-churn-MetricGap"
 ALARM = Trigger(TriggerKind.ALARM, "gap above 0.05", alarm_name="MetricGap", at="2026-11-20T12:00:00Z")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
