@@ -44,12 +44,9 @@ class ServingModel:
     # (feature, categories seen in training) for every categorical feature that lists them.
     known_categories: tuple[tuple[str, frozenset[str]], ...]
 
-    def unseen_categories(self, row: dict[str, Any]) -> list[str]:
-        """Features of `row` whose category the model never saw in training (served, but flagged)."""
-        return [name for name, known in self.known_categories if (v := row[name]) and v not in known]
-
     def unseen_categories_by_row(self, columns: Mapping[str, Sequence[Any]], n: int) -> list[list[str]]:
-        """`unseen_categories` of every row, from the request's columns: per row only where one is unseen."""
+        """Per row, the features whose category the model never saw in training (served, but
+        flagged), from the request's columns."""
         unseen: list[list[str]] = [[] for _ in range(n)]
         for name, known in self.known_categories:
             column = columns[name]
