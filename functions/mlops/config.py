@@ -3,24 +3,54 @@
 Variable names come from `mlops.resources`, so the CDK stack, the local runtime and
 the functions cannot disagree. Logic below the handlers takes plain arguments. Each class
 is built on first use: a function reads one of them, and building the others cost its cold start.
+
+The classes are plain pydantic models that read each field from the variable its alias names
+(`EnvironmentSettings`): what the functions need of a settings library is exactly that, and
+importing pydantic-settings (its dotenv, CLI and cloud secret sources, asyncio) cost the predict
+function's cold start more than validating its settings does.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlops import resources as r
 from mlops.serving.log_queue import SEND_CALL_SECONDS
+
+
+class EnvironmentSettings(BaseModel):
+    """Settings read from the environment: each field from the variable named by its alias.
+
+    Values passed to the constructor (by alias or by field name) take precedence over the
+    environment; strings are converted and validated like any pydantic input ("30" -> 30.0).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_environment(cls, data: Any) -> Any:
+        given = dict(data) if isinstance(data, dict) else {}
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            if not isinstance(alias, str) or name in given or alias in given:
+                continue
+            if alias in os.environ:
+                values[alias] = os.environ[alias]
+        values.update(given)
+        return values
+
 
 # Request size bounds a deployment may change through the environment; the API document states these.
 DEFAULT_MAX_BATCH_ROWS = 1000
 DEFAULT_MAX_FEEDBACK_ITEMS = 1000
 
 
-class _Base(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
-
+class _Base(EnvironmentSettings):
     model_name: str = Field(validation_alias=r.MODEL_NAME_ENV)
     registry_table: str = Field(validation_alias=r.REGISTRY_TABLE.env_var)
     artifact_bucket: str = Field(validation_alias=r.ARTIFACT_BUCKET.env_var)
@@ -40,9 +70,7 @@ class ServingSettings(_Base):
     )
 
 
-class FeedbackSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
-
+class FeedbackSettings(EnvironmentSettings):
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     feedback_table: str = Field(validation_alias=r.FEEDBACK_TABLE.env_var)
     max_batch_items: int = Field(
@@ -50,9 +78,7 @@ class FeedbackSettings(BaseSettings):
     )
 
 
-class LogWriterSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
-
+class LogWriterSettings(EnvironmentSettings):
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
 
 

@@ -21,6 +21,10 @@ def load_session(onnx_bytes: bytes) -> ort.InferenceSession:
     # One thread: a Lambda request gets a fraction of a vCPU, and thread pools cost cold start.
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    # Basic rewrites (constant folding, redundant nodes) only: the extended and layout passes fuse
+    # attention and convolution blocks, which a scikit-learn export has none of. Measured on the
+    # demo model: the same inference time, and the session builds in about half the time.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     try:
         return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mlops import config as settings
+from mlops.config import EnvironmentSettings
 from mlops.observability import SERVICE
 from mlops.resources import (
     METRICS_NAMESPACE,
     MODEL_NAME_ENV,
 )
-from pydantic_settings import BaseSettings
 
 # Which settings class each function validates at cold start.
-SETTINGS: dict[str, type[BaseSettings] | tuple[str, ...]] = {
+SETTINGS: dict[str, type[EnvironmentSettings] | tuple[str, ...]] = {
     "Predict": settings.ServingSettings,
     "Feedback": settings.FeedbackSettings,
     "LogWriter": settings.LogWriterSettings,

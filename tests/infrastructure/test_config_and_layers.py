@@ -69,7 +69,7 @@ def test_layer_requirements_are_pinned(layer: Layer) -> None:
 
 def test_serving_layer_carries_onnxruntime_never_sklearn_scipy_or_pandas() -> None:
     names = {r.split("==")[0].lower() for r in requirements(Layer.SERVING)}
-    assert {"onnxruntime", "numpy", "aws-lambda-powertools", "pydantic", "pydantic-settings"} <= names
+    assert {"onnxruntime", "numpy", "aws-lambda-powertools", "pydantic"} <= names
     assert not names & {"scikit-learn", "sklearn", "scipy", "pandas", "skl2onnx"}
 
 

@@ -58,9 +58,8 @@ def predict(
     received = now()
     request = read_request(payload, model.validator, max_rows, received, model.registered_at, model.version)
     rows = request.rows
-    model.validator.canonicalize(rows)
-    # One list per feature, read once: the encoder and the unseen-category flags both use them.
-    columns = {f.name: [row[f.name] for row in rows] for f in model.schema.features}
+    # One canonical list per feature: the encoder and the unseen-category flags both use them.
+    columns = request.columns
     feeds = encode_columns(columns, model.schema, model.numeric_dtype)
     probabilities = predict_proba_onnx(model.session, feeds).tolist()
     ids = request.ids if request.ids is not None else new_ids(len(rows))

@@ -21,9 +21,12 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
-from mlops.canonical import BOOLEAN_SPELLINGS, canonical_boolean
+import numpy as np
+
+from mlops.canonical import BOOLEAN_SPELLINGS, canonical_boolean, canonical_category
 from mlops.errors import ValidationFailed
 from mlops.schema import FeatureSchema, RowCanonicalizer
 from mlops.spec import FeatureKind
@@ -44,6 +47,13 @@ _SINGLE_KEYS = ("features", "id", "event_time")
 # Bounds used when a feature declares none: every finite float passes, NaN and +-inf never do.
 _LOWEST = -sys.float_info.max
 _HIGHEST = sys.float_info.max
+# From this many rows a request is checked and canonicalized column by column (`canonical_columns`);
+# below it the row loop is as fast and builds nothing.
+COLUMNWISE_MIN_ROWS = 8
+# Integers from 2**53 on may round when converted to a float, which could move one onto a bound.
+_EXACT_FLOAT_INTEGERS = 2.0**53
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+_INVALID = object()
 
 Problem = dict[str, Any]
 
@@ -183,6 +193,86 @@ class RowValidator:
                     return False
         return True
 
+    def canonical_columns(self, rows: list[Any]) -> dict[str, list[Any]] | None:
+        """The canonical value columns of `rows` if every row is valid, else None (nothing changed).
+
+        The batch form of `_all_valid` followed by `canonicalize`, with the same outcome: each
+        column is checked with a few whole-column operations and each distinct category or
+        boolean spelling is checked and canonicalized once. Canonical values that differ from
+        what was sent are written back into the rows, which are logged as the model saw them.
+        """
+        names = self._name_set
+        for row in rows:
+            if type(row) is not dict or row.keys() != names:
+                return None
+        if not rows:
+            return {name: [] for name in self.names}
+        values = zip(*map(itemgetter(*self.names), rows), strict=True) if len(self.names) > 1 else None
+        if values is None:
+            columns = {self.names[0]: [row[self.names[0]] for row in rows]}
+        else:
+            columns = {name: list(column) for name, column in zip(self.names, values, strict=True)}
+        for name, lo, hi in self._numeric:
+            if not self._numeric_column_valid(columns[name], lo, hi):
+                return None
+        rewritten: dict[str, list[Any]] = {}
+        for names_of_kind, canonical, equal_numbers_alike in (
+            (self._categorical, self._canonical_category, False),
+            (self._boolean, _canonical_boolean_or_invalid, True),
+        ):
+            for name in names_of_kind:
+                column = columns[name]
+                mapped = _map_distinct(column, canonical, equal_numbers_alike)
+                if mapped is None:
+                    return None
+                if mapped is not column:
+                    rewritten[name] = mapped
+        # Only now, when the whole request is known to be valid, are the rows touched.
+        for name, column in rewritten.items():
+            sent = columns[name]
+            for row, value, before in zip(rows, column, sent, strict=True):
+                if value is not before:
+                    row[name] = value
+            columns[name] = column
+        return columns
+
+    def _numeric_column_valid(self, column: list[Any], lo: float, hi: float) -> bool:
+        """What `_all_valid` says of each value of a numeric column, for the column at once."""
+        types = set(map(type, column))
+        if not types <= _NUMBER_TYPES:
+            return False  # a bool, a string, an array...: the row loop names it
+        missing = column.count(None)
+        if missing == len(column):
+            return True
+        try:
+            numbers = np.array(column, dtype=np.float64)
+        except OverflowError:
+            return False  # an integer beyond any float: out of every range
+        present = numbers[~np.isnan(numbers)]
+        if len(present) != len(column) - missing:
+            return False  # a NaN was sent (None is the only missing number)
+        low, high = float(present.min()), float(present.max())
+        if int in types and max(-low, high) >= _EXACT_FLOAT_INTEGERS:
+            # The float of a large integer may have rounded onto a bound: compare exactly.
+            return all(v is None or lo <= v <= hi for v in column)
+        return lo <= low and high <= hi
+
+    def _canonical_category(self, value: Any) -> Any:
+        """The canonical text of one category value (None when missing), or `_INVALID`."""
+        kind = type(value)
+        if kind is str:
+            if len(value) > self._max_len:
+                return _INVALID
+        elif kind is float:
+            if value - value != 0:
+                return _INVALID
+        elif kind is int:
+            if not -_LONGEST_INTEGER < value < _LONGEST_INTEGER:
+                return _INVALID
+        elif not (value is None or kind is bool):
+            return _INVALID
+        return canonical_category(value)
+
     def problems(self, rows: list[Any]) -> list[Problem]:
         """Every problem of every row, in row then schema order (the slow, descriptive path)."""
         found: list[Problem] = []
@@ -246,6 +336,53 @@ class RowValidator:
                 return f"{v} is above the declared maximum {declared_max:g}"
             return f"{v} is outside the range of a finite number"
         return None
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_NUMBER_LIKE = frozenset({int, float, bool})
+
+
+def _canonical_boolean_or_invalid(value: Any) -> Any:
+    try:
+        return canonical_boolean(value)
+    except ValueError:
+        return _INVALID
+
+
+def _map_distinct(column: list[Any], canonical: Any, equal_numbers_alike: bool) -> list[Any] | None:
+    """`column` with `canonical` applied to each value, computed once per distinct value; None
+    if a value is `_INVALID`. Returns `column` itself when every value is its own canonical form.
+
+    True, 1 and 1.0 are equal (and hash alike) in Python. As booleans they are the same value
+    (`equal_numbers_alike`); as categories they may differ in validity or canonical text
+    (True is "true", 1 is "1"; 2**1000 is too long, 2.0**1000 is not), so a category column
+    holding more than one of those types is mapped by type and value.
+    """
+    types = set(map(type, column))
+    if not types <= _SCALAR_TYPES:
+        return None  # an array or object is never a category or a boolean
+    if equal_numbers_alike or len(types & _NUMBER_LIKE) <= 1:
+        distinct: dict[Any, Any] = {}
+        for value in set(column):
+            result = canonical(value)
+            if result is _INVALID:
+                return None
+            distinct[value] = result
+        if all(result is value for value, result in distinct.items()):
+            return column
+        return list(map(distinct.__getitem__, column))
+    typed: dict[tuple[type, Any], Any] = {}
+    out = []
+    for value in column:
+        key = (type(value), value)
+        result = typed.get(key, _INVALID)
+        if result is _INVALID:
+            result = canonical(value)
+            if result is _INVALID:
+                return None
+            typed[key] = result
+        out.append(result)
+    return out
 
 
 @dataclass
@@ -352,6 +489,8 @@ class PredictRequest:
     rows: list[dict[str, Any]]
     ids: list[str] | None
     event_times: list[str] | None
+    # The rows' canonical values, one list per feature (what the encoder and the flags read).
+    columns: dict[str, list[Any]]
 
 
 def _take_id_column(envelope: Envelope, id_column: str | None) -> list[Problem]:
@@ -472,7 +611,13 @@ def read_request(
     found = _take_id_column(envelope, validator.id_column)
     rows = envelope.rows
     message = "the prediction ids or event times are invalid"
-    if not validator._all_valid(rows):
+    columns: dict[str, list[Any]] | None = None
+    if len(rows) >= COLUMNWISE_MIN_ROWS:
+        columns = validator.canonical_columns(rows)
+        valid = columns is not None
+    else:
+        valid = validator._all_valid(rows)
+    if not valid:
         found = validator.problems(rows) + found
         message = "the request does not match the model's feature schema"
     ids = times = None
@@ -484,4 +629,7 @@ def read_request(
         found += more
     if found:
         raise ValidationFailed(message, found)
-    return PredictRequest(rows=rows, ids=ids, event_times=times)
+    if columns is None:
+        validator.canonicalize(rows)
+        columns = {name: [row[name] for row in rows] for name in validator.names}
+    return PredictRequest(rows=rows, ids=ids, event_times=times, columns=columns)
