@@ -3,18 +3,21 @@
 - Calibration: the test rows (held out from training, labelled) give the probability of a
   positive per score interval: grid-aligned bins of about equal rows, made monotone by
   pooling adjacent violators, separately below and above the decision threshold so that
-  expected threshold metrics on the test set are its realized ones. It is stored as plain
-  numbers in the reference profile (sha256-verified with the bundle), never as a pickle.
+  expected threshold metrics on the test set are its realized ones. ROC AUC uses a logistic
+  map of the score's logit instead when that predicts the test labels as well out of fold
+  (`fit_calibration`). Both are stored as plain numbers in the reference profile
+  (sha256-verified with the bundle), never as a pickle.
 - Estimate: with calibrated probabilities ``q``, a window's score grid gives expected positives
   ``count * q`` and negatives ``count * (1 - q)`` per cell, hence expected ROC AUC, average
   precision and threshold metrics (confidence-based performance estimation). On the test
   set itself the estimate equals the realized metric up to ties within a calibration bin.
 - Interval: a parametric simulation of the realized metric the window would show if the
   calibration holds: each bin's rate drawn from its Beta posterior (the map's own
-  uncertainty), then each cell's positives from a binomial (the labels' noise).
+  uncertainty; the logistic map's coefficients from their normal law), then each cell's
+  positives from a binomial (the labels' noise).
 - Variability: the test set cut at random into chunks gives the chunk-to-chunk standard
-  deviation of the estimate and of the realized metric; it scales as 1/sqrt(rows) to any
-  window, and sets the estimated-gap alarm threshold instead of a fixed number.
+  deviation of the estimate and of the realized metric; they scale as 1/sqrt(rows) to any
+  window, and set the estimated-gap alarm threshold instead of a fixed number.
 
 Blind spot: a changed relation between inputs and outcome (concept shift) leaves the scores
 and hence the estimate unchanged. `concept_shift_check` catches it once labels arrive.
