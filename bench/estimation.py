@@ -108,17 +108,20 @@ def shifted(rows: int, seed: int, strength: float) -> pd.DataFrame:
 def bench_model(kind: EstimatorKind, args: argparse.Namespace, nannyml: Path | None) -> dict[str, Any]:
     spec = load_spec(SPEC)
     spec = spec.model_copy(update={"estimator": Estimator(kind=kind)})
+    base = 100_000 * args.seed
     result = train_model(
-        generate_churn(args.train_rows, seed=11), spec, test_data=generate_churn(args.reference_rows, seed=12)
+        generate_churn(args.train_rows, seed=base + 11),
+        spec,
+        test_data=generate_churn(args.reference_rows, seed=base + 12),
     )
-    population = {s: shifted(args.population_rows, 500 + i, s) for i, s in enumerate(STRENGTHS)}
+    population = {s: shifted(args.population_rows, base + 500 + i, s) for i, s in enumerate(STRENGTHS)}
     population_auc = {s: skm.roc_auc_score(d["churned"], scores(result, d)) for s, d in population.items()}
     chunk_scores, realized, ours, ours_alarm, truth = [], [], [], [], []
     for i, strength in enumerate(STRENGTHS):
         drop = population_auc[0.0] - population_auc[strength]
         state = "degraded" if drop >= DEGRADED else "healthy" if drop < HEALTHY else "between"
         for j in range(args.chunks):
-            data = shifted(args.chunk_rows, 10_000 + 100 * i + j, strength)
+            data = shifted(args.chunk_rows, base + 10_000 + 100 * i + j, strength)
             p = scores(result, data)
             estimate = estimate_performance(
                 ScoreGrid.of(p), METRIC, result.test_metrics, 100, result.profile.estimation
@@ -178,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--chunks", type=int, default=8, help="chunks per shift strength")
     parser.add_argument("--population-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="another draw of every data set (0: the figures in the README)"
+    )
     parser.add_argument("--no-nannyml", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON object per model, then the totals")
     args = parser.parse_args(argv)

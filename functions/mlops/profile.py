@@ -154,6 +154,11 @@ class CalibrationMap(BaseModel):
     rows: list[int]
     positives: list[int]
     rates: list[float]
+    # ROC AUC uses a logistic map of the score's logit when
+    # it predicted the test labels at least as well out of fold: [intercept, slope] and their
+    # covariance. Absent in profiles written before it, which then use the binned rates.
+    logistic: list[float] | None = None
+    logistic_covariance: list[list[float]] | None = None
 
 
 class PerformanceReference(BaseModel):

@@ -11,10 +11,11 @@ from mlops.datagen import generate_churn
 from mlops.errors import UnsupportedProfileFormat
 from mlops.monitoring import estimation
 from mlops.monitoring.window import ScoreGrid
-from mlops.profile import read_reference_profile
+from mlops.profile import CalibrationMap, read_reference_profile
 from mlops.spec import Estimator, EstimatorKind, ModelSpec
 from mlops.training import feature_frame, train_model
 from sklearn import metrics as skm
+from sklearn.linear_model import LogisticRegression
 
 DECISION = 0.5
 
@@ -78,17 +79,18 @@ def test_estimate_follows_covariate_shift_for_an_over_confident_model() -> None:
 
 
 def test_estimate_interval_covers_the_realized_metric_of_fresh_labels() -> None:
-    # Given a calibration fitted on 5,000 labelled rows of a calibrated model
+    # Given calibrations fitted on 5,000 labelled rows of a calibrated model (a fresh test set each
+    # time: the interval carries the calibration's own uncertainty, so coverage is over both)
     rng = np.random.default_rng(8)
 
     def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
         p = 1 / (1 + np.exp(-rng.normal(-1.0, 1.5, n)))
         return (rng.random(n) < p).astype(int), p
 
-    calibration = estimation.fit_calibration(*sample(5000))
     covered = {"roc_auc": 0, "accuracy": 0}
     runs = 120
     for seed in range(runs):
+        calibration = estimation.fit_calibration(*sample(5000))
         # When 1,000 new predictions are estimated, and their labels later arrive
         y, p = sample(1000)
         grid = ScoreGrid.of(p)
@@ -130,7 +132,9 @@ def test_estimated_gap_threshold_shrinks_with_the_window_but_not_below_the_mater
     huge = estimation.estimated_gap_threshold(reference, "roc_auc", 10_000_000)
     assert small is not None and large is not None and huge is not None
     sd, sd_estimate = reference.realized_sd["roc_auc"], reference.estimate_sd["roc_auc"]
-    assert small == pytest.approx(3 * np.hypot(sd, sd_estimate * np.sqrt(500 / 5000)))
+    test_sd = sd_estimate * np.sqrt(500 / 5000)
+    # a 500-row window (one chunk): the larger of 3 sds of the estimate and 2 of the realized metric
+    assert small == pytest.approx(max(3 * np.hypot(sd_estimate, test_sd), 2 * np.hypot(sd, test_sd)))
     # the test value's own error stays: a huge window's limit is what the test set alone allows
     assert huge == pytest.approx(max(estimation.MIN_MATERIAL_GAP, 3 * sd_estimate * np.sqrt(500 / 5000)))
     assert small > large > huge
@@ -166,8 +170,9 @@ def test_calibration_map_is_stored_as_plain_json_in_the_profile(churn_spec: Mode
     profile = read_reference_profile(stored.encode())
     # Then the calibration map is plain numbers that give the same estimate
     raw = json.loads(stored)["estimation"]["calibration"]
-    assert set(raw) == {"grid_bins", "edges", "rows", "positives", "rates"}
+    assert set(raw) == {"grid_bins", "edges", "rows", "positives", "rates", "logistic", "logistic_covariance"}
     assert all(isinstance(v, (int, float)) for key in ("edges", "rates") for v in raw[key])
+    assert raw["logistic"] is None or all(isinstance(v, float) for v in raw["logistic"])
     assert DECISION in raw["edges"]
     grid = ScoreGrid.of(result.test_scores)
     assert estimation.estimate_metrics(grid, profile.estimation.calibration) == estimation.estimate_metrics(
@@ -220,3 +225,43 @@ def test_window_scores_of_a_real_model_are_estimated_near_sklearn_under_covariat
     estimate = estimation.estimate_metrics(ScoreGrid.of(p), calibration)
     # Then the estimate is within sampling error (AUC sd ~0.004 here) of sklearn's realized AUC
     assert estimate["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=0.015)
+
+
+def test_logistic_map_matches_sklearns_unpenalised_logistic_regression() -> None:
+    # Given test scores whose log-odds are too sharp by half (the logistic map's shape)
+    rng = np.random.default_rng(21)
+    x = rng.normal(-1.0, 1.2, 8000)
+    y = (rng.random(8000) < 1 / (1 + np.exp(-x))).astype(int)
+    p = 1 / (1 + np.exp(-1.5 * x))
+    # When the calibration map is fitted
+    calibration = estimation.fit_calibration(y, p)
+    # Then the logistic map was chosen, with sklearn's coefficients on the logit of the score's cell
+    assert calibration.logistic is not None
+    middle = (estimation.score_cells(p) + 0.5) / calibration.grid_bins
+    reference = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(
+        np.log(middle / (1 - middle))[:, None], y
+    )
+    assert calibration.logistic[0] == pytest.approx(reference.intercept_[0], abs=1e-4)
+    assert calibration.logistic[1] == pytest.approx(reference.coef_[0, 0], abs=1e-4)
+    # And ROC AUC on the test set is still its realized one
+    estimate = estimation.estimate_metrics(ScoreGrid.of(p), calibration)
+    assert estimate["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=0.003)
+
+
+def test_a_calibration_map_without_a_logistic_map_estimates_with_its_binned_rates() -> None:
+    # Given a map as profiles stored it before the logistic map existed
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.02, 0.98, 6000)
+    y = (rng.random(6000) < p).astype(int)
+    stored = estimation.fit_calibration(y, p).model_dump(exclude={"logistic", "logistic_covariance"})
+    calibration = CalibrationMap.model_validate(stored)
+    # When scores are estimated with it
+    grid = ScoreGrid.of(p)
+    estimate = estimation.estimate_metrics(grid, calibration)
+    # Then ROC AUC is the expected AUC of its binned rates, computed by sklearn on weighted cells
+    q = estimation.calibrated_cells(calibration)
+    cells = np.flatnonzero(grid.counts)
+    weights = np.r_[grid.counts[cells] * q[cells], grid.counts[cells] * (1 - q[cells])]
+    labels = np.r_[np.ones(cells.size), np.zeros(cells.size)]
+    expected = skm.roc_auc_score(labels, np.r_[cells, cells], sample_weight=weights)
+    assert estimate["roc_auc"] == pytest.approx(expected, abs=1e-9)

@@ -251,8 +251,15 @@ COVERAGE_RUNS = 3000
 
 @pytest.mark.parametrize(
     ("positives", "negatives", "separation"),
-    [(120, 280, 1.2), (20, 480, 1.2), (300, 700, 1.5)],
-    ids=["400 labels", "20 positives", "1,000 labels"],
+    [
+        (120, 280, 1.2),
+        (20, 480, 1.2),
+        (300, 700, 1.5),
+        # True AUC 0.71 with 60 positives: a corner where normal-theory degrees of freedom
+        # covered ~96%.
+        (60, 340, float(np.sqrt(2) * stats.norm.ppf(0.71))),
+    ],
+    ids=["400 labels", "20 positives", "1,000 labels", "AUC 0.71, 60 positives"],
 )
 def test_auc_interval_covers_the_true_auc_within_one_point_of_95_percent(
     positives: int, negatives: int, separation: float

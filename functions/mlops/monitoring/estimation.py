@@ -3,18 +3,21 @@
 - Calibration: the test rows (held out from training, labelled) give the probability of a
   positive per score interval: grid-aligned bins of about equal rows, made monotone by
   pooling adjacent violators, separately below and above the decision threshold so that
-  expected threshold metrics on the test set are its realized ones. It is stored as plain
-  numbers in the reference profile (sha256-verified with the bundle), never as a pickle.
+  expected threshold metrics on the test set are its realized ones. ROC AUC uses a logistic
+  map of the score's logit instead when that predicts the test labels as well out of fold
+  (`fit_calibration`). Both are stored as plain numbers in the reference profile
+  (sha256-verified with the bundle), never as a pickle.
 - Estimate: with calibrated probabilities ``q``, a window's score grid gives expected positives
   ``count * q`` and negatives ``count * (1 - q)`` per cell, hence expected ROC AUC, average
   precision and threshold metrics (confidence-based performance estimation). On the test
   set itself the estimate equals the realized metric up to ties within a calibration bin.
 - Interval: a parametric simulation of the realized metric the window would show if the
   calibration holds: each bin's rate drawn from its Beta posterior (the map's own
-  uncertainty), then each cell's positives from a binomial (the labels' noise).
+  uncertainty; the logistic map's coefficients from their normal law), then each cell's
+  positives from a binomial (the labels' noise).
 - Variability: the test set cut at random into chunks gives the chunk-to-chunk standard
-  deviation of the estimate and of the realized metric; it scales as 1/sqrt(rows) to any
-  window, and sets the estimated-gap alarm threshold instead of a fixed number.
+  deviation of the estimate and of the realized metric; they scale as 1/sqrt(rows) to any
+  window, and set the estimated-gap alarm threshold instead of a fixed number.
 
 Blind spot: a changed relation between inputs and outcome (concept shift) leaves the scores
 and hence the estimate unchanged. `concept_shift_check` catches it once labels arrive.
@@ -32,6 +35,13 @@ from mlops.monitoring.window import SCORE_GRID_BINS, ScoreGrid
 from mlops.profile import CalibrationMap, PerformanceReference
 
 ESTIMATED_METRICS = ("roc_auc", "average_precision", "accuracy", "precision", "recall", "f1")
+# The metric of the whole ranking that the logistic map (when chosen) estimates. Threshold metrics
+# need only the expected positives on each side of the threshold, which the binned map reproduces;
+# average precision weighs the top scores, where a two-parameter map's shape error concentrates
+# (random forest: 0.005 off on its own test set), so it keeps the binned map too.
+RANKING_METRICS = ("roc_auc",)
+# Folds of the test set on which the logistic and the binned map are compared before one is chosen.
+CALIBRATION_FOLDS = 5
 # Calibration bins before pooling: at most this many, of at least MIN_BIN_ROWS test rows each.
 # Fine bins keep the test-set estimate exact (few pairs tied inside a bin) and follow the
 # score-to-risk curve closely; pooling adjacent violators then merges the noisy ones.
@@ -44,11 +54,16 @@ MIN_CHUNK_ROWS = 50
 CHUNK_REPEATS = 20
 SIMULATIONS = 300
 CONFIDENCE = 0.95
-# The estimated-gap alarm fires when the estimate leaves the band the realized metric keeps
-# from chunk to chunk of the test set (this many sds at the window's size, plus the test
-# estimate's own error), so it warns that labelled windows would show a drop beyond normal
-# variation; never for a gap below MIN_MATERIAL_GAP (at 10^6 rows a 0.002 drop is not news).
-GAP_SIGMAS = 3.0
+# The estimated-gap alarm fires when the estimate's drop is both clear and material. Clear: beyond
+# ESTIMATE_SIGMAS of the estimate's own chunk-to-chunk spread at the window's size (what healthy
+# windows' estimates do; with the test estimate's error). Material: beyond WARNING_SIGMAS of the
+# realized metric's spread, the warning limit of a control chart on labelled windows, so that an
+# expected drop there would push a labelled window of this size past it half the time. The
+# estimate sees no label noise, so asking it to clear the realized metric's 3-sd action limit (a
+# drop of ~0.025 AUC at 2,000 rows) missed drops labelled windows were already showing. Never
+# below MIN_MATERIAL_GAP (at 10^6 rows a 0.002 drop is not news).
+ESTIMATE_SIGMAS = 3.0
+WARNING_SIGMAS = 2.0
 MIN_MATERIAL_GAP = 0.01
 
 
@@ -147,9 +162,83 @@ def _side_bins(counts: np.ndarray, lo: int, hi: int, target: int) -> list[int]:
 
 
 def fit_calibration(y: np.ndarray, proba: np.ndarray, grid_bins: int = SCORE_GRID_BINS) -> CalibrationMap:
-    """Monotone, grid-aligned calibration map from labelled scores, split at the decision threshold."""
+    """Calibration map from labelled scores: binned rates, and the logistic map when it predicts as well.
+
+    The binned, monotone map split at the decision threshold makes threshold metrics on the test
+    set exactly its realized ones. For ROC AUC the whole score-to-risk curve matters:
+    each bin's rate carries its ~50 rows' label noise and the test set's local mix of rows,
+    which a shifted window weighs differently; a two-parameter logistic map of the score's logit
+    has far less of both. It is used when its out-of-fold Brier score on the test set is no
+    worse than the binned map's (a model whose miscalibration is not logistic in shape keeps
+    the binned map).
+    """
     y = np.asarray(y, dtype=np.int64)
     cells = score_cells(proba, grid_bins)
+    binned = _fit_binned(y, cells, grid_bins)
+    if _logistic_predicts_as_well(y, cells, grid_bins):
+        fitted = _fit_logistic(y, cells, grid_bins)
+        if fitted is not None:
+            beta, covariance = fitted
+            return binned.model_copy(
+                update={"logistic": beta.tolist(), "logistic_covariance": covariance.tolist()}
+            )
+    return binned
+
+
+def _cell_logits(grid_bins: int) -> np.ndarray:
+    middle = (np.arange(grid_bins) + 0.5) / grid_bins
+    return np.log(middle / (1 - middle))
+
+
+def _logistic(beta: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    return np.asarray(1 / (1 + np.exp(-(beta[..., 0:1] + beta[..., 1:2] * logits))))
+
+
+def _fit_logistic(y: np.ndarray, cells: np.ndarray, grid_bins: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Maximum-likelihood [intercept, slope] of P(positive) on the logit of the score's cell, and
+    their covariance (the inverse Fisher information); None when it does not converge."""
+    positives = int(y.sum())
+    if min(positives, y.size - positives) < 2:
+        return None
+    x = _cell_logits(grid_bins)[cells]
+    design = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(100):
+        q = _logistic(beta, x)
+        information = design.T @ (design * (q * (1 - q))[:, None])
+        step = np.linalg.solve(information, design.T @ (y - q))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    else:
+        return None
+    q = _logistic(beta, x)
+    information = design.T @ (design * (q * (1 - q))[:, None])
+    covariance = np.linalg.inv(information)
+    if not (np.isfinite(beta).all() and np.isfinite(covariance).all()):
+        return None
+    return beta, covariance
+
+
+def _logistic_predicts_as_well(y: np.ndarray, cells: np.ndarray, grid_bins: int) -> bool:
+    """Whether the logistic map's out-of-fold Brier score is at most the binned map's."""
+    folds = np.random.default_rng(0).permutation(y.size) % CALIBRATION_FOLDS
+    logits = _cell_logits(grid_bins)
+    logistic_loss = binned_loss = 0.0
+    for fold in range(CALIBRATION_FOLDS):
+        train, held_out = folds != fold, folds == fold
+        fitted = _fit_logistic(y[train], cells[train], grid_bins)
+        if fitted is None:
+            return False
+        q_logistic = _logistic(fitted[0], logits[cells[held_out]])
+        q_binned = calibrated_cells(_fit_binned(y[train], cells[train], grid_bins))[cells[held_out]]
+        logistic_loss += float(np.sum((y[held_out] - q_logistic) ** 2))
+        binned_loss += float(np.sum((y[held_out] - q_binned) ** 2))
+    return logistic_loss <= binned_loss
+
+
+def _fit_binned(y: np.ndarray, cells: np.ndarray, grid_bins: int) -> CalibrationMap:
+    """Monotone, grid-aligned binned map, split at the decision threshold."""
     counts = np.bincount(cells, minlength=grid_bins)
     positives = np.bincount(cells, weights=y, minlength=grid_bins)
     cut = _decision_cell(grid_bins)
@@ -190,8 +279,26 @@ def cell_intervals(calibration: CalibrationMap) -> np.ndarray:
 
 
 def calibrated_cells(calibration: CalibrationMap) -> np.ndarray:
-    """Calibrated probability of a positive for each score-grid cell."""
+    """Calibrated probability of a positive for each score-grid cell (the binned map)."""
     return np.asarray(calibration.rates, dtype=np.float64)[cell_intervals(calibration)]
+
+
+def ranking_cells(calibration: CalibrationMap) -> np.ndarray:
+    """Probability of a positive per score-grid cell for ROC AUC: the logistic map if chosen."""
+    if calibration.logistic is None:
+        return calibrated_cells(calibration)
+    return _logistic(np.asarray(calibration.logistic), _cell_logits(calibration.grid_bins))
+
+
+def expected_metrics(
+    counts: np.ndarray, threshold_q: np.ndarray, ranking_q: np.ndarray, cut: int
+) -> dict[str, np.ndarray]:
+    """Expected metrics of score-cell counts: threshold metrics from one map, ranking ones from the other."""
+    values = metrics_from_cells(counts * threshold_q, counts * (1 - threshold_q), cut)
+    if ranking_q is not threshold_q:
+        ranked = metrics_from_cells(counts * ranking_q, counts * (1 - ranking_q), cut)
+        values.update({name: ranked[name] for name in RANKING_METRICS})
+    return values
 
 
 # -- estimates --------------------------------------------------------------------------------------
@@ -209,9 +316,9 @@ def estimate_metrics(grid: ScoreGrid, calibration: CalibrationMap) -> dict[str, 
     _check_grid(grid, calibration)
     if grid.total == 0:
         return {}
-    q = calibrated_cells(calibration)
     counts = grid.counts.astype(np.float64)
-    values = metrics_from_cells(counts * q, counts * (1 - q), _decision_cell(calibration.grid_bins))
+    cut = _decision_cell(calibration.grid_bins)
+    values = expected_metrics(counts, calibrated_cells(calibration), ranking_cells(calibration), cut)
     return {k: _finite(v) for k, v in values.items()}
 
 
@@ -234,6 +341,16 @@ def estimate_interval(
     rows = np.asarray(calibration.rows, dtype=np.float64)
     pos = np.asarray(calibration.positives, dtype=np.float64)
     rates = np.asarray(calibration.rates, dtype=np.float64)
+    cut = int(np.searchsorted(occupied, _decision_cell(calibration.grid_bins)))
+    if metric in RANKING_METRICS and calibration.logistic is not None and calibration.logistic_covariance:
+        # The logistic map's own uncertainty: coefficients from their asymptotic normal law.
+        beta = rng.multivariate_normal(
+            np.asarray(calibration.logistic), np.asarray(calibration.logistic_covariance), size=simulations
+        )
+        q = _logistic(beta, _cell_logits(calibration.grid_bins)[occupied])
+        simulated_pos = rng.binomial(counts, q)
+        values = metrics_from_cells(simulated_pos, counts - simulated_pos, cut, only=metric)[metric]
+        return _quantile_interval(values, simulations, confidence)
     # Jeffreys posterior of each bin's rate; a bin with no test rows keeps its borrowed rate.
     drawn = np.where(
         rows > 0,
@@ -242,8 +359,11 @@ def estimate_interval(
     )
     q = drawn[:, interval_of]
     simulated_pos = rng.binomial(counts, q)
-    cut = int(np.searchsorted(occupied, _decision_cell(calibration.grid_bins)))
     values = metrics_from_cells(simulated_pos, counts - simulated_pos, cut, only=metric)[metric]
+    return _quantile_interval(values, simulations, confidence)
+
+
+def _quantile_interval(values: np.ndarray, simulations: int, confidence: float) -> tuple[float, float] | None:
     values = values[np.isfinite(values)]
     if values.size < simulations // 2:
         return None
@@ -262,6 +382,7 @@ def fit_performance_reference(y: np.ndarray, proba: np.ndarray, seed: int = 0) -
     grid_bins = calibration.grid_bins
     cells = score_cells(proba, grid_bins)
     q = calibrated_cells(calibration)
+    q_ranking = ranking_cells(calibration)
     cut = _decision_cell(grid_bins)
     n = int(y.size)
     chunks = int(np.clip(n // MIN_CHUNK_ROWS, 2, CHUNKS)) if n >= 2 * MIN_CHUNK_ROWS else 0
@@ -278,7 +399,7 @@ def fit_performance_reference(y: np.ndarray, proba: np.ndarray, seed: int = 0) -
                 chunk_pos.append(np.bincount(cells[part], weights=y[part], minlength=grid_bins))
         counts = np.asarray(chunk_counts, dtype=np.float64)
         positives = np.asarray(chunk_pos, dtype=np.float64)
-        estimated = metrics_from_cells(counts * q, counts * (1 - q), cut)
+        estimated = expected_metrics(counts, q, q_ranking, cut)
         realized = metrics_from_cells(positives, counts - positives, cut)
         for name in ESTIMATED_METRICS:
             for source, target in ((estimated, estimate_sd), (realized, realized_sd)):
@@ -308,15 +429,20 @@ def scaled_sd(
 def estimated_gap_threshold(reference: PerformanceReference, metric: str, rows: int) -> float | None:
     """The estimated gap beyond which a window of `rows` rows alarms, from the test set's variability.
 
-    The band is the one the realized metric keeps from chunk to chunk of the test set, carried
-    to the window's size, widened by the test value's own sampling error. The estimate varies
-    less than that (it sees no label noise), so healthy windows rarely leave the band, while
-    an estimated loss beyond it is one that labelled windows would show as abnormal.
+    Both limits are chunk-to-chunk standard deviations of the test set carried to the window's
+    size, each combined with the test value's own error (the test value equals the test set's
+    estimate, which differs from the population's by the estimate's spread at the test set's
+    size): ESTIMATE_SIGMAS of the estimate's spread (a drop healthy windows' estimates do not
+    show) and WARNING_SIGMAS of the realized metric's (a drop labelled windows would show as
+    abnormal), whichever is larger, and at least MIN_MATERIAL_GAP.
     """
-    window_sd = scaled_sd(reference, reference.realized_sd, metric, rows)
-    # The test value equals the test set's estimate; that differs from the population's by the
-    # estimate's own (smaller) sampling error at the test set's size.
+    window_estimate_sd = scaled_sd(reference, reference.estimate_sd, metric, rows)
+    window_realized_sd = scaled_sd(reference, reference.realized_sd, metric, rows)
     test_sd = scaled_sd(reference, reference.estimate_sd, metric, reference.test_rows)
-    if window_sd is None or test_sd is None:
+    if window_estimate_sd is None or window_realized_sd is None or test_sd is None:
         return None
-    return max(MIN_MATERIAL_GAP, GAP_SIGMAS * float(np.hypot(window_sd, test_sd)))
+    return max(
+        MIN_MATERIAL_GAP,
+        ESTIMATE_SIGMAS * float(np.hypot(window_estimate_sd, test_sd)),
+        WARNING_SIGMAS * float(np.hypot(window_realized_sd, test_sd)),
+    )
