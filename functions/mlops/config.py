@@ -7,6 +7,8 @@ is built on first use: a function reads one of them, and building the others cos
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,6 +61,15 @@ class LogWriterSettings(BaseSettings):
 class MonitorSettings(_Base):
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     report_bucket: str = Field(validation_alias=r.REPORT_BUCKET.env_var)
+    # An hour partition whose logs hold more than this many bytes is profiled by the SQL engine.
+    scan_engine: Literal["python", "duckdb", "athena"] = Field(
+        default="python", validation_alias=r.SCAN_ENGINE_ENV
+    )
+    scan_engine_min_bytes: int = Field(
+        default=64 * 1024**2, ge=0, validation_alias=r.SCAN_ENGINE_MIN_BYTES_ENV
+    )
+    athena_workgroup: str | None = Field(default=None, validation_alias=r.ATHENA_WORKGROUP_ENV)
+    glue_database: str | None = Field(default=None, validation_alias=r.GLUE_DATABASE_ENV)
 
 
 class RetrainSettings(_Base):

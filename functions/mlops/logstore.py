@@ -11,6 +11,8 @@ Report bucket::
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
     reports/history/<model>.json | <model>.html   (every run of the model: rows and the history page)
     gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
+    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/partial.json | rows.jsonl.gz
+        (the monitor's profile of one hour partition, with the log objects it covers, and its rows)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -161,6 +163,14 @@ def feedback_key(ts: datetime, ids: Iterable[str]) -> str:
 
 def report_prefix(version: int, ts: datetime, run_id: str) -> str:
     return f"{REPORTS_PREFIX}model_version={version}/dt={ts:%Y-%m-%d}/run={run_id}/"
+
+
+PARTIALS_PREFIX = f"{REPORTS_PREFIX}partials/"
+
+
+def partial_prefix(version: int, hour: datetime) -> str:
+    """Where the monitor keeps its profile of one hour partition of a version's predictions."""
+    return f"{PARTIALS_PREFIX}model_version={version}/{hour_partition(hour)}/"
 
 
 def history_keys(model_name: str) -> tuple[str, str]:

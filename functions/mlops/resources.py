@@ -115,3 +115,11 @@ MONITOR_REQUEST_DETAIL_TYPE = "Monitor Requested"
 RETRAIN_RETRY_DETAIL_TYPE = "Retraining Retry Due"
 # Set on the retrain function: the alarms whose ALARM state means retraining is wanted (comma-separated).
 RETRAINING_ALARMS_ENV = "MLOPS_RETRAINING_ALARMS"
+
+# Set on the monitor function: the SQL engine that profiles an hour partition holding more than
+# SCAN_ENGINE_MIN_BYTES of logs ("athena" on AWS, "duckdb" locally, "python": never SQL), and
+# the Athena workgroup and Glue database it queries.
+SCAN_ENGINE_ENV = "MLOPS_SCAN_ENGINE"
+SCAN_ENGINE_MIN_BYTES_ENV = "MLOPS_SCAN_ENGINE_MIN_BYTES"
+ATHENA_WORKGROUP_ENV = "MLOPS_ATHENA_WORKGROUP"
+GLUE_DATABASE_ENV = "MLOPS_GLUE_DATABASE"
