@@ -157,7 +157,7 @@ def hour_rows_sql(
     groups = "".join(f", {_feature(a)}" for a in spec.sensitive_attributes)
     return (
         f"SELECT prediction_id, probability{groups} FROM {relation} WHERE {' AND '.join(where)} "
-        'ORDER BY "$path", prediction_id'
+        "ORDER BY prediction_id"
     )
 
 
