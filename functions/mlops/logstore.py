@@ -247,6 +247,8 @@ class FirstSeen:
         return mask
 
 
+# The Athena view of UNIQUE_PREDICTIONS_SQL in the stack's Glue database.
+UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
 # The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
 # prediction id, the copy in the first object of its partition by path, the first line within it.
 UNIQUE_PREDICTIONS_SQL = """\

@@ -14,13 +14,13 @@ from typing import Any
 
 from mlops.config import MonitorSettings
 from mlops.errors import StorageError
+from mlops.logstore import UNIQUE_PREDICTIONS_VIEW
 from mlops.monitoring.engine import hour_profile_sql, hour_rows_sql, partial_from_rows
 from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest
 from mlops.profile import ReferenceProfile
 from mlops.spec import ModelSpec
 from mlops.storage import aws_call
 
-UNIQUE_VIEW = "predictions_unique"
 # Athena answers a profile query in seconds; the function's own timeout bounds the rest.
 POLL_SECONDS = 0.5
 MAX_WAIT_SECONDS = 240.0
@@ -90,7 +90,7 @@ def athena_hour_engine(spec: ModelSpec, settings: MonitorSettings, athena: Any) 
     if not settings.athena_workgroup or not settings.glue_database:
         raise ValueError("the athena scan engine needs the Athena workgroup and the Glue database")
     workgroup, database = settings.athena_workgroup, settings.glue_database
-    relation = f'"{database}"."{UNIQUE_VIEW}"'
+    relation = f'"{database}"."{UNIQUE_PREDICTIONS_VIEW}"'
 
     def run(
         s3: Any,
