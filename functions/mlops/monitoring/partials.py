@@ -226,8 +226,15 @@ def hour_spans(start: datetime, end: datetime) -> Iterator[tuple[datetime, str |
 
 
 def read_stored(
-    s3: Any, bucket: str, version: int, hour: datetime, sensitive: Sequence[str], stats: ReadStats
+    s3: Any,
+    bucket: str,
+    version: int,
+    hour: datetime,
+    covers: Manifest,
+    sensitive: Sequence[str],
+    stats: ReadStats,
 ) -> tuple[HourPartial, HourRows] | None:
+    """The stored partial of a whole hour and its rows, if it covers exactly the listed objects."""
     prefix = partial_prefix(version, hour)
     try:
         raw = get_bytes(s3, bucket, prefix + PARTIAL_NAME)
@@ -239,7 +246,7 @@ def read_stored(
         partial = HourPartial.model_validate_json(raw)
     except ValueError:
         return None  # written by another format: computed again
-    if partial.format != PARTIAL_FORMAT:
+    if partial.format != PARTIAL_FORMAT or [tuple(c) for c in partial.covers] != covers:
         return None
     data = get_bytes(s3, bucket, prefix + ROWS_NAME)
     stats.partial_gets += 1
@@ -292,8 +299,12 @@ def window_from_partials(
         listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
         covers: Manifest = [(key, etag) for key, etag, _ in listed]
         whole = lo is None and hi is None
-        held = read_stored(s3, store_at.partial_bucket, version, hour, sensitive, stats) if whole else None
-        if held is not None and [tuple(c) for c in held[0].covers] == covers:
+        held = (
+            read_stored(s3, store_at.partial_bucket, version, hour, covers, sensitive, stats)
+            if whole and covers
+            else None
+        )
+        if held is not None:
             partial, rows = held
             stats.hours_reused += 1
         elif not covers:
@@ -315,8 +326,9 @@ def window_from_partials(
                 hi,
             )
             stats.hours_computed += 1
-            stats.log_gets += len(covers)
-            stats.log_bytes += size
+            if partial.bytes_read:  # the function read the objects (Athena reads them itself)
+                stats.log_gets += len(covers)
+                stats.log_bytes += partial.bytes_read
             stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
             if whole:
                 store(s3, store_at.partial_bucket, partial, rows, hour)
