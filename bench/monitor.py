@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -279,9 +280,21 @@ class S3Reads:
         self.bytes += int(parsed.get("ContentLength", 0))
 
 
-def scaled_hour_objects(
-    result: TrainingResult, version: int, rate: int, hour: datetime, seed: int
-) -> tuple[list[tuple[str, bytes]], list[str], np.ndarray]:
+@dataclass
+class ScaledHour:
+    """One simulated hour at a rate: its log objects and its feedback, as gzip JSON Lines bytes.
+
+    Every hour of a run holds a copy of these bytes in its own partition (the same predictions
+    each hour: a prediction counts once per hour partition, and the label join is per hour), so
+    writing a week of traffic costs a week of PUTs, not a week of JSON encoding.
+    """
+
+    objects: list[bytes]
+    feedback: bytes
+    rows: int
+
+
+def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) -> ScaledHour:
     """An hour's log objects at `rate` x SCALE, each the size the deployed writer makes."""
     rows = max(1, round(rate * 3600 * SCALE))
     per_object = min(LOG_WRITER_BATCH_SIZE, rate * LOG_WRITER_BATCHING_WINDOW_S)
@@ -289,51 +302,47 @@ def scaled_hour_objects(
     chunk = feature_frame(frame, result.spec)
     proba = result.pipeline.predict_proba(chunk)[:, 1]
     features = frame_rows(chunk)
-    ids = [f"h{hour:%m%d%H}-{seed}-{i}" for i in range(rows)]
+    ids = [f"r{rate}-{i}" for i in range(rows)]
     step = timedelta(hours=1) / rows
     objects = []
     for start in range(0, rows, per_object):
-        part = range(start, min(rows, start + per_object))
-        records = [
-            {
-                "prediction_id": ids[i],
-                "request_id": ids[i],
-                "timestamp": iso(hour + step * i),
-                "received_at": iso(hour + step * i),
-                "model_name": result.spec.name,
-                "model_version": version,
-                "features": features[i],
-                "probability": float(proba[i]),
-                "label": int(proba[i] >= 0.5),
-                "unseen_categories": [],
-            }
-            for i in part
-        ]
-        objects.append((prediction_key(version, hour, [ids[i] for i in part]), jsonl_gz(records)))
-    return objects, ids, frame["y"].to_numpy()
-
-
-def log_scaled_hour(
-    s3: Any, bucket: str, result: TrainingResult, version: int, rate: int, hour: datetime, seed: int
-) -> None:
-    objects, ids, labels = scaled_hour_objects(result, version, rate, hour, seed)
-    for key, body in objects:
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-    rng = np.random.default_rng(seed)
-    chosen = np.flatnonzero(rng.random(len(ids)) < SCALE_LABEL_SHARE)
-    at = hour + timedelta(minutes=59)
-    feedback = [
-        FeedbackRecord(
-            prediction_id=ids[i],
-            label=int(labels[i]),
-            source="explicit",
-            observed_at=iso(at),
-            received_at=iso(at),
+        objects.append(
+            jsonl_gz(
+                {
+                    "prediction_id": ids[i],
+                    "request_id": ids[i],
+                    "timestamp": iso(SCALE_END + step * i),
+                    "received_at": iso(SCALE_END + step * i),
+                    "model_name": result.spec.name,
+                    "model_version": version,
+                    "features": features[i],
+                    "probability": float(proba[i]),
+                    "label": int(proba[i] >= 0.5),
+                    "unseen_categories": [],
+                }
+                for i in range(start, min(rows, start + per_object))
+            )
         )
+    labels = frame["y"].to_numpy()
+    chosen = np.flatnonzero(np.random.default_rng(seed).random(rows) < SCALE_LABEL_SHARE)
+    at = iso(SCALE_END + timedelta(minutes=59))
+    feedback = jsonl_gz(
+        {
+            "prediction_id": ids[i],
+            "label": int(labels[i]),
+            "source": "explicit",
+            "observed_at": at,
+            "received_at": at,
+        }
         for i in chosen
-    ]
-    if feedback:
-        write_feedback(s3, bucket, feedback_key(at, [f.prediction_id for f in feedback]), feedback)
+    )
+    return ScaledHour(objects=objects, feedback=feedback, rows=rows)
+
+
+def log_scaled_hour(s3: Any, bucket: str, template: ScaledHour, version: int, hour: datetime) -> None:
+    for i, body in enumerate(template.objects):
+        s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{hour:%Y%m%d%H}-{i}"]), Body=body)
+    s3.put_object(Bucket=bucket, Key=feedback_key(hour, [f"{hour:%Y%m%d%H}"]), Body=template.feedback)
 
 
 def scaled_run(
@@ -360,13 +369,14 @@ def scaled_run(
         }
     )
     end = SCALE_END
+    template = scaled_hour(result, version, rate)
     for h in range(hours):
-        log_scaled_hour(s3, config.log_bucket, result, version, rate, end - timedelta(hours=hours - h), h)
+        log_scaled_hour(s3, config.log_bucket, template, version, end - timedelta(hours=hours - h))
     window = timedelta(hours=hours)
     run_monitor(
         s3, clients["cloudwatch"], clients["dynamodb"], config, window_end=end, window=window, now=end
     )
-    log_scaled_hour(s3, config.log_bucket, result, version, rate, end, hours)
+    log_scaled_hour(s3, config.log_bucket, template, version, end)
     reads = S3Reads(s3)
     with RssSampler() as rss:
         start = time.perf_counter()

@@ -11,7 +11,7 @@ Report bucket::
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
     reports/history/<model>.json | <model>.html   (every run of the model: rows and the history page)
     gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
-    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/partial.json | rows.jsonl.gz
+    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/partial.json | rows.json.gz
         (the monitor's profile of one hour partition, with the log objects it covers, and its rows)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
