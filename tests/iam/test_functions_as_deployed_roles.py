@@ -191,10 +191,11 @@ def test_retrain_after_an_alarm_promotes_as_the_retrain_role(
 
 class AthenaOverTheLogs:
     """moto's Athena answers queries from a queue; this one runs each query's SQL with DuckDB over the
-    log bucket's objects, under the Glue database's name, as Athena would over the Glue table."""
+    log bucket's objects, under the Glue database's name, as Athena would over the Glue table, and
+    writes the answer as CSV to the workgroup's results location, as Athena does."""
 
-    def __init__(self, stack: AwsStack, spec: Any, database: str, root: Path) -> None:
-        self.stack, self.spec, self.database, self.root = stack, spec, database, root
+    def __init__(self, stack: AwsStack, spec: Any, database: str, results: str, root: Path) -> None:
+        self.stack, self.spec, self.database, self.results, self.root = stack, spec, database, results, root
         self.queries: list[str] = []
 
     def answer(self, backend: Any, exec_id: str) -> None:
@@ -208,20 +209,27 @@ class AthenaOverTheLogs:
             path = self.root / key
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(self.stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        query = backend.executions[exec_id].query
-        self.queries.append(query)
+        execution = backend.executions[exec_id]
+        self.queries.append(execution.query)
         con = duckdb.connect()
         con.execute(f'CREATE SCHEMA "{self.database}"')
         con.execute(f'USE "{self.database}"')
         duckdb_predictions(con, self.spec, self.root)
-        cursor = con.execute(query)
+        cursor = con.execute(execution.query)
         names = [d[0] for d in cursor.description]
+        answer = cursor.fetchall()
         rows = [{"Data": [{"VarCharValue": n} for n in names]}]
-        rows += [
-            {"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]}
-            for row in cursor.fetchall()
-        ]
+        rows += [{"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]} for row in answer]
         backend.query_results[exec_id] = QueryResults(rows=rows, column_info=[{"Name": n} for n in names])
+        # Athena's CSV: every value quoted, NULL as an empty field.
+        location = f"{self.results}{exec_id}.csv"
+        execution.config = {"OutputLocation": location}
+        lines = [",".join(f'"{n}"' for n in names)]
+        lines += [
+            ",".join("" if v is None else '"' + str(v).replace('"', '""') + '"' for v in r) for r in answer
+        ]
+        out_bucket, _, key = location.removeprefix("s3://").partition("/")
+        self.stack.s3.put_object(Bucket=out_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
 
 
 def test_monitor_profiles_big_hours_with_athena_as_the_monitor_role(
@@ -258,7 +266,9 @@ def test_monitor_profiles_big_hours_with_athena_as_the_monitor_role(
     monkeypatch.setenv(SCAN_ENGINE_MIN_BYTES_ENV, "0")
     monkeypatch.setenv(ATHENA_WORKGROUP_ENV, workgroup)
     monkeypatch.setenv(GLUE_DATABASE_ENV, database)
-    athena = AthenaOverTheLogs(aws_stack, champion_spec(aws_stack), database, tmp_path)
+    athena = AthenaOverTheLogs(
+        aws_stack, champion_spec(aws_stack), database, iam.athena_results[workgroup], tmp_path
+    )
     monkeypatch.setattr(
         AthenaBackend,
         "_store_predefined_query_results",

@@ -7,6 +7,8 @@ location, its encryption and a scan limit). The only module that calls Athena.
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -19,7 +21,7 @@ from mlops.monitoring.engine import hour_profile_sql, hour_rows_sql, partial_fro
 from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest
 from mlops.profile import ReferenceProfile
 from mlops.spec import ModelSpec
-from mlops.storage import aws_call
+from mlops.storage import aws_call, get_bytes
 
 # Athena answers a profile query in seconds; the function's own timeout bounds the rest.
 POLL_SECONDS = 0.5
@@ -27,15 +29,15 @@ MAX_WAIT_SECONDS = 240.0
 DONE = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
-def run_query(
+def start_and_wait(
     athena: Any,
     sql: str,
     workgroup: str,
     database: str,
     *,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[list[str | None]]:
-    """Rows of a query's answer as text (None for NULL), the header row left out."""
+) -> str:
+    """Start a query in the workgroup and wait until it succeeded; returns its id."""
     with aws_call(f"start an Athena query in workgroup {workgroup}"):
         started = athena.start_query_execution(
             QueryString=sql, WorkGroup=workgroup, QueryExecutionContext={"Database": database}
@@ -57,6 +59,12 @@ def run_query(
         raise StorageError(
             f"Athena query {query_id} {status['State'].lower()}: {status.get('StateChangeReason', '')}"
         )
+    return query_id
+
+
+def run_query(athena: Any, sql: str, workgroup: str, database: str) -> Iterator[list[str | None]]:
+    """Rows of a small query's answer as text (None for NULL), the header row left out."""
+    query_id = start_and_wait(athena, sql, workgroup, database)
     first = True
     with aws_call(f"read the answer of Athena query {query_id}"):
         for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
@@ -65,6 +73,24 @@ def run_query(
                     first = False  # the column names
                     continue
                 yield [cell.get("VarCharValue") for cell in row["Data"]]
+
+
+def answer_location(athena: Any, query_id: str) -> tuple[str, str]:
+    """Bucket and key of the CSV Athena wrote a finished query's answer to."""
+    with aws_call(f"Athena query {query_id}"):
+        done = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    bucket, _, key = done["ResultConfiguration"]["OutputLocation"].removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def read_answer_csv(s3: Any, athena: Any, query_id: str) -> Iterator[list[str | None]]:
+    """A big answer in one GET of its CSV instead of a page per 1,000 rows; empty fields are NULL."""
+    bucket, key = answer_location(athena, query_id)
+    text = get_bytes(s3, bucket, key).decode("utf-8")
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)  # the column names
+    for row in reader:
+        yield [v if v != "" else None for v in row]
 
 
 def _typed(row: Sequence[str | None]) -> tuple[Any, ...]:
@@ -108,9 +134,10 @@ def athena_hour_engine(spec: ModelSpec, settings: MonitorSettings, athena: Any) 
         sql = hour_profile_sql(spec, reference, relation, version, hour, lo, hi)
         answer = [_typed(r) for r in run_query(athena, sql, workgroup, database)]
         partial = partial_from_rows(answer, reference, version, hour, covers, "athena")
-        listed = list(
-            run_query(athena, hour_rows_sql(spec, relation, version, hour, lo, hi), workgroup, database)
+        rows_query = start_and_wait(
+            athena, hour_rows_sql(spec, relation, version, hour, lo, hi), workgroup, database
         )
+        listed = list(read_answer_csv(s3, athena, rows_query))
         rows = HourRows(
             prediction_ids=[str(r[0]) for r in listed],
             probability=[float(r[1] or "nan") for r in listed],
