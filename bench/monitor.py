@@ -1,8 +1,15 @@
-"""Benchmark the monitor on 1,000,000 logged predictions with 20 features, against Evidently.
+"""Benchmark the monitor on 1,000,000 logged predictions with 20 features, against Evidently,
+and one scheduled run of the deployed read path at 10, 100 and 1,000 requests/s.
 
 The logs are written to S3 (moto, in process) the way the log writer writes them; the
 monitor is timed end to end (S3 read to metrics and reports) and compute only (the same
 in-memory data Evidently's DataDriftPreset gets, which runs in its own venv as a subprocess).
+
+The scaled runs (`scale_*`): each simulated hour holds SCALE of an hour's traffic at the rate, in
+log objects of the size the deployed log writer makes (LOG_WRITER_BATCH_SIZE records, or one
+batching window's worth at low rates), and the SQL-engine threshold is scaled alike. Earlier hours
+are profiled by a catch-up run first, so the timed run is the steady state: the hour that arrived
+since the last run, the stored partials of the rest of the window, the window's feedback.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,8 +46,9 @@ from mlops.monitoring.run import VersionReference, accumulate, evaluate, run_mon
 from mlops.monitoring.window import PredictionBatch
 from mlops.provision import create_resources
 from mlops.registry import Registry
+from mlops.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
 from mlops.spec import ModelSpec, parse_spec
-from mlops.storage import iso
+from mlops.storage import iso, jsonl_gz
 from mlops.training import TrainingResult, feature_frame, frame_rows, train_model
 from moto import mock_aws
 
@@ -251,11 +260,171 @@ def run_evidently(python: Path, reference: pd.DataFrame, current: pd.DataFrame) 
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+RATES = (10, 100, 1_000)
+# One simulated hour holds this share of a real hour's traffic (one minute's worth).
+SCALE = 1 / 60
+SCALE_LABEL_SHARE = 0.05
+SCALE_END = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+class S3Reads:
+    """GETs and bytes read through one S3 client (botocore's after-call event)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.gets = 0
+        self.bytes = 0
+        s3.meta.events.register("after-call.s3.GetObject", self._count)
+
+    def _count(self, parsed: dict[str, Any], **_: Any) -> None:
+        self.gets += 1
+        self.bytes += int(parsed.get("ContentLength", 0))
+
+
+@dataclass
+class ScaledHour:
+    """One simulated hour at a rate: its log objects and its feedback, as gzip JSON Lines bytes.
+
+    Every hour of a run holds a copy of these bytes in its own partition (the same predictions
+    each hour: a prediction counts once per hour partition, and the label join is per hour), so
+    writing a week of traffic costs a week of PUTs, not a week of JSON encoding.
+    """
+
+    objects: list[bytes]
+    feedback: bytes
+    rows: int
+
+
+def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) -> ScaledHour:
+    """An hour's log objects at `rate` x SCALE, each the size the deployed writer makes."""
+    rows = max(1, round(rate * 3600 * SCALE))
+    per_object = min(LOG_WRITER_BATCH_SIZE, rate * LOG_WRITER_BATCHING_WINDOW_S)
+    frame = make_rows(rows, seed=seed, shift=True)
+    chunk = feature_frame(frame, result.spec)
+    proba = result.pipeline.predict_proba(chunk)[:, 1]
+    features = frame_rows(chunk)
+    ids = [f"r{rate}-{i}" for i in range(rows)]
+    step = timedelta(hours=1) / rows
+    objects = []
+    for start in range(0, rows, per_object):
+        objects.append(
+            jsonl_gz(
+                {
+                    "prediction_id": ids[i],
+                    "request_id": ids[i],
+                    "timestamp": iso(SCALE_END + step * i),
+                    "received_at": iso(SCALE_END + step * i),
+                    "model_name": result.spec.name,
+                    "model_version": version,
+                    "features": features[i],
+                    "probability": float(proba[i]),
+                    "label": int(proba[i] >= 0.5),
+                    "unseen_categories": [],
+                }
+                for i in range(start, min(rows, start + per_object))
+            )
+        )
+    labels = frame["y"].to_numpy()
+    chosen = np.flatnonzero(np.random.default_rng(seed).random(rows) < SCALE_LABEL_SHARE)
+    at = iso(SCALE_END + timedelta(minutes=59))
+    feedback = jsonl_gz(
+        {
+            "prediction_id": ids[i],
+            "label": int(labels[i]),
+            "source": "explicit",
+            "observed_at": at,
+            "received_at": at,
+        }
+        for i in chosen
+    )
+    return ScaledHour(objects=objects, feedback=feedback, rows=rows)
+
+
+def log_scaled_hour(s3: Any, bucket: str, template: ScaledHour, version: int, hour: datetime) -> None:
+    for i, body in enumerate(template.objects):
+        s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{hour:%Y%m%d%H}-{i}"]), Body=body)
+    s3.put_object(Bucket=bucket, Key=feedback_key(hour, [f"{hour:%Y%m%d%H}"]), Body=template.feedback)
+
+
+def scaled_run(
+    clients: dict[str, Any],
+    settings: MonitorSettings,
+    result: TrainingResult,
+    version: int,
+    rate: int,
+    hours: int,
+) -> dict[str, Any]:
+    """Log `hours` hours at `rate`, catch up, log one more hour, and time the next scheduled run."""
+    s3 = clients["s3"]
+    suffix = f"{rate}-{hours}"
+    buckets = {"log_bucket": f"bench-logs-{suffix}", "report_bucket": f"bench-reports-{suffix}"}
+    for name in buckets.values():
+        s3.create_bucket(Bucket=name)
+    config = settings.model_copy(
+        update={
+            **buckets,
+            "scan_engine": "duckdb",
+            "scan_engine_min_bytes": int(
+                MonitorSettings.model_fields["scan_engine_min_bytes"].default * SCALE
+            ),
+        }
+    )
+    end = SCALE_END
+    template = scaled_hour(result, version, rate)
+    for h in range(hours):
+        log_scaled_hour(s3, config.log_bucket, template, version, end - timedelta(hours=hours - h))
+    window = timedelta(hours=hours)
+    run_monitor(
+        s3, clients["cloudwatch"], clients["dynamodb"], config, window_end=end, window=window, now=end
+    )
+    log_scaled_hour(s3, config.log_bucket, template, version, end)
+    reads = S3Reads(s3)
+    with RssSampler() as rss:
+        start = time.perf_counter()
+        monitored = run_monitor(
+            s3,
+            clients["cloudwatch"],
+            clients["dynamodb"],
+            config,
+            window_end=end + timedelta(hours=1),
+            window=window,
+            now=end + timedelta(hours=1),
+        )
+        run_s = time.perf_counter() - start
+    (report,) = monitored.reports
+    return {
+        "run_s": round(run_s, 2),
+        "gets": reads.gets,
+        "bytes_read": reads.bytes,
+        "engines": monitored.reads.engines,
+        "rows": report.prediction_count,
+        "peak_rss_mb": round(rss.peak / 2**20, 1),
+    }
+
+
+def scale_figures(
+    clients: dict[str, Any], settings: MonitorSettings, result: TrainingResult, version: int
+) -> dict[str, Any]:
+    runs = {rate: scaled_run(clients, settings, result, version, rate, 24) for rate in RATES}
+    week = scaled_run(clients, settings, result, version, 10, 24 * 7)
+    return {
+        "scale": f"1/{round(1 / SCALE)} of an hour's traffic per simulated hour, objects of deployed size",
+        "scale_run_s": {r: v["run_s"] for r, v in runs.items()},
+        "scale_gets": {r: v["gets"] for r, v in runs.items()},
+        "scale_bytes_read": {r: v["bytes_read"] for r, v in runs.items()},
+        "scale_engine": {r: v["engines"] for r, v in runs.items()},
+        "scale_window_rows": {r: v["rows"] for r, v in runs.items()},
+        "scale_peak_rss_mb": max(v["peak_rss_mb"] for v in (*runs.values(), week)),
+        "window_ratio": round(week["run_s"] / runs[10]["run_s"], 2),
+        "window_7d_run_s": week["run_s"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reference-rows", type=int, default=100_000)
     parser.add_argument("--no-evidently", action="store_true")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scaled read-path runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
@@ -303,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 now=WINDOW_START + timedelta(days=1),
             )
             end_to_end_s = time.perf_counter() - start
+        scale = {} if args.no_scale else scale_figures(clients, settings, result, record.version)
     (report,) = monitored.reports
     assert report.prediction_count == args.rows, report.prediction_count
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -326,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "monitor_run_rss_growth_mb": round(rss.peak / 2**20 - before_run_mb, 1),
         "evidently_s": evidently_s,
         "speedup_vs_evidently": round(evidently_s / compute_s, 1) if evidently_s else None,
+        **scale,
     }
     if args.json:
         print(json.dumps(figures))

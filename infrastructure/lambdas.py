@@ -67,9 +67,9 @@ class FunctionDef:
 #   warm predictions (10 ms billed each). 10 s caps a cold start that also downloads the champion.
 # - feedback / admin: small JSON in, one DynamoDB or S3 call out; 512 MB is the cheapest size
 #   without a visibly slower cold start for pydantic.
-# - log writer: batches of up to 100 records gzip-compressed to S3 take well under a second;
-#   512 MB and 30 s, so the queue's visibility timeout (resources.PREDICTION_QUEUE: 180 s) is the
-#   six times the function timeout that SQS event sources need to avoid duplicate deliveries.
+# - log writer: batches of up to 10,000 messages (6 MB at most) gzip-compressed to S3 take about a
+#   second; 512 MB and 30 s, so the queue's visibility timeout (resources.PREDICTION_QUEUE: 240 s) is
+#   the six times the function timeout plus the batching window that SQS event sources need.
 # - monitor: reads a day of logs into numpy and computes histograms and tests; 2048 MB for the
 #   memory and the CPU share, 5 minutes for a day at a few hundred thousand predictions.
 # - retrain: trains a scikit-learn pipeline, exports and checks ONNX parity, runs the gate;

@@ -13,7 +13,7 @@ function's cold start more than validating its settings does.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -85,6 +85,15 @@ class LogWriterSettings(EnvironmentSettings):
 class MonitorSettings(_Base):
     log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
     report_bucket: str = Field(validation_alias=r.REPORT_BUCKET.env_var)
+    # An hour partition whose logs hold more than this many bytes is profiled by the SQL engine.
+    scan_engine: Literal["python", "duckdb", "athena"] = Field(
+        default="python", validation_alias=r.SCAN_ENGINE_ENV
+    )
+    scan_engine_min_bytes: int = Field(
+        default=64 * 1024**2, ge=0, validation_alias=r.SCAN_ENGINE_MIN_BYTES_ENV
+    )
+    athena_workgroup: str | None = Field(default=None, validation_alias=r.ATHENA_WORKGROUP_ENV)
+    glue_database: str | None = Field(default=None, validation_alias=r.GLUE_DATABASE_ENV)
 
 
 class RetrainSettings(_Base):

@@ -11,6 +11,8 @@ Report bucket::
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
     reports/history/<model>.json | <model>.html   (every run of the model: rows and the history page)
     gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
+    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/partial.json | rows.json.gz
+        (the monitor's profile of one hour partition, with the log objects it covers, and its rows)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -163,6 +165,14 @@ def report_prefix(version: int, ts: datetime, run_id: str) -> str:
     return f"{REPORTS_PREFIX}model_version={version}/dt={ts:%Y-%m-%d}/run={run_id}/"
 
 
+PARTIALS_PREFIX = f"{REPORTS_PREFIX}partials/"
+
+
+def partial_prefix(version: int, hour: datetime) -> str:
+    """Where the monitor keeps its profile of one hour partition of a version's predictions."""
+    return f"{PARTIALS_PREFIX}model_version={version}/{hour_partition(hour)}/"
+
+
 def history_keys(model_name: str) -> tuple[str, str]:
     """The model's run history (JSON rows) and its history page, next to the per-run reports."""
     base = f"{REPORTS_PREFIX}history/{model_name}"
@@ -237,6 +247,8 @@ class FirstSeen:
         return mask
 
 
+# The Athena view of UNIQUE_PREDICTIONS_SQL in the stack's Glue database.
+UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
 # The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
 # prediction id, the copy in the first object of its partition by path, the first line within it.
 UNIQUE_PREDICTIONS_SQL = """\

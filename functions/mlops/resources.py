@@ -76,9 +76,16 @@ PREDICTION_QUEUE = Resource(
     ResourceKind.QUEUE,
     "MLOPS_PREDICTION_QUEUE_URL",
     "prediction records on their way to the log writer",
-    visibility_timeout_s=180,
+    # Six times the log writer's timeout (30 s) plus its batching window: what SQS event sources need.
+    visibility_timeout_s=240,
     max_receive_count=5,
 )
+# The log writer's SQS batch: up to this many messages or this many seconds, whichever comes first
+# (Lambda also stops at a 6 MB payload). One invocation writes one object per hour partition, so the
+# batch sets the size of log objects: at 1,000 requests/s about 10,000 records (~1.7 MB gzip) an
+# object instead of 100 (bench/log_layout.py has the figures).
+LOG_WRITER_BATCH_SIZE = 10_000
+LOG_WRITER_BATCHING_WINDOW_S = 60
 ALARM_TOPIC = Resource(
     "AlarmTopic",
     ResourceKind.TOPIC,
@@ -115,3 +122,11 @@ MONITOR_REQUEST_DETAIL_TYPE = "Monitor Requested"
 RETRAIN_RETRY_DETAIL_TYPE = "Retraining Retry Due"
 # Set on the retrain function: the alarms whose ALARM state means retraining is wanted (comma-separated).
 RETRAINING_ALARMS_ENV = "MLOPS_RETRAINING_ALARMS"
+
+# Set on the monitor function: the SQL engine that profiles an hour partition holding more than
+# SCAN_ENGINE_MIN_BYTES of logs ("athena" on AWS, "duckdb" locally, "python": never SQL), and
+# the Athena workgroup and Glue database it queries.
+SCAN_ENGINE_ENV = "MLOPS_SCAN_ENGINE"
+SCAN_ENGINE_MIN_BYTES_ENV = "MLOPS_SCAN_ENGINE_MIN_BYTES"
+ATHENA_WORKGROUP_ENV = "MLOPS_ATHENA_WORKGROUP"
+GLUE_DATABASE_ENV = "MLOPS_GLUE_DATABASE"

@@ -138,6 +138,15 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
                 yield obj["Key"]
 
 
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str, int]]:
+    """(key, ETag, size) of each object under `prefix`, in key order: what a manifest records."""
+    with aws_call(f"list s3://{bucket}/{prefix}"):
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"], str(obj.get("ETag", "")), int(obj.get("Size", 0))
+
+
 def jsonl_gz(records: Iterable[dict[str, Any]]) -> bytes:
     """gzip JSON Lines, one record a line: the format of every log object."""
     text = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)

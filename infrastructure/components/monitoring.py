@@ -22,10 +22,20 @@ from mlops.logstore import (
     PREDICTIONS_PREFIX,
     REPORTS_PREFIX,
     UNIQUE_PREDICTIONS_SQL,
+    UNIQUE_PREDICTIONS_VIEW,
     Column,
     prediction_columns,
 )
-from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
+from mlops.resources import (
+    ARTIFACT_BUCKET,
+    ATHENA_WORKGROUP_ENV,
+    GLUE_DATABASE_ENV,
+    LOG_BUCKET,
+    METRICS_NAMESPACE,
+    REGISTRY_TABLE,
+    REPORT_BUCKET,
+    SCAN_ENGINE_ENV,
+)
 from mlops.spec import FeatureKind, ModelSpec
 
 from infrastructure.components.function import stage_function
@@ -39,8 +49,6 @@ HIVE_TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
 # The first day partition projection will look for; queries filter by dt, so an early start is free.
 PROJECTION_START = "2024-01-01"
 
-
-UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
 # Presto's names for the Hive types of the log tables (the view is stored in Presto's terms).
 _PRESTO_TYPES = {"string": "varchar", "int": "integer", "double": "double", "array<string>": "array(varchar)"}
 
@@ -122,6 +130,48 @@ class Monitoring(Construct):
             targets=[self.monitor.rule_target(Duration.hours(1))],
         )
         self._analytics(config, storage)
+        self._scan_engine(storage)
+
+    def _scan_engine(self, storage: Storage) -> None:
+        """Hours too big for the function are profiled by Athena in the stack's workgroup, with the
+        calls of one query (start, wait, read) on that workgroup, the catalogue entries it reads,
+        and the results prefix Athena writes as the caller; the log objects are already readable."""
+        function, role = self.monitor.function, self.monitor.role
+        function.add_environment(SCAN_ENGINE_ENV, "athena")
+        function.add_environment(ATHENA_WORKGROUP_ENV, self.workgroup.name)
+        function.add_environment(GLUE_DATABASE_ENV, self.database_name)
+        prefix = f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                ],
+                resources=[
+                    f"arn:{Aws.PARTITION}:athena:{Aws.REGION}:{Aws.ACCOUNT_ID}:workgroup/{self.workgroup.name}"
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetDatabase", "glue:GetTable"],
+                resources=[
+                    f"{prefix}:catalog",
+                    f"{prefix}:database/{self.database_name}",
+                    f"{prefix}:table/{self.database_name}/predictions",
+                    f"{prefix}:table/{self.database_name}/{UNIQUE_PREDICTIONS_VIEW}",
+                ],
+            )
+        )
+        grant_objects(storage.reports, role, (ATHENA_RESULTS_PREFIX,), read=True, write=True)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetBucketLocation"],
+                resources=[storage.reports.bucket_arn, storage.logs.bucket_arn],
+            )
+        )
 
     def _unique_predictions_view(self, spec: ModelSpec) -> glue.CfnTable:
         """`predictions_unique`: the predictions table with each prediction once, as every reader counts.

@@ -8,7 +8,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from mlops.logstore import PREDICTIONS_PREFIX
-from mlops.resources import LOG_BUCKET, PREDICTION_QUEUE
+from mlops.resources import LOG_BUCKET, LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S, PREDICTION_QUEUE
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.storage import Storage, grant_objects
@@ -60,10 +60,10 @@ class PredictionLog(Construct):
         self.writer.function.add_event_source(
             event_sources.SqsEventSource(
                 self.queue,
-                # Bigger objects mean fewer S3 PUTs and fewer files for the monitor and Athena to open;
-                # the window bounds how late a record reaches S3.
-                batch_size=100,
-                max_batching_window=Duration.seconds(30),
+                # Bigger objects mean fewer S3 PUTs and fewer files for the monitor and Athena to open,
+                # and compress better; the window bounds how late a record reaches S3.
+                batch_size=LOG_WRITER_BATCH_SIZE,
+                max_batching_window=Duration.seconds(LOG_WRITER_BATCHING_WINDOW_S),
                 report_batch_item_failures=True,
             )
         )

@@ -160,3 +160,14 @@ def topic_keys(deployed: DeployedStack, bindings: Mapping[str, Mapping[str, str]
             arn = resolve({"Ref": logical}, bindings)
             out[arn] = resolve(resource["Properties"]["KmsMasterKeyId"], bindings)
     return out
+
+
+def athena_results(deployed: DeployedStack, bindings: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Athena workgroups and the results location each enforces (as moto's buckets are named)."""
+    out = {}
+    for resource in deployed.resources.values():
+        if resource["Type"] == "AWS::Athena::WorkGroup":
+            props = resource["Properties"]
+            location = props["WorkGroupConfiguration"]["ResultConfiguration"]["OutputLocation"]
+            out[resolve(props["Name"], bindings)] = resolve(location, bindings)
+    return out

@@ -20,9 +20,10 @@ import pytest
 from botocore.exceptions import ClientError
 from mlops import aws
 
-from tests.iam.deployed import DeployedStack, moto_bindings, resolve, topic_keys
+from tests.iam.deployed import DeployedStack, athena_results, moto_bindings, resolve, topic_keys
 from tests.iam.policy import (
     ACCOUNT,
+    QUERY_WORKGROUPS,
     REGION,
     AuthRequest,
     UnmappedCall,
@@ -58,6 +59,7 @@ class IamEnforcer:
         }
         self.role_ids = dict(deployed.roles)
         self.topic_keys = topic_keys(deployed, bindings)
+        self.athena_results = athena_results(deployed, bindings)
         self.active: str | None = None
         self.denials: list[Denial] = []
         self.unmapped: list[str] = []
@@ -65,6 +67,7 @@ class IamEnforcer:
         # The functions' clients come from one botocore session (mlops.aws): hook that one.
         self.session = botocore.session.get_session()
         self.session.register("before-parameter-build", self._authorize)
+        self.session.register("after-call.athena.StartQueryExecution", self._record_query)
 
     def principal(self, key: str) -> str:
         return f"arn:aws:sts::{ACCOUNT}:assumed-role/{self.role_ids[key]}/{key}"
@@ -72,13 +75,15 @@ class IamEnforcer:
     def allows(self, key: str, request: AuthRequest) -> bool:
         return is_allowed(self.statements[key], request)
 
-    def _authorize(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+    def _authorize(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
         if self.active is None:
             return  # test set-up, not function code
         service = model.service_model.service_name
         call = f"{service}.{model.name}"
+        if call == "athena.StartQueryExecution" and isinstance(kwargs.get("context"), dict):
+            kwargs["context"]["athena_workgroup"] = params.get("WorkGroup", "primary")
         try:
-            requests = authorizations(service, model.name, params, self.topic_keys)
+            requests = authorizations(service, model.name, params, self.topic_keys, self.athena_results)
         except UnmappedCall as err:
             self.unmapped.append(str(err))
             raise
@@ -109,6 +114,12 @@ class IamEnforcer:
                 },
                 model.name,
             )
+
+    @staticmethod
+    def _record_query(http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        request = kwargs.get("context", {}).get("athena_workgroup")
+        if "QueryExecutionId" in parsed and request:
+            QUERY_WORKGROUPS[parsed["QueryExecutionId"]] = request
 
     def _missing_key(self, service: str, operation: str, params: dict[str, Any]) -> AuthRequest | None:
         if service != "s3" or operation not in ("GetObject", "HeadObject"):

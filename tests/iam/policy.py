@@ -250,6 +250,54 @@ def _events(operation: str, params: Mapping[str, Any]) -> list[AuthRequest]:
     raise UnmappedCall(f"events.{operation}")
 
 
+# Query id -> workgroup, recorded when a query starts: the later calls about a query name only its id,
+# and AWS authorizes them on the query's workgroup.
+QUERY_WORKGROUPS: dict[str, str] = {}
+# What Athena reads of the catalogue for a relation: a view's definition and the tables it selects from
+# (the `predictions_unique` view of infrastructure/components/monitoring.py reads `predictions`).
+VIEW_TABLES = {"predictions_unique": ("predictions",)}
+_RELATION = re.compile(r'"([A-Za-z0-9_]+)"\."([A-Za-z0-9_]+)"')
+
+
+def workgroup_arn(name: str) -> str:
+    return f"arn:{PARTITION}:athena:{REGION}:{ACCOUNT}:workgroup/{name}"
+
+
+def _athena(operation: str, params: Mapping[str, Any], results: Mapping[str, str]) -> list[AuthRequest]:
+    """Athena runs a query with the caller's permissions: the workgroup call, the catalogue entries
+    the query names, and the writes of its answer to the workgroup's results location."""
+    if operation == "StartQueryExecution":
+        workgroup = params.get("WorkGroup", "primary")
+        database = params.get("QueryExecutionContext", {}).get("Database", "default")
+        glue = f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT}"
+        out = [
+            AuthRequest("athena:StartQueryExecution", workgroup_arn(workgroup)),
+            AuthRequest("glue:GetDatabase", f"{glue}:catalog"),
+            AuthRequest("glue:GetDatabase", f"{glue}:database/{database}"),
+        ]
+        for db, table in sorted(set(_RELATION.findall(params["QueryString"]))):
+            for name in (table, *VIEW_TABLES.get(table, ())):
+                out += [
+                    AuthRequest("glue:GetTable", f"{glue}:catalog"),
+                    AuthRequest("glue:GetTable", f"{glue}:database/{db}"),
+                    AuthRequest("glue:GetTable", f"{glue}:table/{db}/{name}"),
+                ]
+        location = results.get(workgroup)
+        if location is None:
+            raise UnmappedCall(f"athena workgroup {workgroup} has no results location in the template")
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        out += [
+            AuthRequest("s3:GetBucketLocation", f"arn:{PARTITION}:s3:::{bucket}"),
+            AuthRequest("s3:PutObject", f"arn:{PARTITION}:s3:::{bucket}/{prefix}query.csv"),
+            AuthRequest("s3:GetObject", f"arn:{PARTITION}:s3:::{bucket}/{prefix}query.csv"),
+        ]
+        return out
+    if operation in ("GetQueryExecution", "GetQueryResults", "StopQueryExecution"):
+        workgroup = QUERY_WORKGROUPS.get(params["QueryExecutionId"], "primary")
+        return [AuthRequest(f"athena:{operation}", workgroup_arn(workgroup))]
+    raise UnmappedCall(f"athena.{operation}")
+
+
 # Keys every request carries (boto3 calls AWS over TLS, from this account and region).
 BASE_CONTEXT = {"aws:SecureTransport": "true", "aws:PrincipalAccount": ACCOUNT, "aws:RequestedRegion": REGION}
 
@@ -262,9 +310,14 @@ def missing_key_listing(bucket: str) -> AuthRequest:
 
 
 def authorizations(
-    service: str, operation: str, params: Mapping[str, Any], topic_keys: Mapping[str, str]
+    service: str,
+    operation: str,
+    params: Mapping[str, Any],
+    topic_keys: Mapping[str, str],
+    athena_results: Mapping[str, str] | None = None,
 ) -> list[AuthRequest]:
-    """What AWS authorizes for one API call; `topic_keys` maps encrypted topics to their KMS key ARN."""
+    """What AWS authorizes for one API call; `topic_keys` maps encrypted topics to their KMS key ARN,
+    `athena_results` workgroups to their results location."""
     if service == "sts" and operation == "GetCallerIdentity":
         return []
     mappers = {"s3": _s3, "dynamodb": _dynamodb, "sqs": _sqs, "cloudwatch": _cloudwatch, "lambda": _lambda}
@@ -274,6 +327,8 @@ def authorizations(
         requests = _sns(operation, params, topic_keys)
     elif service == "events":
         requests = _events(operation, params)
+    elif service == "athena":
+        requests = _athena(operation, params, athena_results or {})
     else:
         raise UnmappedCall(f"{service}.{operation}")
     return [AuthRequest(r.action, r.resource, {**BASE_CONTEXT, **r.context}) for r in requests]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import boto3
 from mlops.alarms import DIM_MODEL, NAMESPACE, Metric
 from mlops.datagen import generate_churn
 from mlops.handlers import admin as admin_handler
@@ -20,13 +22,22 @@ from mlops.handlers import monitor as monitor_handler
 from mlops.handlers import predict as predict_handler
 from mlops.handlers import retrain as retrain_handler
 from mlops.logstore import latest_report_key
+from mlops.monitoring.engine import duckdb_predictions
 from mlops.registry import VersionRecord
-from mlops.resources import LOG_BUCKET, REPORT_BUCKET
+from mlops.resources import (
+    ATHENA_WORKGROUP_ENV,
+    GLUE_DATABASE_ENV,
+    LOG_BUCKET,
+    REPORT_BUCKET,
+    SCAN_ENGINE_ENV,
+    SCAN_ENGINE_MIN_BYTES_ENV,
+)
 from mlops.storage import iso, list_keys
 
 from tests.conftest import AwsStack, register_and_promote
 from tests.iam.conftest import create_retrain_function
 from tests.iam.enforcement import IamEnforcer
+from tests.iam.policy import authorizations
 from tests.integration.serving_helpers import CONTEXT, drain_queue, load_event, response_json
 from tests.traffic import log_traffic
 
@@ -176,3 +187,124 @@ def test_retrain_after_an_alarm_promotes_as_the_retrain_role(
 
     assert out["outcome"] == "promoted", out["detail"]
     assert registry.champion().version == 2
+
+
+class AthenaOverTheLogs:
+    """moto's Athena answers queries from a queue; this one runs each query's SQL with DuckDB over the
+    log bucket's objects, under the Glue database's name, as Athena would over the Glue table, and
+    writes the answer as CSV to the workgroup's results location, as Athena does."""
+
+    def __init__(self, stack: AwsStack, spec: Any, database: str, results: str, root: Path) -> None:
+        self.stack, self.spec, self.database, self.results, self.root = stack, spec, database, results, root
+        self.queries: list[str] = []
+
+    def answer(self, backend: Any, exec_id: str) -> None:
+        import duckdb
+        from moto.athena.models import QueryResults
+
+        if exec_id in backend.query_results:
+            return
+        bucket = self.stack.env[LOG_BUCKET.env_var]
+        for key in list_keys(self.stack.s3, bucket, "predictions/"):
+            path = self.root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(self.stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        execution = backend.executions[exec_id]
+        self.queries.append(execution.query)
+        con = duckdb.connect()
+        con.execute(f'CREATE SCHEMA "{self.database}"')
+        con.execute(f'USE "{self.database}"')
+        duckdb_predictions(con, self.spec, self.root)
+        cursor = con.execute(execution.query)
+        names = [d[0] for d in cursor.description]
+        answer = cursor.fetchall()
+        rows = [{"Data": [{"VarCharValue": n} for n in names]}]
+        rows += [{"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]} for row in answer]
+        backend.query_results[exec_id] = QueryResults(rows=rows, column_info=[{"Name": n} for n in names])
+        # Athena's CSV: every value quoted, NULL as an empty field.
+        location = f"{self.results}{exec_id}.csv"
+        execution.config = {"OutputLocation": location}
+        lines = [",".join(f'"{n}"' for n in names)]
+        lines += [
+            ",".join("" if v is None else '"' + str(v).replace('"', '""') + '"' for v in r) for r in answer
+        ]
+        out_bucket, _, key = location.removeprefix("s3://").partition("/")
+        self.stack.s3.put_object(Bucket=out_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+
+
+def test_monitor_profiles_big_hours_with_athena_as_the_monitor_role(
+    iam: IamEnforcer,
+    aws_stack: AwsStack,
+    champion: VersionRecord,
+    deployed: Any,
+    monkeypatch: Any,
+    tmp_path: Path,
+) -> None:
+    from moto.athena.models import AthenaBackend
+
+    # Given traffic of a few hours, and the monitor configured as deployed to profile every hour in Athena,
+    end = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    log_traffic(
+        aws_stack,
+        aws_stack.registry(),
+        1,
+        generate_churn(120, seed=9),
+        end - timedelta(hours=3),
+        timedelta(minutes=1),
+    )
+    (workgroup,) = iam.athena_results
+    (database,) = [
+        r["Properties"]["DatabaseInput"]["Name"]
+        for r in deployed.resources.values()
+        if r["Type"] == "AWS::Glue::Database"
+    ]
+    boto3.client("athena", region_name="us-east-1").create_work_group(
+        Name=workgroup,
+        Configuration={"ResultConfiguration": {"OutputLocation": iam.athena_results[workgroup]}},
+    )
+    monkeypatch.setenv(SCAN_ENGINE_ENV, "athena")
+    monkeypatch.setenv(SCAN_ENGINE_MIN_BYTES_ENV, "0")
+    monkeypatch.setenv(ATHENA_WORKGROUP_ENV, workgroup)
+    monkeypatch.setenv(GLUE_DATABASE_ENV, database)
+    athena = AthenaOverTheLogs(
+        aws_stack, champion_spec(aws_stack), database, iam.athena_results[workgroup], tmp_path
+    )
+    monkeypatch.setattr(
+        AthenaBackend,
+        "_store_predefined_query_results",
+        lambda backend, exec_id: athena.answer(backend, exec_id),
+    )
+    event = load_event("monitor_schedule.json")
+    event["time"] = iso(end)
+    monitor_handler.settings.cache_clear()
+
+    # when the scheduled run profiles its window as the monitor's role,
+    try:
+        with iam.acting_as("Monitor"):
+            summary = monitor_handler.handler(event, CONTEXT)
+    finally:
+        monitor_handler.settings.cache_clear()
+
+    # then Athena profiled each hour with traffic, every call allowed by the deployed grants,
+    assert summary["reads"]["engines"] == {"athena": 2}
+    assert len(athena.queries) == 2 * 2 and all(f'"{database}".' in q for q in athena.queries)
+    (version,) = summary["versions"]
+    assert version["prediction_count"] == 120 and version["label_count"] == 120
+    # and a role without the Athena grant would have been refused.
+    start = {
+        "QueryString": athena.queries[0],
+        "WorkGroup": workgroup,
+        "QueryExecutionContext": {"Database": database},
+    }
+    for request in authorizations("athena", "StartQueryExecution", start, {}, iam.athena_results):
+        assert iam.allows("Monitor", request), request.describe()
+        if request.action.startswith(("athena:", "glue:")):
+            assert not iam.allows("Predict", request), request.describe()
+
+
+def champion_spec(stack: AwsStack) -> Any:
+    from mlops.monitoring.run import load_reference
+
+    record = stack.registry().champion()
+    assert record is not None
+    return load_reference(stack.registry(), stack.s3, stack.artifact_bucket, record.version).spec

@@ -8,7 +8,13 @@ from typing import Any
 from aws_cdk.assertions import Match
 from mlops.api import ROUTES as API_ROUTES
 from mlops.bundle import bundle_prefix, dataset_key
-from mlops.resources import ALL_RESOURCES, PREDICTION_QUEUE, ResourceKind
+from mlops.resources import (
+    ALL_RESOURCES,
+    LOG_WRITER_BATCH_SIZE,
+    LOG_WRITER_BATCHING_WINDOW_S,
+    PREDICTION_QUEUE,
+    ResourceKind,
+)
 
 from infrastructure.components.registry import REGISTRY_READ_ACTIONS
 from infrastructure.components.serving import ADMIN_ROUTES, CLIENT_ROUTES
@@ -139,10 +145,13 @@ def test_log_writer_consumes_batches_and_reports_partial_failures(synth: Synthes
         {
             "FunctionName": {"Ref": synth.ref(synth.stack.prediction_log.writer.function)},
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "BatchSize": Match.any_value(),
-            "MaximumBatchingWindowInSeconds": Match.any_value(),
+            "BatchSize": LOG_WRITER_BATCH_SIZE,
+            "MaximumBatchingWindowInSeconds": LOG_WRITER_BATCHING_WINDOW_S,
         },
     )
+    # SQS must not hand a batch to another poller while the writer may still hold it.
+    writer = synth.resources[synth.ref(synth.stack.prediction_log.writer.function)]["Properties"]
+    assert PREDICTION_QUEUE.visibility_timeout_s >= 6 * writer["Timeout"] + LOG_WRITER_BATCHING_WINDOW_S
 
 
 def test_alarm_topic_is_kms_encrypted_ssl_only_and_mails_the_operator(synth: Synthesised) -> None:

@@ -112,14 +112,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except RefusedEvent as err:
         logger.error("monitor event refused; nothing ran", extra={"reason": str(err)})
         return {"outcome": "refused", "error": str(err)}
+    config = settings()
     result = run_monitor(
         aws.client("s3"),
         aws.client("cloudwatch"),
         aws.client("dynamodb"),
-        settings(),
+        config,
         window_end=at,
         window=timedelta(hours=request.window_hours) if request.window_hours else None,
         versions=request.versions,
         now=at,
+        athena=aws.client("athena") if config.scan_engine == "athena" else None,
     )
     return result.summary()

@@ -1,7 +1,8 @@
 """A monitor run: every version with traffic in the window -> statistics, metrics, reports.
 
 Called by the scheduled Lambda, `mlops monitor run`, the local runtime and retraining.
-Each log object is read, folded into counts and dropped before the next one is read.
+A window is the merge of stored per-hour profiles (`mlops.monitoring.partials`): a run reads
+only the hour partitions whose log objects changed since they were profiled.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from mlops.logstore import (
     report_prefix,
 )
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
+from mlops.monitoring.engine import scan_engine
 from mlops.monitoring.history import Promotion, history_run, update_history
+from mlops.monitoring.partials import PartialStore, ReadStats, describe, window_from_partials
 from mlops.monitoring.performance import (
     concept_shift_check,
     estimate_performance,
@@ -222,6 +225,7 @@ class MonitorResult:
     datums: int = 0
     metric_calls: int = 0
     history_key: str | None = None
+    reads: ReadStats = field(default_factory=ReadStats)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -232,6 +236,7 @@ class MonitorResult:
             "champion": self.champion,
             "metrics_published": self.datums,
             "history_key": self.history_key,
+            "reads": describe(self.reads),
             "versions": [r.summary() for r in self.reports],
         }
 
@@ -306,12 +311,14 @@ def run_monitor(
     versions: Sequence[int] | None = None,
     now: datetime | None = None,
     run_id: str | None = None,
+    athena: Any = None,
 ) -> MonitorResult:
     """Monitor every version with traffic in ``[window_end - window, window_end)`` (the champion always).
 
     ``now`` stamps the metrics and the report (the local runtime runs a faster clock);
     ``window`` defaults to the champion spec's ``monitoring.window_hours``. Feedback
-    received up to ``now`` counts, so re-running a window picks up late labels.
+    received up to ``now`` counts, so re-running a window picks up late labels. ``athena`` is the
+    client of the Athena scan engine (only when ``settings.scan_engine`` is "athena").
     """
     now = now or utcnow()
     end = window_end or now
@@ -357,9 +364,20 @@ def run_monitor(
         except NotFoundError:
             logger.warning("logs of a version the registry does not know", extra={"version": version})
             continue
-        numeric, categorical = reference.spec.numeric_features, reference.spec.categorical_features
-        batches = iter_prediction_batches(s3, settings.log_bucket, version, start, end, numeric, categorical)
-        accumulated.append((reference, accumulate(reference, batches, labels)))
+        acc = window_from_partials(
+            PartialStore(s3, settings.log_bucket, settings.report_bucket),
+            reference.profile,
+            reference.spec.sensitive_attributes,
+            reference.spec.numeric_features,
+            reference.spec.categorical_features,
+            version,
+            start,
+            end,
+            labels,
+            choose_engine=scan_engine(settings, reference.spec, athena),
+            stats=result.reads,
+        )
+        accumulated.append((reference, acc))
     matched = set().union(*(acc.matched_ids for _, acc in accumulated)) if accumulated else set()
     unmatched = sum(1 for fb in received if fb.prediction_id not in matched)
     for reference, acc in accumulated:

@@ -1,0 +1,346 @@
+"""The hour profile as one SQL definition, run where the data lives when an hour is too big for a function.
+
+`hour_profile_sql` writes the aggregation of one hour partition (histograms on the reference's
+bin edges, category counts, the score grid, selection by group) in SQL that DuckDB and Athena
+(Trino) both run unchanged: standard aggregates, `VALUES` bins, double literals in exponent form,
+struct fields as `features.<name>`. It reads the deduplicated predictions relation
+(`mlops.logstore.UNIQUE_PREDICTIONS_SQL` over the Glue table, or DuckDB over the same objects),
+so a prediction counts once whichever engine profiles its hour. Which engine runs an hour is
+configuration: the hour's listed bytes against `scan_engine_min_bytes`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops.config import MonitorSettings
+from mlops.evaluation import DECISION_THRESHOLD
+from mlops.logstore import (
+    PREDICTION_PARTITION_KEYS,
+    PREDICTIONS_PREFIX,
+    UNIQUE_PREDICTIONS_SQL,
+    prediction_columns,
+)
+from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest, python_hour_profile
+from mlops.monitoring.window import MISSING_GROUP, SCORE_GRID_BINS
+from mlops.profile import (
+    CategoricalCounts,
+    DatasetProfile,
+    NumericHistogram,
+    ReferenceProfile,
+    is_missing_category,
+)
+from mlops.spec import ModelSpec
+from mlops.storage import get_bytes, iso
+
+# Result columns of the profile query, in order.
+RESULT_COLUMNS = ("kind", "name", "bin", "cat", "n", "s", "s2", "mn", "mx")
+
+
+def _double(x: float) -> str:
+    """A double literal both dialects read as DOUBLE (a plain 0.5 is a DECIMAL to Trino)."""
+    text = repr(float(x))
+    if not np.isfinite(x):
+        raise ValueError(f"bin edge {x!r} is not finite")
+    return text if "e" in text else text + "e0"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _feature(name: str) -> str:
+    return f"features.{_ident(name)}"
+
+
+def _binned(kind: str, name: str, value: str, edges: Sequence[float]) -> str:
+    bounds = [None, *edges, None]
+    rows = ", ".join(
+        f"({i}, {'CAST(NULL AS double)' if lo is None else _double(lo)}, "
+        f"{'CAST(NULL AS double)' if hi is None else _double(hi)})"
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    )
+    return (
+        f"SELECT {_text(kind + '_bin')} AS kind, {_text(name)} AS name, b.idx AS bin, "
+        "CAST(NULL AS varchar) AS cat, count(*) AS n, sum(x.v) AS s, "
+        "CAST(NULL AS double) AS s2, CAST(NULL AS double) AS mn, CAST(NULL AS double) AS mx "
+        f"FROM (SELECT {value} AS v FROM hour_rows) x "
+        f"JOIN (VALUES {rows}) AS b(idx, lo, hi) "
+        "ON (b.lo IS NULL OR x.v > b.lo) AND (b.hi IS NULL OR x.v <= b.hi) "
+        "WHERE x.v IS NOT NULL GROUP BY b.idx"
+        "\nUNION ALL\n"
+        f"SELECT {_text(kind + '_total')}, {_text(name)}, CAST(NULL AS integer), CAST(NULL AS varchar), "
+        f"count(*) - count({value}), sum({value}), sum({value} * {value}), min({value}), max({value}) "
+        "FROM hour_rows"
+    )
+
+
+def hour_profile_sql(
+    spec: ModelSpec,
+    reference: ReferenceProfile,
+    relation: str,
+    version: int,
+    hour: datetime,
+    lo: str | None = None,
+    hi: str | None = None,
+) -> str:
+    """The aggregation of one hour partition of `relation` (the deduplicated predictions)."""
+    where = [
+        f"model_version = {_text(str(version))}",
+        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
+        f"hour = {hour.hour}",
+    ]
+    if lo is not None:
+        where.append(f'"timestamp" >= {_text(lo)}')
+    if hi is not None:
+        where.append(f'"timestamp" < {_text(hi)}')
+    parts = [
+        "SELECT 'rows', CAST(NULL AS varchar), CAST(NULL AS integer), CAST(NULL AS varchar), "
+        "count(*), CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double), "
+        "CAST(NULL AS double) FROM hour_rows"
+    ]
+    for name, hist in reference.features.numeric.items():
+        parts.append(_binned("num", name, _feature(name), hist.edges))
+    for name in reference.features.categorical:
+        parts.append(
+            f"SELECT 'cat', {_text(name)}, CAST(NULL AS integer), {_feature(name)}, count(*), "
+            "CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double) "
+            f"FROM hour_rows GROUP BY {_feature(name)}"
+        )
+    parts.append(_binned("score", "probability", "probability", reference.scores.edges))
+    clipped = "greatest(least(probability, 1e0), 0e0)"
+    cell = f"least(CAST(floor({clipped} * {_double(SCORE_GRID_BINS)}) AS integer), {SCORE_GRID_BINS - 1})"
+    parts.append(
+        f"SELECT 'grid', CAST(NULL AS varchar), {cell}, CAST(NULL AS varchar), count(*), sum({clipped}), "
+        "CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double) FROM hour_rows "
+        f"GROUP BY {cell}"
+    )
+    positive = f"CASE WHEN probability >= {_double(DECISION_THRESHOLD)} THEN 1 ELSE 0 END"
+    for attribute in spec.sensitive_attributes:
+        parts.append(
+            f"SELECT 'sel', {_text(attribute)}, {positive}, {_feature(attribute)}, count(*), "
+            "CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double) "
+            f"FROM hour_rows GROUP BY {_feature(attribute)}, {positive}"
+        )
+    return (
+        f"WITH hour_rows AS (SELECT * FROM {relation} WHERE {' AND '.join(where)})\n"
+        + "\nUNION ALL\n".join(parts)
+    )
+
+
+def hour_rows_sql(
+    spec: ModelSpec, relation: str, version: int, hour: datetime, lo: str | None, hi: str | None
+) -> str:
+    """What the label join needs of each prediction of the hour (id, probability, sensitive values)."""
+    where = [
+        f"model_version = {_text(str(version))}",
+        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
+        f"hour = {hour.hour}",
+    ]
+    if lo is not None:
+        where.append(f'"timestamp" >= {_text(lo)}')
+    if hi is not None:
+        where.append(f'"timestamp" < {_text(hi)}')
+    groups = "".join(f", {_feature(a)}" for a in spec.sensitive_attributes)
+    return (
+        f"SELECT prediction_id, probability{groups} FROM {relation} WHERE {' AND '.join(where)} "
+        "ORDER BY prediction_id"
+    )
+
+
+def partial_from_rows(
+    rows: Sequence[Sequence[Any]],
+    reference: ReferenceProfile,
+    version: int,
+    hour: datetime,
+    covers: Manifest,
+    engine: str,
+) -> HourPartial:
+    """The profile query's answer (rows of RESULT_COLUMNS) as a partial, the Python engine's shape."""
+    edges = {name: h.edges for name, h in reference.features.numeric.items()}
+    edges["probability"] = reference.scores.edges
+    bin_counts = {name: [0] * (len(e) + 1) for name, e in edges.items()}
+    bin_sums = {name: [0.0] * (len(e) + 1) for name, e in edges.items()}
+    totals: dict[str, tuple[int, float, float, float | None, float | None]] = {}
+    cats: dict[str, Counter[str]] = {name: Counter() for name in reference.features.categorical}
+    missing: Counter[str] = Counter()
+    grid: dict[int, tuple[int, float]] = {}
+    selection: dict[str, dict[str, list[int]]] = {}
+    count = 0
+    for kind, name, bin_, cat, n, s, s2, mn, mx in rows:
+        n = int(n)
+        if kind == "rows":
+            count = n
+        elif kind in ("num_bin", "score_bin"):
+            bin_counts[name][int(bin_)] = n
+            bin_sums[name][int(bin_)] = float(s)
+        elif kind in ("num_total", "score_total"):
+            totals[name] = (n, float(s or 0.0), float(s2 or 0.0), _float(mn), _float(mx))
+        elif kind == "cat":
+            if is_missing_category(cat):
+                missing[name] += n
+            else:
+                cats[name][str(cat)] += n
+        elif kind == "grid":
+            grid[int(bin_)] = (n, float(s))
+        elif kind == "sel":
+            group = MISSING_GROUP if is_missing_category(cat) else str(cat)
+            cell = selection.setdefault(name, {}).setdefault(group, [0, 0])
+            cell[0] += n
+            cell[1] += n if int(bin_) == 1 else 0
+
+    def histogram(name: str, edges: list[float]) -> NumericHistogram:
+        sums = bin_sums[name]
+        miss, total, total_sq, lo, hi = totals.get(name, (0, 0.0, 0.0, None, None))
+        return NumericHistogram(
+            edges=edges,
+            counts=bin_counts[name],
+            missing=miss,
+            min=lo,
+            max=hi,
+            sum=total,
+            sum_sq=total_sq,
+            below_sum=sums[0] if edges else total,
+            above_sum=sums[-1] if edges else 0.0,
+        )
+
+    features = DatasetProfile(
+        rows=count,
+        numeric={n: histogram(n, h.edges) for n, h in reference.features.numeric.items()},
+        categorical={
+            n: CategoricalCounts(counts=dict(sorted(c.items())), missing=missing[n]) for n, c in cats.items()
+        },
+    )
+    return HourPartial(
+        version=version,
+        hour=iso(hour),
+        covers=covers,
+        engine=engine,
+        rows=count,
+        features=features,
+        scores=histogram("probability", reference.scores.edges),
+        grid=dict(sorted(grid.items())),
+        selection=selection,
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def duckdb_type(hive: str) -> str:
+    """A Glue (Hive) column type as DuckDB spells it."""
+    hive = hive.strip()
+    if hive.startswith("struct<"):
+        fields = [f.split(":", 1) for f in _split_fields(hive[len("struct<") : -1])]
+        return "STRUCT(" + ", ".join(f"{_ident(n.strip('`'))} {duckdb_type(t)}" for n, t in fields) + ")"
+    if hive.startswith("array<"):
+        return duckdb_type(hive[len("array<") : -1]) + "[]"
+    return {"string": "VARCHAR", "double": "DOUBLE", "int": "INTEGER", "bigint": "BIGINT"}[hive]
+
+
+def _split_fields(body: str) -> list[str]:
+    out, depth, current = [], 0, ""
+    for ch in body:
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+            continue
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        current += ch
+    return [*out, current] if current else out
+
+
+def duckdb_predictions(con: Any, spec: ModelSpec, root: Path) -> str:
+    """Views `predictions` (the Glue table's schema over the files under `root`) and
+    `predictions_unique` (the Athena view's SQL); returns the name to query."""
+    columns = {name: duckdb_type(hive) for name, hive, _ in prediction_columns(spec)}
+    partitions = {name: duckdb_type(hive) for name, hive, _ in PREDICTION_PARTITION_KEYS}
+    pattern = re.sub(r"'", "''", f"{root}/{PREDICTIONS_PREFIX}*/*/*/*.jsonl.gz")
+    # Athena's "$path" pseudo-column is DuckDB's filename column.
+    con.execute(
+        'CREATE OR REPLACE VIEW predictions AS SELECT * EXCLUDE (filename), filename AS "$path" '
+        f"FROM read_json('{pattern}', format='newline_delimited', columns={columns!r}, "
+        f"hive_partitioning=true, hive_types={partitions!r}, filename=true)"
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW predictions_unique AS " + UNIQUE_PREDICTIONS_SQL.format(table="predictions")
+    )
+    return "predictions_unique"
+
+
+def duckdb_hour_engine(spec: ModelSpec) -> HourEngine:
+    """Profile an hour with embedded DuckDB over its objects, fetched to a scratch directory."""
+
+    def run(
+        s3: Any,
+        bucket: str,
+        reference: ReferenceProfile,
+        sensitive: Sequence[str],
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        version: int,
+        hour: datetime,
+        covers: Manifest,
+        lo: str | None,
+        hi: str | None,
+    ) -> tuple[HourPartial, HourRows]:
+        import duckdb  # the local extra: never shipped to Lambda
+
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            read = 0
+            for key, _ in covers:
+                path = root / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                data = get_bytes(s3, bucket, key)
+                read += len(data)
+                path.write_bytes(data)
+            con = duckdb.connect()
+            try:
+                relation = duckdb_predictions(con, spec, root)
+                answer = con.execute(hour_profile_sql(spec, reference, relation, version, hour, lo, hi))
+                partial = partial_from_rows(answer.fetchall(), reference, version, hour, covers, "duckdb")
+                listed = con.execute(hour_rows_sql(spec, relation, version, hour, lo, hi)).fetchall()
+            finally:
+                con.close()
+        rows = HourRows(
+            prediction_ids=[r[0] for r in listed],
+            probability=[float(r[1]) for r in listed],
+            groups={a: [r[2 + i] for r in listed] for i, a in enumerate(sensitive)},
+        )
+        return partial.model_copy(update={"lo": lo, "hi": hi, "bytes_read": read}), rows
+
+    return run
+
+
+def scan_engine(
+    settings: MonitorSettings, spec: ModelSpec, athena: Any = None
+) -> Callable[[int], HourEngine]:
+    """The engine of an hour by its size: Python up to the threshold, the configured SQL engine above."""
+    if settings.scan_engine == "python":
+        return lambda size: python_hour_profile
+    if settings.scan_engine == "duckdb":
+        sql: HourEngine = duckdb_hour_engine(spec)
+    else:
+        from mlops.monitoring.athena import athena_hour_engine
+
+        sql = athena_hour_engine(spec, settings, athena)
+    threshold = settings.scan_engine_min_bytes
+    return lambda size: sql if size > threshold else python_hour_profile

@@ -1,0 +1,341 @@
+"""Incremental monitoring: one stored profile per hour partition, a window is their merge.
+
+A scheduled run lists the hour partitions of its window and compares each listing with the
+manifest of the hour's stored partial (the keys and ETags of the log objects it covers). Only
+hours whose objects changed are read again, whole, so a prediction is counted once however
+its copies arrived (`FirstSeen` holds within a partition) and a re-run, a late object or a
+missed run all end in the same partials. Hours cut by the window's edges are profiled for the
+part inside the window and not stored.
+
+A partial holds counts on the reference's bin edges (mergeable without loss) and, for the
+label join, the prediction id, probability and sensitive attributes of each row, in the order
+the from-scratch read meets them. Labels are applied when the window is assembled, so feedback
+that arrives late changes the performance of its hour without the hour's logs being read again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from mlops.errors import NotFoundError
+from mlops.logstore import FirstSeen, partial_prefix, prediction_prefix
+from mlops.monitoring.window import (
+    PredictionBatch,
+    WindowAccumulator,
+    parse_prediction_log,
+)
+from mlops.profile import DatasetProfile, NumericHistogram, ReferenceProfile
+from mlops.storage import get_bytes, iso, list_objects, put_bytes
+
+PARTIAL_FORMAT = 1
+PARTIAL_NAME = "partial.json"
+ROWS_NAME = "rows.json.gz"
+
+# (key, ETag) of each log object a partial covers, in key order.
+Manifest = list[tuple[str, str]]
+
+
+class HourPartial(BaseModel):
+    """The profile of one version's predictions in one hour partition (or its part inside a window)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = PARTIAL_FORMAT
+    version: int
+    hour: str
+    # Row time bounds [lo, hi) when the window cuts the hour; None for the whole hour.
+    lo: str | None = None
+    hi: str | None = None
+    covers: list[tuple[str, str]]
+    bytes_read: int = 0
+    engine: str = "python"
+    rows: int
+    features: DatasetProfile
+    scores: NumericHistogram
+    # Non-empty cells of the score grid: index -> (count, probability sum).
+    grid: dict[int, tuple[int, float]]
+    # attribute -> group -> [predictions, predicted positives]
+    selection: dict[str, dict[str, list[int]]]
+
+
+@dataclass
+class HourRows:
+    """What the label join needs of an hour: each prediction's id, probability and sensitive values."""
+
+    prediction_ids: list[str] = field(default_factory=list)
+    probability: list[float] = field(default_factory=list)
+    groups: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        # Columns, not one object a row: a single json.loads reads an hour's rows back.
+        body = {"id": self.prediction_ids, "p": self.probability, "g": self.groups}
+        return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, sensitive: Sequence[str]) -> HourRows:
+        body = json.loads(gzip.decompress(data))
+        n = len(body["id"])
+        return cls(
+            prediction_ids=body["id"],
+            probability=body["p"],
+            groups={a: body["g"].get(a, [None] * n) for a in sensitive},
+        )
+
+
+@dataclass
+class ReadStats:
+    """What one window assembly read: log objects and bytes, partials reused and recomputed."""
+
+    log_gets: int = 0
+    log_bytes: int = 0
+    partial_gets: int = 0
+    partial_bytes: int = 0
+    hours_reused: int = 0
+    hours_computed: int = 0
+    engines: dict[str, int] = field(default_factory=dict)
+
+
+def partial_of(acc: WindowAccumulator, version: int, hour: datetime, covers: Manifest) -> HourPartial:
+    """An hour's accumulated counts as a storable partial (labels are not part of it)."""
+    nz = np.flatnonzero(acc.score_grid.counts)
+    return HourPartial(
+        version=version,
+        hour=iso(hour),
+        covers=covers,
+        rows=acc.rows,
+        features=acc.dataset_profile(),
+        scores=acc.score_histogram(),
+        grid={int(i): (int(acc.score_grid.counts[i]), float(acc.score_grid.sums[i])) for i in nz},
+        selection={a: {g: list(c) for g, c in t.items()} for a, t in acc.selection.items()},
+    )
+
+
+def python_hour_profile(
+    s3: Any,
+    bucket: str,
+    reference: ReferenceProfile,
+    sensitive: Sequence[str],
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    version: int,
+    hour: datetime,
+    covers: Manifest,
+    lo: str | None,
+    hi: str | None,
+) -> tuple[HourPartial, HourRows]:
+    """Read the hour's objects in key order, each prediction once, into a partial and its rows."""
+    acc = WindowAccumulator(reference, sensitive)
+    rows = HourRows(groups={a: [] for a in sensitive})
+    first = FirstSeen()
+    read = 0
+    for key, _ in covers:
+        data = get_bytes(s3, bucket, key)
+        read += len(data)
+        batch = parse_prediction_log(data, numeric, categorical, lo, hi)
+        keep = first.keep(key, batch.prediction_ids)
+        if keep is not None:
+            batch = batch.take(np.array(keep, dtype=bool))
+        acc.add(batch)
+        _collect_rows(rows, batch, sensitive)
+    partial = partial_of(acc, version, hour, covers).model_copy(
+        update={"lo": lo, "hi": hi, "bytes_read": read}
+    )
+    return partial, rows
+
+
+def _collect_rows(rows: HourRows, batch: PredictionBatch, sensitive: Sequence[str]) -> None:
+    rows.prediction_ids.extend(batch.prediction_ids)
+    rows.probability.extend(float(p) for p in batch.probability)
+    for a in sensitive:
+        rows.groups[a].extend(batch.categorical.get(a, [None] * len(batch)))
+
+
+# An engine computes one hour's partial from its objects: the Python reader above, or SQL.
+HourEngine = Callable[..., tuple[HourPartial, HourRows]]
+
+
+def merge_into(acc: WindowAccumulator, partial: HourPartial) -> None:
+    """Add a partial's counts to a window accumulator, as if its rows had been added."""
+    if partial.rows == 0:
+        return
+    acc.rows += partial.rows
+    for name, counts in acc.numeric.items():
+        _merge_numeric(counts, partial.features.numeric[name])
+    for name, counter in acc.categorical.items():
+        cats = partial.features.categorical[name]
+        counter.update(cats.counts)
+        if cats.missing:
+            counter[None] += cats.missing
+    _merge_numeric(acc.scores, partial.scores)
+    for i, (count, total) in partial.grid.items():
+        acc.score_grid.counts[i] += count
+        acc.score_grid.sums[i] += total
+    for attribute, table in partial.selection.items():
+        held = acc.selection.setdefault(attribute, {})
+        for group, (n, positive) in table.items():
+            cell = held.setdefault(group, [0, 0])
+            cell[0] += n
+            cell[1] += positive
+
+
+def _merge_numeric(counts: Any, hist: NumericHistogram) -> None:
+    counts.counts += np.asarray(hist.counts, dtype=np.int64)
+    counts.missing += hist.missing
+    if hist.min is not None:
+        counts.min = hist.min if counts.min is None else min(counts.min, hist.min)
+    if hist.max is not None:
+        counts.max = hist.max if counts.max is None else max(counts.max, hist.max)
+    counts.sum += hist.sum
+    counts.sum_sq += hist.sum_sq
+    counts.below_sum += hist.below_sum
+    counts.above_sum += hist.above_sum
+
+
+def join_labels(acc: WindowAccumulator, rows: HourRows, labels: Mapping[str, int]) -> None:
+    """Add the hour's labelled predictions to the accumulator, in the order the hour holds them."""
+    hits = [i for i, pid in enumerate(rows.prediction_ids) if pid in labels]
+    if not hits:
+        return
+    acc.labelled.probability.append(np.array([rows.probability[i] for i in hits], dtype=np.float64))
+    acc.labelled.label.append(
+        np.fromiter((labels[rows.prediction_ids[i]] for i in hits), dtype=np.int64, count=len(hits))
+    )
+    for attribute in acc.sensitive:
+        col = rows.groups.get(attribute)
+        acc.labelled.groups[attribute].extend(col[i] if col is not None else None for i in hits)
+    acc.matched_ids.update(rows.prediction_ids[i] for i in hits)
+
+
+def hour_spans(start: datetime, end: datetime) -> Iterator[tuple[datetime, str | None, str | None]]:
+    """Each hour overlapping [start, end), with the row bounds the window puts on it (None: whole hour)."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        nxt = hour + timedelta(hours=1)
+        lo = iso(start) if start > hour else None
+        hi = iso(end) if end < nxt else None
+        yield hour, lo, hi
+        hour = nxt
+
+
+def read_stored(
+    s3: Any,
+    bucket: str,
+    version: int,
+    hour: datetime,
+    covers: Manifest,
+    sensitive: Sequence[str],
+    stats: ReadStats,
+) -> tuple[HourPartial, HourRows] | None:
+    """The stored partial of a whole hour and its rows, if it covers exactly the listed objects."""
+    prefix = partial_prefix(version, hour)
+    try:
+        raw = get_bytes(s3, bucket, prefix + PARTIAL_NAME)
+    except NotFoundError:
+        return None
+    stats.partial_gets += 1
+    stats.partial_bytes += len(raw)
+    try:
+        partial = HourPartial.model_validate_json(raw)
+    except ValueError:
+        return None  # written by another format: computed again
+    if partial.format != PARTIAL_FORMAT or [tuple(c) for c in partial.covers] != covers:
+        return None
+    data = get_bytes(s3, bucket, prefix + ROWS_NAME)
+    stats.partial_gets += 1
+    stats.partial_bytes += len(data)
+    return partial, HourRows.from_bytes(data, sensitive)
+
+
+def store(s3: Any, bucket: str, partial: HourPartial, rows: HourRows, hour: datetime) -> None:
+    """Rows first, then the partial: a partial on S3 always has its rows."""
+    prefix = partial_prefix(partial.version, hour)
+    put_bytes(s3, bucket, prefix + ROWS_NAME, rows.to_bytes(), "application/gzip")
+    put_bytes(
+        s3, bucket, prefix + PARTIAL_NAME, partial.model_dump_json().encode("utf-8"), "application/json"
+    )
+
+
+@dataclass(frozen=True)
+class PartialStore:
+    """Where partials live and where the logs they cover are read from."""
+
+    s3: Any
+    log_bucket: str
+    partial_bucket: str
+
+
+def window_from_partials(
+    store_at: PartialStore,
+    reference: ReferenceProfile,
+    sensitive: Sequence[str],
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    version: int,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, int],
+    *,
+    choose_engine: Callable[[int], HourEngine] | None = None,
+    stats: ReadStats | None = None,
+) -> WindowAccumulator:
+    """One version's window [start, end) as the merge of its hours' partials.
+
+    A whole hour whose stored manifest matches its listing is reused; any other whole hour is
+    profiled again and stored; hours cut by the window are profiled for their part and not stored.
+    ``choose_engine`` picks the engine of an hour from the bytes its objects hold.
+    """
+    stats = stats if stats is not None else ReadStats()
+    s3 = store_at.s3
+    acc = WindowAccumulator(reference, sensitive)
+    for hour, lo, hi in hour_spans(start, end):
+        listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
+        covers: Manifest = [(key, etag) for key, etag, _ in listed]
+        whole = lo is None and hi is None
+        held = (
+            read_stored(s3, store_at.partial_bucket, version, hour, covers, sensitive, stats)
+            if whole and covers
+            else None
+        )
+        if held is not None:
+            partial, rows = held
+            stats.hours_reused += 1
+        elif not covers:
+            continue
+        else:
+            size = sum(s for _, _, s in listed)
+            engine = choose_engine(size) if choose_engine else python_hour_profile
+            partial, rows = engine(
+                s3,
+                store_at.log_bucket,
+                reference,
+                sensitive,
+                numeric,
+                categorical,
+                version,
+                hour,
+                covers,
+                lo,
+                hi,
+            )
+            stats.hours_computed += 1
+            if partial.bytes_read:  # the function read the objects (Athena reads them itself)
+                stats.log_gets += len(covers)
+                stats.log_bytes += partial.bytes_read
+            stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
+            if whole:
+                store(s3, store_at.partial_bucket, partial, rows, hour)
+        merge_into(acc, partial)
+        join_labels(acc, rows, labels)
+    return acc
+
+
+def describe(stats: ReadStats) -> dict[str, Any]:
+    return json.loads(json.dumps(stats.__dict__))

@@ -1,0 +1,275 @@
+"""Scheduled monitor runs on moto read only what arrived since the last run, and agree with a full read.
+
+Each run goes through the monitor handler. The reference is the from-scratch read of the same
+window (every object of every hour, `FirstSeen`, the labels of the same feedback), evaluated the
+same way; label metrics are also checked against scikit-learn on the logged records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from mlops.datagen import generate_churn
+from mlops.handlers import monitor
+from mlops.logstore import (
+    FeedbackRecord,
+    PredictionRecord,
+    feedback_key,
+    iter_feedback,
+    latest_labels,
+    prediction_key,
+    write_feedback,
+    write_predictions,
+)
+from mlops.monitoring.run import (
+    accumulate,
+    evaluate,
+    iter_prediction_batches,
+    load_reference,
+    received_in,
+)
+from mlops.registry import VersionRecord
+from mlops.resources import LOG_BUCKET, REPORT_BUCKET
+from mlops.storage import iso, list_keys
+from mlops.training import TrainingResult, feature_frame, frame_rows
+from sklearn.metrics import roc_auc_score
+
+from tests.conftest import AwsStack
+from tests.integration.serving_helpers import CONTEXT, load_event
+
+END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def scheduled(at: datetime) -> dict[str, Any]:
+    event = load_event("monitor_schedule.json")
+    event["time"] = iso(at)
+    return event
+
+
+def run(at: datetime) -> dict[str, Any]:
+    monitor.settings.cache_clear()
+    return monitor.handler(scheduled(at), CONTEXT)
+
+
+class Traffic:
+    """Scored churn rows logged hour by hour as the log writer stores them, labels kept aside."""
+
+    def __init__(self, stack: AwsStack, trained: TrainingResult, seed: int = 3) -> None:
+        self.stack, self.trained = stack, trained
+        self.bucket = stack.env[LOG_BUCKET.env_var]
+        self.rng = np.random.default_rng(seed)
+        self.records: dict[str, PredictionRecord] = {}
+        self.truth: dict[str, int] = {}
+        self.count = 0
+
+    def hour(self, at: datetime, n: int = 60, objects: int = 2) -> list[PredictionRecord]:
+        data = generate_churn(n, seed=int(self.rng.integers(1 << 30)))
+        features = feature_frame(data, self.trained.spec)
+        proba = self.trained.pipeline.predict_proba(features)[:, 1]
+        rows = frame_rows(features)
+        out = []
+        for i in range(n):
+            pid = f"p{self.count}"
+            self.count += 1
+            out.append(
+                PredictionRecord(
+                    prediction_id=pid,
+                    request_id=pid,
+                    timestamp=iso(at + timedelta(seconds=3599 * i / n)),
+                    model_name="churn",
+                    model_version=1,
+                    features=rows[i],
+                    probability=float(proba[i]),
+                    label=int(proba[i] >= 0.5),
+                )
+            )
+            self.truth[pid] = int(data[self.trained.spec.target].iloc[i])
+        for part in np.array_split(np.arange(n), objects):
+            self.write([out[i] for i in part], at)
+        self.records.update((r.prediction_id, r) for r in out)
+        return out
+
+    def write(self, records: list[PredictionRecord], hour: datetime) -> None:
+        key = prediction_key(1, hour, [r.prediction_id for r in records])
+        write_predictions(self.stack.s3, self.bucket, key, records)
+
+    def label(self, records: list[PredictionRecord], at: datetime) -> None:
+        feedback = [
+            FeedbackRecord(
+                prediction_id=r.prediction_id,
+                label=self.truth[r.prediction_id],
+                source="explicit",
+                observed_at=iso(at),
+                received_at=iso(at),
+            )
+            for r in records
+        ]
+        write_feedback(
+            self.stack.s3, self.bucket, feedback_key(at, [f.prediction_id for f in feedback]), feedback
+        )
+
+
+def from_scratch(stack: AwsStack, start: datetime, end: datetime, now: datetime) -> Any:
+    """The window read in full, every object once, as the monitor read it before partials."""
+    registry = stack.registry()
+    settings = monitor.settings()
+    reference = load_reference(registry, stack.s3, settings.artifact_bucket, 1)
+    bucket = stack.env[LOG_BUCKET.env_var]
+    feedback = list(iter_feedback(stack.s3, bucket, start, now + timedelta(microseconds=1)))
+    labels = latest_labels(feedback)
+    spec = reference.spec
+    batches = iter_prediction_batches(
+        stack.s3, bucket, 1, start, end, spec.numeric_features, spec.categorical_features
+    )
+    acc = accumulate(reference, batches, labels)
+    received = received_in(feedback, start, end)
+    unmatched = sum(1 for fb in received if fb.prediction_id not in acc.matched_ids)
+    return reference, acc, len(received), unmatched
+
+
+def stored_report(stack: AwsStack, summary: dict[str, Any]) -> dict[str, Any]:
+    key = summary["versions"][0]["report_key"]
+    body = stack.s3.get_object(Bucket=stack.env[REPORT_BUCKET.env_var], Key=key)["Body"].read()
+    return dict(json.loads(body))
+
+
+def assert_close(got: Any, want: Any, path: str = "") -> None:
+    """Equal structures; floats equal to rounding (partial sums add in another order)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), path
+        for k in want:
+            assert_close(got[k], want[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_close(g, w, f"{path}[{i}]")
+    elif isinstance(want, float) and not isinstance(got, bool):
+        assert isinstance(got, int | float), path
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12) or (
+            math.isnan(got) and math.isnan(want)
+        ), (
+            path,
+            got,
+            want,
+        )
+    else:
+        assert got == want, path
+
+
+VOLATILE = ("run_id", "generated_at", "report_key")
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in VOLATILE}
+
+
+def assert_matches_from_scratch(stack: AwsStack, summary: dict[str, Any], end: datetime) -> dict[str, Any]:
+    start = end - timedelta(hours=24)
+    reference, acc, received, unmatched = from_scratch(stack, start, end, end)
+    want = evaluate(
+        acc,
+        reference,
+        champion=True,
+        run_id="x",
+        window_start=start,
+        window_end=end,
+        generated_at=end,
+        feedback_received=received,
+        unmatched_feedback=unmatched,
+    ).model_dump(mode="json")
+    got = stored_report(stack, summary)
+    assert_close(comparable(got), comparable(want))
+    return got
+
+
+def sklearn_auc(traffic: Traffic, labelled: list[PredictionRecord]) -> float:
+    y = [traffic.truth[r.prediction_id] for r in labelled]
+    return float(roc_auc_score(y, [r.probability for r in labelled]))
+
+
+def test_hourly_runs_read_each_hour_once_and_equal_a_full_read(
+    aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
+) -> None:
+    # Given 24 hours of traffic in two objects an hour, labels for a third of it,
+    traffic = Traffic(aws_stack, trained)
+    start = END - timedelta(hours=24)
+    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(24)]
+    traffic.label([r for h in hours for r in h[::3]], END - timedelta(minutes=5))
+
+    # when the scheduled run covers the window, and runs again for the same event,
+    first = run(END)
+    again = run(END)
+
+    # then the first run read every object once and the re-run read none, with the same report,
+    assert first["reads"]["log_gets"] == 48 and first["reads"]["hours_computed"] == 24
+    assert again["reads"]["log_gets"] == 0 and again["reads"]["hours_reused"] == 24
+    report = assert_matches_from_scratch(aws_stack, first, END)
+    assert_close(comparable(stored_report(aws_stack, again)), comparable(report))
+    assert report["prediction_count"] == 24 * 60
+    labelled = [r for h in hours for r in h[::3]]
+    assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(sklearn_auc(traffic, labelled))
+
+    # and the next hour's run reads only the new hour's objects.
+    traffic.hour(END)
+    later = run(END + timedelta(hours=1))
+    assert later["reads"]["log_gets"] == 2 and later["reads"]["hours_computed"] == 1
+    assert_matches_from_scratch(aws_stack, later, END + timedelta(hours=1))
+
+
+def test_late_labels_and_late_copies_update_their_hour_without_double_counting(
+    aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
+) -> None:
+    # Given a window profiled by a run, with no labels yet,
+    traffic = Traffic(aws_stack, trained, seed=5)
+    start = END - timedelta(hours=24)
+    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(24)]
+    first = run(END)
+    assert stored_report(aws_stack, first)["labels"]["label_count"] == 0
+
+    # when labels for hour 3 arrive late, SQS redelivers two of hour 7's predictions with a new one
+    # into a second object of that hour, and the next run comes after a new hour of traffic,
+    late_at = END + timedelta(minutes=30)
+    traffic.label(hours[3], late_at)
+    redelivered = hours[7][:2]
+    extra = traffic.hour(start + timedelta(hours=7), n=1, objects=1)
+    traffic.write([*redelivered, *extra], start + timedelta(hours=7))
+    traffic.hour(END)
+    second = run(END + timedelta(hours=1))
+
+    # then only hour 7 (changed objects) and the new hour are read again,
+    assert second["reads"]["hours_computed"] == 2
+    assert second["reads"]["log_gets"] == 3 + 1 + 2
+    # each prediction counts once, and the late labels give hour 3's performance, as a full read does.
+    report = assert_matches_from_scratch(aws_stack, second, END + timedelta(hours=1))
+    in_window = [r for h in hours[1:] for r in h] + extra
+    assert report["prediction_count"] == len(in_window) + 60
+    assert report["labels"]["label_count"] == 60
+    assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(sklearn_auc(traffic, hours[3]))
+
+
+def test_a_missed_run_is_caught_up_and_an_unaligned_window_cuts_its_edge_hours(
+    aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
+) -> None:
+    # Given a run, then three hours of traffic whose hourly runs did not happen,
+    traffic = Traffic(aws_stack, trained, seed=7)
+    start = END - timedelta(hours=24)
+    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(27)]
+    traffic.label([r for h in hours for r in h[::2]], END + timedelta(hours=3))
+    run(END)
+
+    # when the next run ends 20 minutes into an hour,
+    at = END + timedelta(hours=3, minutes=20)
+    caught_up = run(at)
+
+    # then it profiles the three missed hours and the hour the window's start cuts (the hour its end
+    # cuts holds nothing yet), stores the whole hours only, and equals a full read of its window.
+    assert caught_up["reads"]["hours_computed"] == 3 + 1
+    assert caught_up["reads"]["hours_reused"] == 24 - 4
+    assert_matches_from_scratch(aws_stack, caught_up, at)
+    partials = list(list_keys(aws_stack.s3, aws_stack.env[REPORT_BUCKET.env_var], "reports/partials/"))
+    assert len(partials) == 2 * 27
