@@ -15,7 +15,6 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from mlops.bundle import model_prefix
 from mlops.logstore import (
-    FEEDBACK_COLUMNS,
     FEEDBACK_PARTITION_KEYS,
     FEEDBACK_PREFIX,
     PREDICTION_PARTITION_KEYS,
@@ -23,6 +22,7 @@ from mlops.logstore import (
     REPORTS_PREFIX,
     UNIQUE_PREDICTIONS_SQL,
     Column,
+    feedback_columns,
     prediction_columns,
 )
 from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, METRICS_NAMESPACE, REGISTRY_TABLE, REPORT_BUCKET
@@ -238,7 +238,7 @@ class Monitoring(Construct):
                     input_format=TEXT_INPUT,
                     output_format=HIVE_TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
-                    columns=_columns(FEEDBACK_COLUMNS),
+                    columns=_columns(feedback_columns(config.spec)),
                 ),
             ),
         )
