@@ -213,8 +213,6 @@ class Regression(_Strict):
     # Production error above the reference error by more than this share of it breaches
     # (for r2: an absolute drop of this much).
     max_error_increase: Annotated[float, Field(gt=0, lt=10)] = 0.1
-    # Largest gap in mean absolute error between two groups of a sensitive attribute.
-    max_group_error_gap: Annotated[float | None, Field(gt=0)] = None
 
     @model_validator(mode="after")
     def _range(self) -> Regression:

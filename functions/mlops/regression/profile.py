@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlops.errors import UnsupportedProfileFormat
 from mlops.profile import PROFILE_FORMAT, DatasetProfile, NumericHistogram
+from mlops.regression.estimation import LossModel
 from mlops.regression.metrics import MetricInterval
 
 
@@ -32,6 +33,8 @@ class RegressionProfile(BaseModel):
     test_metrics: dict[str, float | None]
     seen_categories: dict[str, list[str]]
     reference_metric: MetricInterval
+    # Label-free estimation: the loss model fitted on the held-out rows.
+    loss_model: LossModel
 
 
 def read_regression_profile(data: bytes | str, source: str = "reference profile") -> RegressionProfile:

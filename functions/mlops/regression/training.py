@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from mlops.errors import DataError
 from mlops.profile import FINE_BINS, build_dataset_profile, numeric_histogram, quantile_edges
+from mlops.regression.estimation import fit_loss_model
 from mlops.regression.metrics import group_error_metrics, metric_interval, regression_metrics
 from mlops.regression.profile import RegressionProfile
 from mlops.schema import schema_from_spec
@@ -125,6 +126,14 @@ def train_regression(
         seen_categories=seen,
         reference_metric=metric_interval(
             y_test, predicted, spec.primary_metric.value, seed=spec.split.seed, source=source
+        ),
+        loss_model=fit_loss_model(
+            {c: x_test[c].to_numpy() for c in spec.feature_names},
+            spec.numeric_features,
+            spec.categorical_features,
+            y_test,
+            predicted,
+            seed=spec.split.seed,
         ),
     )
     estimator = pipeline.named_steps["estimator"]
