@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_drift_alarm_retrain_promote_and_recover_a_pricing_model(tmp_path: Path) -> None:
     # Given quotes that change on day 2 (larger packages, a new price rule)
-    cfg = PricingDemoConfig(days=4, shift_day=1, rows_per_slot=200, report_path=tmp_path / "report.html")
+    cfg = PricingDemoConfig(days=4, shift_day=1, rows_per_slot=300, report_path=tmp_path / "report.html")
     # when the story plays on the local stack
     outcome = run_pricing_demo(cfg, progress=lambda _: None)
     # then the alarm fired, a retrained version serves, and it won back most of the error

@@ -62,3 +62,11 @@ def test_a_regression_spec_with_a_classification_metric_exits_with_one_line(
     code, _, err = run(capsys, "train", "--spec", str(spec), "--data", str(prices_csv))
     assert code == 2 and err.count("\n") == 1
     assert "primary_metric 'roc_auc' is not a regression metric; use one of mae, r2, rmse" in err
+
+
+def test_datagen_writes_pricing_data_that_trains_through_the_cli(aws_stack, capsys, tmp_path):
+    path = tmp_path / "prices.csv"
+    code, out, _ = run(capsys, "datagen", "--task", "regression", "--rows", "600", "--out", str(path))
+    assert code == 0 and "wrote 600 rows" in out
+    code, out, _ = run(capsys, "train", "--spec", str(PRICING_SPEC), "--data", str(path))
+    assert code == 0 and json.loads(out)["primary_metric"] == "rmse"
