@@ -324,8 +324,10 @@ def build_estimator(spec: ModelSpec) -> Any:
         estimator = LogisticRegression(max_iter=2000)
     elif kind is EstimatorKind.GRADIENT_BOOSTING:
         estimator = GradientBoostingClassifier(random_state=seed)
-    else:
+    elif kind is EstimatorKind.RANDOM_FOREST:
         estimator = RandomForestClassifier(random_state=seed, n_jobs=1)
+    else:
+        raise SpecError(f"estimator.kind: {kind.value} is not a classifier")
     valid = estimator.get_params()
     unknown = sorted(set(params) - set(valid))
     if unknown:

@@ -24,7 +24,9 @@ def test_drift_alarm_retrain_promote_and_recover_a_pricing_model(tmp_path: Path)
     assert outcome.champion_fresh_rmse is not None and outcome.v1_fresh_rmse is not None
     assert outcome.champion_fresh_rmse < outcome.v1_fresh_rmse / 2
     report = cfg.report_path.read_text(encoding="utf-8")
-    assert "the story happened" in report and report.count("Residuals (true - predicted)") == 2
+    assert "the story happened" in report
+    assert "Residuals (true - predicted) of v1 on fresh quotes" in report
+    assert f"Residuals (true - predicted) of v{outcome.serving_version} (champion)" in report
     assert "<svg" in report
 
 
