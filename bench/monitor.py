@@ -426,7 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--no-scale", action="store_true", help="skip the scaled read-path runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--task", choices=("binary_classification", "regression"), default="binary_classification"
+    )
     args = parser.parse_args(argv)
+    if args.task == "regression":
+        from bench.monitor_regression import bench_regression
+
+        figures = bench_regression(args.rows, args.reference_rows)
+        print(json.dumps(figures) if args.json else "\n".join(f"{k:>24}: {v}" for k, v in figures.items()))
+        return 0
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         os.environ.pop(var, None)
     os.environ.update(

@@ -122,6 +122,8 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
     # CloudWatch periods must be 10, 30 or a multiple of 60 s, and alarms look back at most a day
     # per datapoint; the monitor publishes once per schedule tick.
     period = monitor_alarm_period(mon.schedule)
+    # A regression model's gap is its error's relative increase (mlops.regression.monitoring).
+    max_gap = spec.regression.max_error_increase if spec.regression is not None else mon.max_metric_gap
     return [
         AlarmSpec(
             name="MetricGap",
@@ -129,7 +131,7 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
             statistic="Maximum",
             period_s=period,
             comparison=Comparison.GREATER,
-            threshold=mon.max_metric_gap,
+            threshold=max_gap,
             evaluation_periods=3,
             datapoints_to_alarm=2,
             # No gap is published below the minimum label count: that is "not known", not "fine".
@@ -138,6 +140,8 @@ def alarm_specs(spec: ModelSpec) -> list[AlarmSpec]:
             triggers_retraining=True,
             description=(
                 f"Test-set {spec.primary_metric.value} minus production value exceeds {mon.max_metric_gap}"
+                if spec.regression is None
+                else f"Production {spec.primary_metric.value} worse than its reference by over {max_gap:.0%}"
             ),
         ),
         # -- label-free estimation: limits scale with each window, so the monitor publishes the

@@ -76,6 +76,11 @@ class FeedbackSettings(EnvironmentSettings):
     max_batch_items: int = Field(
         DEFAULT_MAX_FEEDBACK_ITEMS, ge=1, le=10000, validation_alias="MLOPS_MAX_FEEDBACK_ITEMS"
     )
+    # What a label is: 0/1, or a number within the target range (regression; see
+    # mlops.regression.feedback.task_environment).
+    feedback_label: Literal["binary", "number"] = Field("binary", validation_alias="MLOPS_FEEDBACK_LABEL")
+    target_min: float | None = Field(None, validation_alias="MLOPS_TARGET_MIN")
+    target_max: float | None = Field(None, validation_alias="MLOPS_TARGET_MAX")
 
 
 class LogWriterSettings(EnvironmentSettings):

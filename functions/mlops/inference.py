@@ -42,17 +42,24 @@ def session_numeric_dtype(session: ort.InferenceSession) -> type[np.floating[Any
 
 
 def predict_proba_onnx(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Probability of the positive class for each row; `feeds` are keyed by feature name in schema order.
+    """Probability of the positive class for each row; `feeds` are keyed by feature name in schema order."""
+    out = session.run([PROBABILITY_OUTPUT], _inputs(session, feeds))[0]
+    return np.asarray(out[:, 1], dtype=np.float64)
 
-    The converter renames inputs whose feature name is not an identifier ("Age (years)"
-    becomes "Age__years_") and keeps their order, so such feeds are matched by position.
-    """
+
+def predict_values_onnx(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+    """A regressor's predicted value for each row (its only output), as float64."""
+    output = session.get_outputs()[0].name
+    out = session.run([output], _inputs(session, feeds))[0]
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def _inputs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The converter renames inputs whose feature name is not an identifier ("Age (years)"
+    becomes "Age__years_") and keeps their order, so such feeds are matched by position."""
     names = [i.name for i in session.get_inputs()]
     if feeds.keys() == set(names):
-        inputs = dict(feeds)
-    elif len(names) == len(feeds):
-        inputs = dict(zip(names, feeds.values(), strict=True))
-    else:
-        raise ExportError(f"the model has {len(names)} inputs but {len(feeds)} features were given")
-    out = session.run([PROBABILITY_OUTPUT], inputs)[0]
-    return np.asarray(out[:, 1], dtype=np.float64)
+        return dict(feeds)
+    if len(names) == len(feeds):
+        return dict(zip(names, feeds.values(), strict=True))
+    raise ExportError(f"the model has {len(names)} inputs but {len(feeds)} features were given")

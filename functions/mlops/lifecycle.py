@@ -20,8 +20,9 @@ import pandas as pd
 
 from mlops import bundle
 from mlops.errors import DataError, ExportError, IntegrityError
-from mlops.onnx_export import ParityReport, check_parity, export_onnx
+from mlops.onnx_export import PARITY_TOLERANCE, ParityReport, check_parity, export_onnx
 from mlops.registry import Registry, VersionRecord, VersionStatus
+from mlops.spec import Task
 from mlops.storage import get_bytes, iso, put_new_bytes, sha256_hex
 from mlops.training import TrainingResult, frame_rows, read_csv_text, rows_frame
 
@@ -84,12 +85,17 @@ def code_version() -> str | None:
 def prove_export(result: TrainingResult) -> tuple[bytes, ParityReport]:
     """Export to ONNX and compare with sklearn; refuse with the worst rows when they differ."""
     onnx_bytes = export_onnx(result.pipeline, result.schema, result.spec.estimator.kind)
+    regression = result.spec.task is Task.REGRESSION
+    # A regressor's tolerance is in the target's units, so the spec states it.
+    tolerance = result.spec.regression_settings.parity_tolerance if regression else PARITY_TOLERANCE
     report = check_parity(
         result.pipeline,
         onnx_bytes,
         result.schema,
         frame_rows(result.test_features),
         lambda rows: rows_frame(rows, result.spec),
+        tolerance,
+        regression=regression,
     )
     if not report.passed:
         worst = "; ".join(

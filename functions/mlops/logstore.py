@@ -39,7 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.errors import NotFoundError
-from mlops.spec import FeatureKind, ModelSpec
+from mlops.spec import FeatureKind, ModelSpec, Task
 from mlops.storage import get_bytes, jsonl_gz, list_keys, parse_time, put_bytes, read_jsonl_gz
 
 PREDICTIONS_PREFIX = "predictions/"
@@ -72,13 +72,33 @@ class PredictionRecord(BaseModel):
     received_at: str | None = None
 
 
+class RegressionPredictionRecord(BaseModel):
+    """One logged prediction of a regression model: the predicted `value` instead of a class."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    prediction_id: str
+    request_id: str
+    timestamp: str
+    model_name: str
+    model_version: int
+    features: dict[str, Any]
+    value: float
+    unseen_categories: list[str] = Field(default_factory=list)
+    received_at: str | None = None
+
+
+AnyPredictionRecord = PredictionRecord | RegressionPredictionRecord
+
+
 class FeedbackRecord(BaseModel):
     """Ground truth for one prediction, explicit (a user said so) or implicit (behaviour showed it)."""
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
     prediction_id: str
-    label: int
+    # 0/1 for classification; the true number for regression.
+    label: int | float
     source: Literal["explicit", "implicit"]
     observed_at: str
     received_at: str
@@ -102,6 +122,13 @@ FEEDBACK_COLUMNS: tuple[Column, ...] = (
     ("observed_at", "string", ""),
     ("received_at", "string", ""),
 )
+
+
+def feedback_columns(spec: ModelSpec) -> tuple[Column, ...]:
+    """The feedback columns of a model: a regression model's label is the true number."""
+    if spec.task is not Task.REGRESSION:
+        return FEEDBACK_COLUMNS
+    return tuple(("label", "double", "the true number") if c[0] == "label" else c for c in FEEDBACK_COLUMNS)
 
 
 def hive_field_name(name: str) -> str:
@@ -132,8 +159,11 @@ def prediction_columns(spec: ModelSpec) -> tuple[Column, ...]:
         ("received_at", "string", "when it was served, ISO 8601 UTC"),
         ("model_name", "string", ""),
         ("features", features_type(spec), "the request row, canonical form"),
-        ("probability", "double", ""),
-        ("label", "int", ""),
+        *(
+            (("value", "double", "the predicted number"),)
+            if spec.task is Task.REGRESSION
+            else (("probability", "double", ""), ("label", "int", ""))
+        ),
         ("unseen_categories", "array<string>", ""),
     )
 
@@ -179,7 +209,7 @@ def history_keys(model_name: str) -> tuple[str, str]:
     return base + ".json", base + ".html"
 
 
-def write_predictions(s3: Any, bucket: str, key: str, records: Iterable[PredictionRecord]) -> None:
+def write_predictions(s3: Any, bucket: str, key: str, records: Iterable[AnyPredictionRecord]) -> None:
     put_bytes(s3, bucket, key, jsonl_gz(r.model_dump(mode="json") for r in records), "application/gzip")
 
 
@@ -284,15 +314,24 @@ def iter_feedback(s3: Any, bucket: str, start: datetime, end: datetime) -> Itera
                 yield FeedbackRecord.model_validate(r)
 
 
-def latest_labels(feedback: Iterable[FeedbackRecord]) -> dict[str, int]:
-    """One label per prediction: explicit feedback wins over implicit, later over earlier."""
-    best: dict[str, tuple[int, str, int]] = {}
+def _latest(feedback: Iterable[FeedbackRecord]) -> dict[str, int | float]:
+    best: dict[str, tuple[int, str, int | float]] = {}
     for fb in feedback:
         rank = (1 if fb.source == "explicit" else 0, fb.observed_at)
         held = best.get(fb.prediction_id)
         if held is None or rank >= held[:2]:
             best[fb.prediction_id] = (rank[0], rank[1], fb.label)
     return {pid: v[2] for pid, v in best.items()}
+
+
+def latest_labels(feedback: Iterable[FeedbackRecord]) -> dict[str, int]:
+    """One label per prediction: explicit feedback wins over implicit, later over earlier."""
+    return {pid: int(label) for pid, label in _latest(feedback).items()}
+
+
+def latest_values(feedback: Iterable[FeedbackRecord]) -> dict[str, float]:
+    """The true numbers of a regression model's predictions, chosen as `latest_labels` chooses."""
+    return {pid: float(label) for pid, label in _latest(feedback).items()}
 
 
 def gate_report_key(version: int) -> str:

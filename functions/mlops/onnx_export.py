@@ -29,7 +29,7 @@ from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from sklearn.pipeline import Pipeline
 
 from mlops.errors import ExportError
-from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
+from mlops.inference import load_session, predict_proba_onnx, predict_values_onnx, session_numeric_dtype
 from mlops.schema import FeatureSchema, canonicalize_rows, encode_rows
 from mlops.spec import EstimatorKind, FeatureKind
 
@@ -61,8 +61,14 @@ def _exact_double_imputer(scope: Any, operator: Any, container: Any) -> None:
 register_converter("SklearnSimpleImputer", _exact_double_imputer, overwrite=True)
 
 
+# Linear models run in float64 end to end; tree ensembles have only float32 kernels.
+DOUBLE_PRECISION_ESTIMATORS = frozenset(
+    {EstimatorKind.LOGISTIC_REGRESSION, EstimatorKind.LINEAR_REGRESSION, EstimatorKind.RIDGE}
+)
+
+
 def numeric_dtype_for(estimator: EstimatorKind) -> type[np.floating[Any]]:
-    return np.float64 if estimator is EstimatorKind.LOGISTIC_REGRESSION else np.float32
+    return np.float64 if estimator in DOUBLE_PRECISION_ESTIMATORS else np.float32
 
 
 def export_onnx(pipeline: Pipeline, schema: FeatureSchema, estimator: EstimatorKind) -> bytes:
@@ -75,12 +81,14 @@ def export_onnx(pipeline: Pipeline, schema: FeatureSchema, estimator: EstimatorK
         for f in schema.features
     ]
     final = pipeline.steps[-1][1]
+    # Classifiers answer probabilities as a plain tensor; regressors have no such option.
+    options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
     try:
         model = convert_sklearn(
             pipeline,
             initial_types=initial_types,
             target_opset=TARGET_OPSET,
-            options={id(final): {"zipmap": False}},
+            options=options,
             name=schema.model_name,
         )
     except Exception as err:  # skl2onnx raises many types; all mean "cannot convert"
@@ -145,8 +153,10 @@ def check_parity(
     sklearn_frame: Any,
     tolerance: float = PARITY_TOLERANCE,
     worst: int = 5,
+    *,
+    regression: bool = False,
 ) -> ParityReport:
-    """Compare ONNX and sklearn probabilities on the test rows plus `edge_rows`.
+    """Compare ONNX and sklearn probabilities (a regressor's values) on the test rows plus `edge_rows`.
 
     `sklearn_frame(rows)` turns rows into the DataFrame that the pipeline was fitted on
     (the training module owns that conversion).
@@ -156,8 +166,12 @@ def check_parity(
     canonicalize_rows(rows, schema)
     session = load_session(onnx_bytes)
     feeds = encode_rows(rows, schema, session_numeric_dtype(session))
-    onnx_p = predict_proba_onnx(session, feeds)
-    sk_p = pipeline.predict_proba(sklearn_frame(rows))[:, 1]
+    if regression:
+        onnx_p = predict_values_onnx(session, feeds)
+        sk_p = np.asarray(pipeline.predict(sklearn_frame(rows)), dtype=np.float64)
+    else:
+        onnx_p = predict_proba_onnx(session, feeds)
+        sk_p = pipeline.predict_proba(sklearn_frame(rows))[:, 1]
     diff = np.abs(onnx_p - sk_p)
     diff = np.where(np.isnan(diff), np.inf, diff)
     order = np.argsort(-diff)[:worst]

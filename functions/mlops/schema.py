@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict
 
 from mlops.canonical import BOOLEAN_CATEGORIES, canonical_boolean, canonical_category
 from mlops.profile import MISSING_CATEGORY
-from mlops.spec import FeatureKind, ModelSpec
+from mlops.spec import FeatureKind, ModelSpec, Task
+
+# Stored only for regression: a classification schema is written exactly as before regression existed.
+_REGRESSION_FIELDS = ("task", "target_min", "target_max")
 
 
 class FeatureField(BaseModel):
@@ -41,6 +44,20 @@ class FeatureSchema(BaseModel):
     id_column: str | None = None
     # The canonical target value of the positive class; None: the target was 0/1.
     positive_label: str | None = None
+    # What the model answers: a class probability, or a number (regression, whose true values
+    # lie within the spec's target range when it states one).
+    task: Task = Task.BINARY_CLASSIFICATION
+    target_min: float | None = None
+    target_max: float | None = None
+
+    def _hidden(self) -> set[str] | None:
+        return set(_REGRESSION_FIELDS) if self.task is Task.BINARY_CLASSIFICATION else None
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super().model_dump(**{"exclude": self._hidden(), **kwargs})
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        return super().model_dump_json(**{"exclude": self._hidden(), **kwargs})
 
     @property
     def names(self) -> list[str]:
@@ -88,12 +105,16 @@ def schema_from_spec(spec: ModelSpec, seen_categories: Mapping[str, Sequence[str
                 categories=cats,
             )
         )
+    regression = spec.regression if spec.task is Task.REGRESSION else None
     return FeatureSchema(
         model_name=spec.name,
         features=fields,
         target=spec.target,
         id_column=spec.id_column,
         positive_label=spec.positive_class,
+        task=spec.task,
+        target_min=regression.target_min if regression else None,
+        target_max=regression.target_max if regression else None,
     )
 
 

@@ -60,7 +60,7 @@ ColumnName = Annotated[str, AfterValidator(_column_name)]
 
 class Task(StrEnum):
     BINARY_CLASSIFICATION = "binary_classification"
-    # Regression is planned: metrics, gate and drift code branch on the task.
+    REGRESSION = "regression"
 
 
 class FeatureKind(StrEnum):
@@ -74,6 +74,9 @@ class EstimatorKind(StrEnum):
     LOGISTIC_REGRESSION = "logistic_regression"
     GRADIENT_BOOSTING = "gradient_boosting"
     RANDOM_FOREST = "random_forest"
+    # Regression only; random forest and gradient boosting serve both tasks.
+    LINEAR_REGRESSION = "linear_regression"
+    RIDGE = "ridge"
 
 
 class PrimaryMetric(StrEnum):
@@ -83,6 +86,10 @@ class PrimaryMetric(StrEnum):
     PRECISION = "precision"
     RECALL = "recall"
     AVERAGE_PRECISION = "average_precision"
+    # Regression: errors in the target's units (lower is better) and R² (higher is better).
+    RMSE = "rmse"
+    MAE = "mae"
+    R2 = "r2"
 
 
 class _Strict(BaseModel):
@@ -195,6 +202,63 @@ class Retraining(_Strict):
     max_original_test_drop: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
+class Regression(_Strict):
+    """What only a regression model needs; numbers are in the target's units unless said otherwise."""
+
+    # The range a true target can take (e.g. a price is never negative); feedback outside it is refused.
+    target_min: float | None = None
+    target_max: float | None = None
+    # Largest |ONNX - sklearn| prediction difference a version may register with.
+    parity_tolerance: Annotated[float, Field(gt=0)] = 1e-3
+    # Production error above the reference error by more than this share of it breaches
+    # (for r2: an absolute drop of this much).
+    max_error_increase: Annotated[float, Field(gt=0, lt=10)] = 0.1
+
+    @model_validator(mode="after")
+    def _range(self) -> Regression:
+        if self.target_min is not None and self.target_max is not None and self.target_min >= self.target_max:
+            raise ValueError(f"target_min ({self.target_min}) must be below target_max ({self.target_max})")
+        return self
+
+
+TASK_METRICS: dict[Task, frozenset[PrimaryMetric]] = {
+    Task.BINARY_CLASSIFICATION: frozenset(PrimaryMetric)
+    - {PrimaryMetric.RMSE, PrimaryMetric.MAE, PrimaryMetric.R2},
+    Task.REGRESSION: frozenset({PrimaryMetric.RMSE, PrimaryMetric.MAE, PrimaryMetric.R2}),
+}
+TASK_ESTIMATORS: dict[Task, frozenset[EstimatorKind]] = {
+    Task.BINARY_CLASSIFICATION: frozenset(
+        {EstimatorKind.LOGISTIC_REGRESSION, EstimatorKind.GRADIENT_BOOSTING, EstimatorKind.RANDOM_FOREST}
+    ),
+    Task.REGRESSION: frozenset(
+        {
+            EstimatorKind.LINEAR_REGRESSION,
+            EstimatorKind.RIDGE,
+            EstimatorKind.GRADIENT_BOOSTING,
+            EstimatorKind.RANDOM_FOREST,
+        }
+    ),
+}
+# What a regression spec gets when it names no metric or estimator.
+REGRESSION_DEFAULTS = {"primary_metric": PrimaryMetric.RMSE.value, "estimator": EstimatorKind.RIDGE.value}
+
+
+def _regression_defaults(data: Any) -> Any:
+    if not isinstance(data, dict) or data.get("task") != Task.REGRESSION.value:
+        return data
+    data = dict(data)
+    data.setdefault("primary_metric", REGRESSION_DEFAULTS["primary_metric"])
+    estimator = data.get("estimator", {})
+    if isinstance(estimator, dict) and "kind" not in estimator:
+        data["estimator"] = {**estimator, "kind": REGRESSION_DEFAULTS["estimator"]}
+    data.setdefault("regression", {})
+    return data
+
+
+def _sorted_values(items: frozenset[Any]) -> str:
+    return ", ".join(sorted(i.value for i in items))
+
+
 class ModelSpec(_Strict):
     name: ModelName
     task: Annotated[Task, Field(strict=False)] = Task.BINARY_CLASSIFICATION
@@ -211,6 +275,31 @@ class ModelSpec(_Strict):
     split: Split = Field(default_factory=Split)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     retraining: Retraining = Field(default_factory=Retraining)
+    # Present exactly when task = "regression" (filled with defaults when the table is absent).
+    regression: Regression | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        return _regression_defaults(data)
+
+    @model_validator(mode="after")
+    def _check_task(self) -> ModelSpec:
+        if self.primary_metric not in TASK_METRICS[self.task]:
+            raise ValueError(
+                f"primary_metric {self.primary_metric.value!r} is not a {self.task.value} metric; "
+                f"use one of {_sorted_values(TASK_METRICS[self.task])}"
+            )
+        if self.estimator.kind not in TASK_ESTIMATORS[self.task]:
+            raise ValueError(
+                f"estimator.kind {self.estimator.kind.value!r} does not fit {self.task.value}; "
+                f"use one of {_sorted_values(TASK_ESTIMATORS[self.task])}"
+            )
+        if self.task is Task.REGRESSION and self.positive_label is not None:
+            raise ValueError("positive_label is for classification; a regression target is a number")
+        if self.task is not Task.REGRESSION and self.regression is not None:
+            raise ValueError('the [regression] table needs task = "regression"')
+        return self
 
     @model_validator(mode="after")
     def _check_columns(self) -> ModelSpec:
@@ -270,8 +359,16 @@ class ModelSpec(_Strict):
                 return f
         raise KeyError(name)
 
+    @property
+    def regression_settings(self) -> Regression:
+        """The regression table of a regression spec (refused on any other task)."""
+        if self.regression is None:
+            raise SpecError(f"{self.name} is a {self.task.value} model, not a regression one")
+        return self.regression
+
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2)
+        # A classification spec is stored without the regression key, as before regression existed.
+        return self.model_dump_json(indent=2, exclude={"regression"} if self.regression is None else None)
 
 
 def _where(loc: tuple[Any, ...], data: Any) -> str:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,9 +38,16 @@ from mlops.profile import (
     quantile_edges,
 )
 from mlops.schema import FeatureSchema, schema_from_spec
-from mlops.spec import EstimatorKind, ModelSpec
+from mlops.spec import EstimatorKind, ModelSpec, Task
+
+if TYPE_CHECKING:
+    from mlops.regression.profile import RegressionProfile
 
 MIN_CLASS_EXAMPLES = 10
+# Estimators fitted on standardised numbers; trees split on the raw values.
+SCALED_ESTIMATORS = frozenset(
+    {EstimatorKind.LOGISTIC_REGRESSION, EstimatorKind.LINEAR_REGRESSION, EstimatorKind.RIDGE}
+)
 MISSING_FILL = "__missing__"
 # Delimiters a CSV file is tried with, comma first; the first consistent one wins.
 CSV_DELIMITERS = (",", ";", "\t", "|")
@@ -283,7 +290,7 @@ def labels(data: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
 
 def build_pipeline(spec: ModelSpec) -> Pipeline:
     numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
-    if spec.estimator.kind is EstimatorKind.LOGISTIC_REGRESSION:
+    if spec.estimator.kind in SCALED_ESTIMATORS:
         numeric_steps.append(("scale", StandardScaler()))
     # Trees need no scaling, and without it their float32 export splits exactly where sklearn
     # does (sklearn's trees cast inputs to float32 too); a float32 scaler would move thresholds.
@@ -309,12 +316,18 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
 def build_estimator(spec: ModelSpec) -> Any:
     kind, params, seed = spec.estimator.kind, dict(spec.estimator.params), spec.split.seed
     estimator: Any
-    if kind is EstimatorKind.LOGISTIC_REGRESSION:
+    if spec.task is Task.REGRESSION:
+        from mlops.regression.training import regressor
+
+        estimator = regressor(kind, seed)
+    elif kind is EstimatorKind.LOGISTIC_REGRESSION:
         estimator = LogisticRegression(max_iter=2000)
     elif kind is EstimatorKind.GRADIENT_BOOSTING:
         estimator = GradientBoostingClassifier(random_state=seed)
-    else:
+    elif kind is EstimatorKind.RANDOM_FOREST:
         estimator = RandomForestClassifier(random_state=seed, n_jobs=1)
+    else:
+        raise SpecError(f"estimator.kind: {kind.value} is not a classifier")
     valid = estimator.get_params()
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -331,7 +344,7 @@ class TrainingResult:
     spec: ModelSpec
     pipeline: Pipeline
     schema: FeatureSchema
-    profile: ReferenceProfile
+    profile: ReferenceProfile | RegressionProfile
     test_metrics: dict[str, float | None]
     group_metrics: dict[str, Any]
     train_rows: int
@@ -354,6 +367,10 @@ def train_model(
     recent production rows instead, so the recorded test metrics describe the traffic the
     model will face (monitoring compares production against them).
     """
+    if spec.task is Task.REGRESSION:
+        from mlops.regression.training import train_regression
+
+        return train_regression(data, spec, sample_weight, test_data)
     if len(data) < spec.split.min_rows:
         raise DataError(
             f"data has {len(data)} row(s); at least {spec.split.min_rows} are needed (split.min_rows)"

@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from mlops.regression.feedback import task_environment
 
 from infrastructure.components.environment import function_environment
 from infrastructure.config import ArtifactSources, StageConfig
@@ -179,6 +180,6 @@ def stage_function(
         definition=function(key),
         sources=sources,
         serving_layer=serving_layer,
-        environment=function_environment(key, config.model_name, values),
+        environment=function_environment(key, config.model_name, {**task_environment(config.spec), **values}),
         log_retention_days=config.log_retention_days,
     )

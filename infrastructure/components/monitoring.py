@@ -15,7 +15,6 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from mlops.bundle import model_prefix
 from mlops.logstore import (
-    FEEDBACK_COLUMNS,
     FEEDBACK_PARTITION_KEYS,
     FEEDBACK_PREFIX,
     PREDICTION_PARTITION_KEYS,
@@ -24,6 +23,7 @@ from mlops.logstore import (
     UNIQUE_PREDICTIONS_SQL,
     UNIQUE_PREDICTIONS_VIEW,
     Column,
+    feedback_columns,
     prediction_columns,
 )
 from mlops.resources import (
@@ -288,7 +288,7 @@ class Monitoring(Construct):
                     input_format=TEXT_INPUT,
                     output_format=HIVE_TEXT_OUTPUT,
                     serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=JSON_SERDE),
-                    columns=_columns(FEEDBACK_COLUMNS),
+                    columns=_columns(feedback_columns(config.spec)),
                 ),
             ),
         )

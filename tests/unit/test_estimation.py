@@ -12,7 +12,7 @@ from mlops.errors import UnsupportedProfileFormat
 from mlops.monitoring import estimation
 from mlops.monitoring.window import ScoreGrid
 from mlops.profile import CalibrationMap, read_reference_profile
-from mlops.spec import Estimator, EstimatorKind, ModelSpec
+from mlops.spec import TASK_ESTIMATORS, Estimator, EstimatorKind, ModelSpec, Task
 from mlops.training import feature_frame, train_model
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
@@ -32,7 +32,11 @@ def _realized(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-@pytest.fixture(scope="module", params=list(EstimatorKind), ids=lambda k: k.value)
+@pytest.fixture(
+    scope="module",
+    params=[k for k in EstimatorKind if k in TASK_ESTIMATORS[Task.BINARY_CLASSIFICATION]],
+    ids=lambda k: k.value,
+)
 def trained_kind(request: pytest.FixtureRequest, churn_spec: ModelSpec) -> object:
     spec = churn_spec.model_copy(update={"estimator": Estimator(kind=request.param)})
     return train_model(generate_churn(6000, seed=31), spec, test_data=generate_churn(5000, seed=32))

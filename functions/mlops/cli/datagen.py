@@ -8,6 +8,12 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datagen", help="generate demo customer-churn data (see mlops.datagen for the knobs)")
+    p.add_argument(
+        "--task",
+        choices=("binary_classification", "regression"),
+        default="binary_classification",
+        help="churn data (default) or the pricing data of the regression demo (mlops.pricing_data)",
+    )
     p.add_argument("--rows", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--covariate-shift", type=float, default=0.0, help="standard deviations (e.g. 1.0)")
@@ -30,18 +36,27 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out: use a .csv or .parquet file name, not {out.name!r}")
     if args.rows < 1:
         raise ValueError("--rows must be at least 1")
-    frame = generate_churn(
-        args.rows,
-        args.seed,
-        covariate_shift=args.covariate_shift,
-        concept_shift=args.concept_shift,
-        new_category_rate=args.new_category_rate,
-        shift_features=(
-            tuple(s for s in args.shift_features.split(",") if s)
-            if args.shift_features is not None
-            else DEFAULT_SHIFT_FEATURES
-        ),
-    )
+    if args.task == "regression":
+        from mlops.pricing_data import generate_prices
+
+        if not 0 <= args.concept_shift <= 1:
+            raise ValueError("--concept-shift must be between 0 and 1")
+        frame = generate_prices(
+            args.rows, args.seed, covariate_shift=args.covariate_shift, concept_shift=args.concept_shift
+        )
+    else:
+        frame = generate_churn(
+            args.rows,
+            args.seed,
+            covariate_shift=args.covariate_shift,
+            concept_shift=args.concept_shift,
+            new_category_rate=args.new_category_rate,
+            shift_features=(
+                tuple(s for s in args.shift_features.split(",") if s)
+                if args.shift_features is not None
+                else DEFAULT_SHIFT_FEATURES
+            ),
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         frame.to_csv(out, index=False)

@@ -11,8 +11,9 @@ from mlops import aws
 from mlops.config import FeedbackSettings
 from mlops.handlers.http import HttpApi, install_error_handlers, json_body
 from mlops.observability import logger
+from mlops.regression.feedback import NumericLabel
 from mlops.serving.api import FeedbackBatch, FeedbackItem, FeedbackResponse, error_responses, request_body
-from mlops.serving.feedback import submit_feedback
+from mlops.serving.feedback import LabelCheck, binary_label, submit_feedback
 
 app = HttpApi()
 install_error_handlers(app)
@@ -56,7 +57,14 @@ def post_feedback() -> dict[str, Any]:
         config.log_bucket,
         payload,
         config.max_batch_items,
+        check_label=label_check(config),
     )
+
+
+def label_check(config: FeedbackSettings) -> LabelCheck:
+    if config.feedback_label == "number":
+        return NumericLabel(config.target_min, config.target_max)
+    return binary_label
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

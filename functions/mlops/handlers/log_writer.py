@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from mlops import aws
 from mlops.config import LogWriterSettings
-from mlops.logstore import PredictionRecord
+from mlops.logstore import AnyPredictionRecord
 from mlops.observability import logger
 from mlops.serving.log_queue import parse_message
 from mlops.serving.log_writer import plan_log_objects, write_log_objects
@@ -33,7 +33,7 @@ def settings() -> LogWriterSettings:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = settings()
-    parsed: list[tuple[str, list[PredictionRecord]]] = []
+    parsed: list[tuple[str, list[AnyPredictionRecord]]] = []
 
     def record_handler(record: SQSRecord) -> None:
         parsed.append((record.message_id, parse_message(record.body)))

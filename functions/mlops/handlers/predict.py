@@ -45,6 +45,7 @@ from mlops.serving.log_queue import (
     send_predictions,
 )
 from mlops.serving.predict import describe_model, predict
+from mlops.spec import Task
 
 app = HttpApi()
 install_error_handlers(app)
@@ -231,7 +232,14 @@ def _committed_document() -> dict[str, Any]:
 def get_openapi() -> dict[str, Any]:
     rt = runtime()
     model = rt.cache.current()
-    return served_openapi(_committed_document(), model.validator.json_schema(), rt.settings.max_batch_rows)
+    document = served_openapi(
+        _committed_document(), model.validator.json_schema(), rt.settings.max_batch_rows
+    )
+    if model.schema.task is Task.REGRESSION:
+        from mlops.regression.api import regression_document
+
+        document = regression_document(document, model.schema)
+    return document
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -26,6 +26,7 @@ from mlops.local.alarms import AlarmEvaluator, Transition
 from mlops.local.gateway import LocalGateway
 from mlops.local.invoke import LocalLambdas
 from mlops.provision import create_resources
+from mlops.regression.feedback import task_environment
 from mlops.resources import (
     PREDICTION_QUEUE,
     REPORT_BUCKET,
@@ -194,6 +195,7 @@ class LocalStack:
         aws.reset_clients()
         clients = {s: aws.client(s) for s in SERVICES}
         self.env = create_resources(clients, self.prefix, self.spec.name)
+        self.env.update(task_environment(self.spec))
         self.env[RETRAINING_ALARMS_ENV] = ",".join(
             a.alarm_name(self.prefix, self.spec.name) for a in alarm_specs(self.spec) if a.triggers_retraining
         )

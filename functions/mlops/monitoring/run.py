@@ -325,6 +325,22 @@ def run_monitor(
     run_id = run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     registry = Registry(dynamodb, settings.registry_table, settings.model_name)
     champion = registry.champion()
+    if champion is not None:
+        from mlops.regression.monitoring import is_regression, run_regression_monitor
+
+        if is_regression(registry.get_version(champion.version)):
+            return run_regression_monitor(
+                s3,
+                cloudwatch,
+                registry,
+                settings,
+                champion_version=champion.version,
+                window_end=end,
+                window=window,
+                versions=versions,
+                now=now,
+                run_id=run_id,
+            )
     champion_ref = (
         load_reference(registry, s3, settings.artifact_bucket, champion.version)
         if champion is not None

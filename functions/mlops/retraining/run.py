@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +35,7 @@ from mlops.registry import Registry, VersionRecord, VersionStatus
 from mlops.retraining.data import build_training_set, labelled_production_rows
 from mlops.retraining.gate import run_gate
 from mlops.schema import FeatureSchema
-from mlops.spec import ModelSpec, spec_from_json
+from mlops.spec import ModelSpec, Task, spec_from_json
 from mlops.storage import iso, put_bytes
 from mlops.training import TrainingResult, train_model
 
@@ -232,19 +233,37 @@ def _cooldown(ctx: RetrainContext) -> timedelta:
     return timedelta(minutes=_spec_of(ctx, record).retraining.cooldown_minutes)
 
 
+def _task_steps(spec: ModelSpec) -> Any:
+    """The task's data and gate steps: `mlops.retraining` for classification, `mlops.regression`."""
+    if spec.task is Task.REGRESSION:
+        from mlops.regression import retraining as regression
+
+        return SimpleNamespace(
+            labelled_production_rows=regression.labelled_production_rows,
+            build_training_set=regression.build_training_set,
+            run_gate=regression.run_regression_gate,
+        )
+    return SimpleNamespace(
+        labelled_production_rows=labelled_production_rows,
+        build_training_set=build_training_set,
+        run_gate=run_gate,
+    )
+
+
 def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainResult:
     now = ctx.now()
     champion_version, spec, meta, champion_onnx, champion_schema = champion_bundle(ctx)
     original = load_training_data(ctx.s3, TrainingData(**meta["original_data"]))
     window_start = now - timedelta(days=spec.retraining.production_window_days)
-    production = labelled_production_rows(ctx.s3, ctx.log_bucket, spec, window_start, now)
-    training_set = build_training_set(original, production, spec, performance=trigger.performance)
+    task = _task_steps(spec)
+    production = task.labelled_production_rows(ctx.s3, ctx.log_bucket, spec, window_start, now)
+    training_set = task.build_training_set(original, production, spec, performance=trigger.performance)
 
     snapshot_frame = training_set.data.assign(**{WEIGHT_COLUMN: training_set.weights})
     snapshot = snapshot_training_data(ctx.s3, ctx.artifact_bucket, spec.name, snapshot_frame, retraining=True)
     result = ctx.engine.train(training_set.data, spec, training_set.weights, training_set.test_data)
     onnx_bytes, parity = prove_export(result)
-    gate = run_gate(
+    gate = task.run_gate(
         spec,
         candidate_onnx=onnx_bytes,
         candidate_schema=result.schema,

@@ -29,10 +29,19 @@ CLAIM_TTL = timedelta(days=400)
 Status = Literal["stored", "duplicate", "conflict"]
 
 
+# Says what is wrong with a label, or None when it is a valid one.
+LabelCheck = Callable[[Any], str | None]
+
+
+def binary_label(label: Any) -> str | None:
+    return None if type(label) is int and label in (0, 1) else "expected 0 or 1"
+
+
 @dataclass(frozen=True)
 class FeedbackItem:
     prediction_id: str
-    label: int
+    # 0/1, or the true number for a regression model.
+    label: int | float
     source: Literal["explicit", "implicit"]
     observed_at: str | None
 
@@ -42,7 +51,7 @@ class FeedbackItem:
         return f"{self.source}#{self.prediction_id}"
 
 
-def _item_problems(i: int, item: Any) -> list[Problem]:
+def _item_problems(i: int, item: Any, check_label: LabelCheck) -> list[Problem]:
     if not isinstance(item, dict):
         return [problem(i, None, "a feedback item must be a JSON object")]
     found = []
@@ -54,8 +63,8 @@ def _item_problems(i: int, item: Any) -> list[Problem]:
     label = item.get("label")
     if "label" not in item:
         found.append(problem(i, "label", "missing"))
-    elif type(label) is not int or label not in (0, 1):
-        found.append(problem(i, "label", "expected 0 or 1"))
+    elif (wrong := check_label(label)) is not None:
+        found.append(problem(i, "label", wrong))
     if "source" not in item:
         found.append(problem(i, "source", "missing"))
     elif item["source"] not in SOURCES:
@@ -75,7 +84,9 @@ def _item_problems(i: int, item: Any) -> list[Problem]:
     return found
 
 
-def feedback_items(payload: Any, max_items: int) -> tuple[list[FeedbackItem], bool]:
+def feedback_items(
+    payload: Any, max_items: int, check_label: LabelCheck = binary_label
+) -> tuple[list[FeedbackItem], bool]:
     """Validated items of a request, and whether it was the single-item form."""
     if not isinstance(payload, dict):
         raise ValidationFailed(
@@ -100,7 +111,7 @@ def feedback_items(payload: Any, max_items: int) -> tuple[list[FeedbackItem], bo
                 [problem(None, "items", f"{len(raw)} items; at most {max_items} are accepted per request")],
                 status=413,
             )
-    found = [p for i, item in enumerate(raw) for p in _item_problems(i, item)]
+    found = [p for i, item in enumerate(raw) for p in _item_problems(i, item, check_label)]
     if found:
         raise ValidationFailed("the feedback does not match the expected shape", found)
     items = [
@@ -137,7 +148,9 @@ def _claim(dynamodb: Any, table: str, item: FeedbackItem, received_at: datetime)
     with aws_call(f"read feedback {item.key} from {table}"):
         held = dynamodb.get_item(TableName=table, Key={"pk": {"S": item.key}}, ConsistentRead=True)
     stored_label = held.get("Item", {}).get("label", {}).get("N")
-    return "duplicate" if stored_label in (None, str(item.label)) else "conflict"
+    # Compared as numbers: DynamoDB gives a stored 100.0 back as "100".
+    same = stored_label is None or float(stored_label) == float(item.label)
+    return "duplicate" if same else "conflict"
 
 
 def _release(dynamodb: Any, table: str, items: list[FeedbackItem]) -> None:
@@ -157,9 +170,10 @@ def submit_feedback(
     payload: Any,
     max_items: int,
     now: Callable[[], datetime] = utcnow,
+    check_label: LabelCheck = binary_label,
 ) -> dict[str, Any]:
     """Validate, deduplicate and store feedback; the answer gives each item's status."""
-    items, single = feedback_items(payload, max_items)
+    items, single = feedback_items(payload, max_items, check_label)
     received = now()
     statuses: dict[str, Status] = {}
     first: dict[str, FeedbackItem] = {}

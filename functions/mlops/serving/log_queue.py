@@ -27,6 +27,7 @@ function logs and `mlops logs replay` writes into the prediction log later.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from botocore.config import Config
 from pydantic import ValidationError
 
 from mlops.errors import StorageError
-from mlops.logstore import PredictionRecord
+from mlops.logstore import AnyPredictionRecord, PredictionRecord, RegressionPredictionRecord
 from mlops.storage import aws_call, parse_time
 
 MESSAGE_FORMAT = 1
@@ -65,6 +66,8 @@ FALLBACK_FIELD = "prediction_log_piece"
 # Rows encoded to estimate the size of a large request before cutting it into messages.
 _SIZE_SAMPLE = 64
 _COLUMNS = ("prediction_id", "probability", "label", "unseen_categories", "features")
+# A regression model's message carries the predicted number instead of a probability and a class.
+_REGRESSION_COLUMNS = ("prediction_id", "value", "unseen_categories", "features")
 
 
 class MalformedMessage(ValueError):
@@ -86,6 +89,8 @@ class PredictionBatch:
     features: Sequence[dict[str, Any]]
     # The client's event times (canonical ISO UTC), one per row; None: the time of serving.
     event_times: Sequence[str] | None = None
+    # A regression model's predicted numbers; then `probabilities` and `labels` are empty.
+    values: Sequence[float] | None = None
 
     def __len__(self) -> int:
         return len(self.prediction_ids)
@@ -93,6 +98,28 @@ class PredictionBatch:
     def records(self) -> list[dict[str, Any]]:
         """One `PredictionRecord`-shaped dict per row (for logs and tests, not the hot path)."""
         times = self.event_times if self.event_times is not None else [self.timestamp] * len(self)
+        if self.values is not None:
+            return [
+                {
+                    "prediction_id": pid,
+                    "request_id": self.request_id,
+                    "timestamp": ts,
+                    "received_at": self.timestamp,
+                    "model_name": self.model_name,
+                    "model_version": self.model_version,
+                    "features": row,
+                    "value": value,
+                    "unseen_categories": unseen,
+                }
+                for pid, value, unseen, row, ts in zip(
+                    self.prediction_ids,
+                    self.values,
+                    self.unseen_categories,
+                    self.features,
+                    times,
+                    strict=True,
+                )
+            ]
         return [
             {
                 "prediction_id": pid,
@@ -126,8 +153,11 @@ def _body(batch: PredictionBatch, start: int, stop: int) -> str:
         "model_name": batch.model_name,
         "model_version": batch.model_version,
         "prediction_id": batch.prediction_ids[start:stop],
-        "probability": batch.probabilities[start:stop],
-        "label": batch.labels[start:stop],
+        **(
+            {"value": batch.values[start:stop]}
+            if batch.values is not None
+            else {"probability": batch.probabilities[start:stop], "label": batch.labels[start:stop]}
+        ),
         "unseen_categories": batch.unseen_categories[start:stop],
         "features": batch.features[start:stop],
     }
@@ -267,10 +297,11 @@ def fallback_pieces(bodies: Sequence[str], max_bytes: int = FALLBACK_PIECE_BYTES
             model_name=data["model_name"],
             model_version=data["model_version"],
             prediction_ids=data["prediction_id"],
-            probabilities=data["probability"],
-            labels=data["label"],
+            probabilities=data.get("probability", []),
+            labels=data.get("label", []),
             unseen_categories=data["unseen_categories"],
             features=data["features"],
+            values=data.get("value"),
         )
         pieces.extend(json.loads(b) for b in message_bodies(batch, max_bytes))
     return pieces
@@ -303,7 +334,7 @@ def pieces_in_log_event(message: str) -> list[str]:
     return found
 
 
-def parse_message(body: str) -> list[PredictionRecord]:
+def parse_message(body: str) -> list[AnyPredictionRecord]:
     """The records of one queue message; MalformedMessage says what is wrong with it."""
     try:
         data = json.loads(body)
@@ -311,9 +342,13 @@ def parse_message(body: str) -> list[PredictionRecord]:
         raise MalformedMessage(f"not JSON: {err}") from None
     if not isinstance(data, dict) or data.get("v") != MESSAGE_FORMAT:
         raise MalformedMessage(f"not a prediction log message of format {MESSAGE_FORMAT}")
-    columns = [data.get(c) for c in _COLUMNS]
+    regression = "value" in data
+    names, record_type = (
+        (_REGRESSION_COLUMNS, RegressionPredictionRecord) if regression else (_COLUMNS, PredictionRecord)
+    )
+    columns = [data.get(c) for c in names]
     if not all(isinstance(c, list) for c in columns):
-        raise MalformedMessage(f"a prediction log message needs the lists {', '.join(_COLUMNS)}")
+        raise MalformedMessage(f"a prediction log message needs the lists {', '.join(names)}")
     lengths = {len(c) for c in columns if isinstance(c, list)}
     if len(lengths) != 1 or 0 in lengths:
         raise MalformedMessage("the columns of a prediction log message differ in length or are empty")
@@ -326,13 +361,13 @@ def parse_message(body: str) -> list[PredictionRecord]:
     elif not isinstance(times, list) or len(times) != rows:
         raise MalformedMessage("the event_time column of a prediction log message differs in length")
     try:
-        records = [
-            PredictionRecord.model_validate(
+        records: list[AnyPredictionRecord] = [
+            record_type.model_validate(
                 {
                     **shared,
                     "timestamp": ts,
                     "received_at": served,
-                    **dict(zip(_COLUMNS, values, strict=True)),
+                    **dict(zip(names, values, strict=True)),
                 },
             )
             for ts, values in zip(times, zip(*columns, strict=True), strict=True)
@@ -345,7 +380,7 @@ def parse_message(body: str) -> list[PredictionRecord]:
     return records
 
 
-def _check_values(records: Sequence[PredictionRecord]) -> None:
+def _check_values(records: Sequence[AnyPredictionRecord]) -> None:
     """What the log layout and its readers rely on beyond the types: a real time, a probability, a class."""
     stamp = records[0].timestamp
     try:
@@ -356,6 +391,13 @@ def _check_values(records: Sequence[PredictionRecord]) -> None:
     if records[0].model_version < 1:
         raise MalformedMessage(f"model_version {records[0].model_version} is not a version number")
     for i, record in enumerate(records):
+        if isinstance(record, RegressionPredictionRecord):
+            # json.loads accepts NaN and Infinity; no reader of the logs (Athena included) does.
+            if not math.isfinite(record.value):
+                raise MalformedMessage(f"row {i}: value {record.value} is not a finite number")
+            if not record.prediction_id:
+                raise MalformedMessage(f"row {i}: empty prediction_id")
+            continue
         # json.loads accepts NaN and Infinity; no reader of the logs (Athena included) does.
         if not 0.0 <= record.probability <= 1.0:
             raise MalformedMessage(f"row {i}: probability {record.probability} is not in [0, 1]")

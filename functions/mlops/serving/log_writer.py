@@ -17,24 +17,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlops.errors import MlopsError
-from mlops.logstore import PredictionRecord, prediction_key, write_predictions
+from mlops.logstore import AnyPredictionRecord, prediction_key, write_predictions
 from mlops.storage import parse_time
 
 
 @dataclass
 class LogObject:
     key: str
-    records: list[PredictionRecord] = field(default_factory=list)
+    records: list[AnyPredictionRecord] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
 
 
-def plan_log_objects(messages: Sequence[tuple[str, Sequence[PredictionRecord]]]) -> list[LogObject]:
+def plan_log_objects(messages: Sequence[tuple[str, Sequence[AnyPredictionRecord]]]) -> list[LogObject]:
     """Group the records of (message id, records) pairs by version and hour, in arrival order.
 
     Each prediction id is kept once (the first time it appears); a message id seen again
     adds nothing.
     """
-    groups: dict[tuple[int, str], tuple[datetime, list[PredictionRecord], list[str]]] = {}
+    groups: dict[tuple[int, str], tuple[datetime, list[AnyPredictionRecord], list[str]]] = {}
     seen_messages: set[str] = set()
     seen_predictions: set[str] = set()
     for message_id, records in messages:

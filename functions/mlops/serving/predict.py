@@ -19,6 +19,7 @@ from mlops.schema import encode_columns
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import read_request
+from mlops.spec import Task
 from mlops.storage import iso, utcnow
 
 DECISION_THRESHOLD = 0.5
@@ -54,6 +55,10 @@ def predict(
     Rows are logged in their canonical form (what the model saw); the client's ids and
     event times, when sent, replace the generated ids and the time of serving.
     """
+    if model.schema.task is Task.REGRESSION:
+        from mlops.regression.serving import predict_values
+
+        return predict_values(model, payload, request_id, max_rows, now, new_ids)
     started = time.perf_counter()
     received = now()
     request = read_request(payload, model.validator, max_rows, received, model.registered_at, model.version)
