@@ -21,7 +21,7 @@ from mlops.serving.log_queue import (
 )
 
 
-def batch_of(n: int, pad: int = 0) -> PredictionBatch:
+def batch_of(n: int, pad: int = 0, event_times: list[str] | None = None) -> PredictionBatch:
     return PredictionBatch(
         request_id="req",
         timestamp="2025-11-27T10:15:30.000000Z",
@@ -32,6 +32,7 @@ def batch_of(n: int, pad: int = 0) -> PredictionBatch:
         labels=[int(i / max(n, 1) >= 0.5) for i in range(n)],
         unseen_categories=[["device"] if i % 7 == 0 else [] for i in range(n)],
         features=[{"x": float(i), "note": "n" * pad, "device": None} for i in range(n)],
+        event_times=event_times,
     )
 
 
@@ -138,9 +139,11 @@ def test_a_hanging_queue_costs_at_most_the_budget_and_nothing_is_lost(budget):
     assert unsent == bodies
 
 
-def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once():
-    # Given bodies as big as SQS takes
-    batch = batch_of(2_000, pad=300)
+@pytest.mark.parametrize("client_times", [False, True])
+def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once(client_times):
+    # Given bodies as big as SQS takes (with the client's event times, or the time of serving)
+    times = [f"2025-11-26T{i // 100 % 24:02d}:{i % 60:02d}:00.000000Z" for i in range(2_000)]
+    batch = batch_of(2_000, pad=300, event_times=times if client_times else None)
     bodies = message_bodies(batch)
     assert max(len(b) for b in bodies) > FALLBACK_PIECE_BYTES
     # When they are cut into pieces for the log
@@ -148,7 +151,7 @@ def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once():
     # Then each piece is a message under the piece size, and together they hold each record once
     encoded = [json.dumps(p, separators=(",", ":")) for p in pieces]
     assert max(len(e.encode()) for e in encoded) <= FALLBACK_PIECE_BYTES
-    records = [r.model_dump() for e in encoded for r in parse_message(e)]
+    records = [r.model_dump(mode="json") for e in encoded for r in parse_message(e)]
     assert records == batch.records()
 
 

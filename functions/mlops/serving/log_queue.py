@@ -301,6 +301,7 @@ def fallback_pieces(bodies: Sequence[str], max_bytes: int = FALLBACK_PIECE_BYTES
             labels=data.get("label", []),
             unseen_categories=data["unseen_categories"],
             features=data["features"],
+            event_times=data.get("event_time"),
             values=data.get("value"),
         )
         pieces.extend(json.loads(b) for b in message_bodies(batch, max_bytes))
