@@ -24,7 +24,7 @@ other companions can put a prediction into a second object of its hour partition
 another partition: the partition comes from the prediction's own version and time).
 Every reader keeps the first copy of each prediction id in an hour partition, in S3 key
 order (`FirstSeen`); the Athena view `predictions_unique` applies the same rule in SQL
-(`UNIQUE_PREDICTIONS_SQL`).
+(`unique_predictions_sql`).
 """
 
 from __future__ import annotations
@@ -277,20 +277,30 @@ class FirstSeen:
         return mask
 
 
-# The Athena view of UNIQUE_PREDICTIONS_SQL in the stack's Glue database.
+# The Athena view of unique_predictions_sql in the stack's Glue database.
 UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
+
+
 # The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
 # prediction id, the copy in the first object of its partition by path, the first line within it.
-UNIQUE_PREDICTIONS_SQL = """\
-SELECT prediction_id, request_id, "timestamp", received_at, model_name, features, probability, label,
-       unseen_categories, model_version, dt, hour
-FROM (
-    SELECT p.*, row_number() OVER (
-        PARTITION BY model_version, dt, hour, prediction_id ORDER BY "$path"
-    ) AS copy_rank
-    FROM {table} p
-)
-WHERE copy_rank = 1"""
+def unique_predictions_sql(spec: ModelSpec, table: str) -> str:
+    """The SELECT behind `predictions_unique`: the first copy of each prediction in its partition.
+
+    Its columns are the table's for the spec's task (`prediction_columns`) and the partition keys,
+    in the table's order, so the Athena view's declared columns match what the query returns.
+    """
+    names = [name for name, _, _ in (*prediction_columns(spec), *PREDICTION_PARTITION_KEYS)]
+    select = ", ".join(f'"{n}"' if n == "timestamp" else n for n in names)
+    return (
+        f"SELECT {select}\n"
+        "FROM (\n"
+        "    SELECT p.*, row_number() OVER (\n"
+        '        PARTITION BY model_version, dt, hour, prediction_id ORDER BY "$path"\n'
+        "    ) AS copy_rank\n"
+        f"    FROM {table} p\n"
+        ")\n"
+        "WHERE copy_rank = 1"
+    )
 
 
 def iter_predictions(

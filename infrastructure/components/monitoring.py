@@ -20,11 +20,11 @@ from mlops.logstore import (
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
     REPORTS_PREFIX,
-    UNIQUE_PREDICTIONS_SQL,
     UNIQUE_PREDICTIONS_VIEW,
     Column,
     feedback_columns,
     prediction_columns,
+    unique_predictions_sql,
 )
 from mlops.resources import (
     ARTIFACT_BUCKET,
@@ -177,12 +177,12 @@ class Monitoring(Construct):
         """`predictions_unique`: the predictions table with each prediction once, as every reader counts.
 
         SQS delivers at least once, so a prediction can sit in two objects of its partition; the
-        view keeps the copy the monitor keeps (`mlops.logstore.UNIQUE_PREDICTIONS_SQL`). Athena
+        view keeps the copy the monitor keeps (`mlops.logstore.unique_predictions_sql`). Athena
         stores a view in Glue as a Presto view: its SQL and column types, base64-encoded.
         """
         columns = unique_view_columns(spec)
         definition = {
-            "originalSql": UNIQUE_PREDICTIONS_SQL.format(table=f'"{self.database_name}"."predictions"'),
+            "originalSql": unique_predictions_sql(spec, f'"{self.database_name}"."predictions"'),
             "catalog": "awsdatacatalog",
             "schema": self.database_name,
             "columns": [{"name": name, "type": presto} for name, _, presto in columns],

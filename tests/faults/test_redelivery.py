@@ -14,9 +14,10 @@ from mlops import clock
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import monitor
 from mlops.handlers import predict as predict_handler
-from mlops.logstore import UNIQUE_PREDICTIONS_SQL, FeedbackRecord, feedback_key, write_feedback
+from mlops.logstore import FeedbackRecord, feedback_key, unique_predictions_sql, write_feedback
 from mlops.resources import LOG_BUCKET
 from mlops.retraining.data import labelled_production_rows
+from mlops.spec import ModelSpec
 from mlops.storage import iso, read_jsonl_gz
 
 from tests.integration.serving_helpers import (
@@ -129,11 +130,11 @@ def test_redelivered_predictions_count_once_for_monitor_retraining_and_sql(
     )
     assert len(frame) == 150
     # and the SQL the Athena view runs returns each prediction once
-    assert sorted(unique_by_sql(stored)) == sorted(ids)
+    assert sorted(unique_by_sql(trained.spec, stored)) == sorted(ids)
 
 
-def unique_by_sql(stored: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Run `UNIQUE_PREDICTIONS_SQL` on SQLite over the stored rows, with Athena's "$path" and partitions."""
+def unique_by_sql(spec: ModelSpec, stored: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Run `unique_predictions_sql` on SQLite over the stored rows, with Athena's "$path" and partitions."""
     db = sqlite3.connect(":memory:")
     db.execute(
         'CREATE TABLE predictions (prediction_id, request_id, "timestamp", received_at, model_name, features,'
@@ -159,7 +160,7 @@ def unique_by_sql(stored: list[tuple[str, dict[str, Any]]]) -> list[str]:
                 f"s3://bucket/{key}",
             ),
         )
-    return [r[0] for r in db.execute(UNIQUE_PREDICTIONS_SQL.format(table="predictions"))]
+    return [r[0] for r in db.execute(unique_predictions_sql(spec, "predictions"))]
 
 
 def test_first_copy_in_key_order_wins_and_memory_is_one_partition(aws_stack):

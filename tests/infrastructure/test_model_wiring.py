@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
-from mlops.logstore import UNIQUE_PREDICTIONS_SQL
+from mlops.logstore import unique_predictions_sql
 from mlops.resources import RETRAIN_REQUEST_SOURCE, RETRAIN_RETRY_DETAIL_TYPE, RETRAINING_ALARMS_ENV
 from mlops.spec import FeatureKind
 
@@ -254,7 +254,9 @@ def test_athena_reads_each_prediction_once_through_the_unique_view(synth: Synthe
     encoded = view["ViewOriginalText"].removeprefix("/* Presto View: ").removesuffix(" */")
     definition = json.loads(base64.b64decode(encoded))
     database = synth.stack.monitoring.database_name
-    assert definition["originalSql"] == UNIQUE_PREDICTIONS_SQL.format(table=f'"{database}"."predictions"')
+    assert definition["originalSql"] == unique_predictions_sql(
+        synth.stack.config.spec, f'"{database}"."predictions"'
+    )
     assert definition["schema"] == database
     # and it exposes every column of the table and its partitions, typed alike
     predictions = tables["predictions"]

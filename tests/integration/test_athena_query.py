@@ -18,8 +18,8 @@ from mlops.handlers import log_writer as log_writer_handler
 from mlops.logstore import (
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
-    UNIQUE_PREDICTIONS_SQL,
     prediction_columns,
+    unique_predictions_sql,
 )
 from mlops.resources import LOG_BUCKET, PREDICTION_QUEUE
 from mlops.serving.log_queue import PredictionBatch, send_predictions
@@ -114,7 +114,7 @@ def test_the_readme_query_counts_what_the_log_writer_wrote(aws_stack, fresh_sett
     )
     con.execute(
         f'CREATE VIEW "{database}"."predictions_unique" AS '
-        + UNIQUE_PREDICTIONS_SQL.format(table=f'"{database}"."predictions"')
+        + unique_predictions_sql(churn_spec, f'"{database}"."predictions"')
     )
     count = 'SELECT count(*) FROM "{}"."{}"'
     stored = con.execute(count.format(database, "predictions")).fetchone()

@@ -4,7 +4,7 @@
 bin edges, category counts, the score grid, selection by group) in SQL that DuckDB and Athena
 (Trino) both run unchanged: standard aggregates, `VALUES` bins, double literals in exponent form,
 struct fields as `features.<name>`. It reads the deduplicated predictions relation
-(`mlops.logstore.UNIQUE_PREDICTIONS_SQL` over the Glue table, or DuckDB over the same objects),
+(`mlops.logstore.unique_predictions_sql` over the Glue table, or DuckDB over the same objects),
 so a prediction counts once whichever engine profiles its hour. Which engine runs an hour is
 configuration: the hour's listed bytes against `scan_engine_min_bytes`.
 """
@@ -27,8 +27,8 @@ from mlops.evaluation import DECISION_THRESHOLD
 from mlops.logstore import (
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
-    UNIQUE_PREDICTIONS_SQL,
     prediction_columns,
+    unique_predictions_sql,
 )
 from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest, python_hour_profile
 from mlops.monitoring.window import MISSING_GROUP, SCORE_GRID_BINS
@@ -279,9 +279,7 @@ def duckdb_predictions(con: Any, spec: ModelSpec, root: Path) -> str:
         f"FROM read_json('{pattern}', format='newline_delimited', columns={columns!r}, "
         f"hive_partitioning=true, hive_types={partitions!r}, filename=true)"
     )
-    con.execute(
-        "CREATE OR REPLACE VIEW predictions_unique AS " + UNIQUE_PREDICTIONS_SQL.format(table="predictions")
-    )
+    con.execute("CREATE OR REPLACE VIEW predictions_unique AS " + unique_predictions_sql(spec, "predictions"))
     return "predictions_unique"
 
 
