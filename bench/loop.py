@@ -13,7 +13,8 @@ process's environment) and is judged from outside:
 - oracle_gap_max: over shifted runs, the largest end-of-run distance between the champion and a
   refit on 30,000 rows of the final world, both scored on the same 20,000 fresh rows.
 
-Targets: 0, 0, <= 24, <= 0.05. `--quick` runs one seed per scenario; `--json` prints one object.
+Targets: 0, 0, <= 24, <= 0.05. `--quick` runs one seed per scenario; `--json` prints one object;
+`--scenario NAME` and `--seed N` (both repeatable) replay chosen runs only.
 """
 
 from __future__ import annotations
@@ -158,13 +159,25 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one seed per scenario")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per scenario (default 5)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (default 2)")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="only this scenario (repeatable; default all)",
+    )
+    parser.add_argument("--seed", type=int, action="append", help="only this seed (repeatable)")
     parser.add_argument("--one", nargs=2, metavar=("SCENARIO", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_run(args.one[0], int(args.one[1])), default=str))
         return 0
-    seeds = [2] if args.quick else list(range(1, args.seeds + 1))
-    plan = [(scenario, seed) for seed in seeds for scenario in SCENARIOS]
+    seeds = args.seed or ([2] if args.quick else list(range(1, args.seeds + 1)))
+    plan = [
+        (scenario, seed)
+        for seed in seeds
+        for scenario in SCENARIOS
+        if scenario in (args.scenario or SCENARIOS)
+    ]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(lambda job: _spawn(*job), plan))

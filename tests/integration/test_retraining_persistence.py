@@ -186,6 +186,23 @@ def test_an_alarm_still_in_alarm_once_the_champion_settled_reopens_retraining(aw
     assert reopened.state is ConditionState.OPEN and reopened.alarms == ["MetricGap"]
 
 
+def test_the_period_holding_the_promotion_still_speaks_for_the_replaced_version(aws_stack, ctx, clock):
+    # Given a condition closed after a promotion, an alarm still in ALARM, and hourly alarm periods
+    # of which three are evaluated
+    condition = persistence.RetrainingCondition(state=ConditionState.CLOSED, closed_reason="refits converged")
+    persistence.save_condition(ctx.registry, condition, None)
+    since = datetime.fromisoformat(ctx.registry.champion().since.replace("Z", "+00:00"))
+    # When the tick comes exactly three periods after the promotion: the first evaluated period is the
+    # one the promotion fell in, which also holds what the monitor published before it
+    clock.now = since + timedelta(hours=3)
+    quiet = persistence.resume(ctx)
+    # Then nothing reopens; one period later the range is the champion's alone and retraining resumes
+    assert quiet.run_id == "" and load_condition(ctx.registry).state is ConditionState.CLOSED
+    clock.now = since + timedelta(hours=4)
+    assert persistence.resume(ctx).run_id != ""
+    assert load_condition(ctx.registry).state is ConditionState.OPEN
+
+
 def test_an_alarm_on_the_replaced_versions_figures_does_not_reopen_a_refining_condition(ctx, clock):
     # Given a condition refining after a promotion that the alarm's evaluation range still covers
     condition = persistence.RetrainingCondition(state=ConditionState.REFINING, promoted=[1])
