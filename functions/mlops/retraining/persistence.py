@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mlops.alarms import AlarmSpec, alarm_specs, schedule_period_seconds
+from mlops.alarms import alarm_specs, evaluation_period_starts, schedule_period_seconds
 from mlops.errors import ConflictError
 from mlops.notify import notify
 from mlops.registry import Registry
@@ -151,25 +151,13 @@ def _champion_settled(ctx: RetrainContext, spec: ModelSpec, now: datetime) -> bo
     champion = ctx.registry.champion()
     if champion is None:
         return False
+    since = parse_time(champion.since)
+    # The state read now comes from an evaluation in the last minute. A datapoint stamped at the
+    # promotion itself is the replaced version's (the monitor run of that tick reports it), so the
+    # range must begin after it.
     return all(
-        first_period_start(a, now) >= first_period_after(a, parse_time(champion.since))
-        for a in alarm_specs(spec)
-        if a.triggers_retraining
+        evaluation_period_starts(a, now)[0] > since for a in alarm_specs(spec) if a.triggers_retraining
     )
-
-
-def first_period_start(alarm: AlarmSpec, now: datetime) -> datetime:
-    """Where the range an alarm evaluates at `now` begins: `evaluation_periods` whole periods back."""
-    epoch = int(now.timestamp()) // alarm.period_s * alarm.period_s
-    return datetime.fromtimestamp(epoch - alarm.period_s * alarm.evaluation_periods, tz=UTC)
-
-
-def first_period_after(alarm: AlarmSpec, at: datetime) -> datetime:
-    """The start of the first period holding only datapoints published after `at`. The period that
-    contains `at` also holds what was published before it (a monitor run in the same tick as the
-    promotion reports the replaced version), so it is the next one."""
-    epoch = int(at.timestamp()) // alarm.period_s * alarm.period_s
-    return datetime.fromtimestamp(epoch + alarm.period_s, tz=UTC)
 
 
 def _lock_allows_after(ctx: RetrainContext, spec: ModelSpec, now: datetime) -> datetime:
