@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from statistics import NormalDist
 
@@ -102,6 +103,21 @@ class AlarmSpec:
         if self.comparison is Comparison.LESS:
             return value < self.threshold
         return value <= self.threshold
+
+
+# CloudWatch evaluates every alarm once a minute, over the `evaluation_periods` periods that end at that
+# minute: the range slides with the clock and is not aligned to period boundaries, so a datapoint is
+# seen by the first evaluation after it was published, not one period later.
+EVALUATION_INTERVAL_S = 60
+
+
+def evaluation_period_starts(alarm: AlarmSpec, evaluated_at: datetime) -> list[datetime]:
+    """Start times of the periods an evaluation at `evaluated_at` looks at, oldest first."""
+    end = int(evaluated_at.timestamp()) // EVALUATION_INTERVAL_S * EVALUATION_INTERVAL_S
+    return [
+        datetime.fromtimestamp(end - alarm.period_s * k, tz=UTC)
+        for k in range(alarm.evaluation_periods, 0, -1)
+    ]
 
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")

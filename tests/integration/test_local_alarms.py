@@ -65,6 +65,31 @@ def test_gap_series_fires_metric_gap_alarm_and_delivers_the_event(aws_stack, chu
     assert ("local-churn-MonitorHeartbeat", AlarmState.ALARM) in [(t.alarm_name, t.new) for t in third]
 
 
+def test_a_gap_published_at_the_evaluation_time_counts_at_once(aws_stack, churn_spec):
+    # Given hourly MetricGap figures stamped at the monitor's run times: fine, then two breaching
+    specs = [s for s in alarm_specs(churn_spec) if s.name == "MetricGap"]
+    evaluator = AlarmEvaluator(aws_stack.cloudwatch, aws_stack.sns, None, specs, "churn", "local")
+    start = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    evaluator.create_alarms(start - timedelta(hours=1))
+    for hour, gap in enumerate([0.01, 0.09, 0.09]):
+        aws_stack.cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": "MetricGap",
+                    "Dimensions": [{"Name": DIM_MODEL, "Value": "churn"}],
+                    "Timestamp": start + timedelta(hours=hour),
+                    "Value": gap,
+                }
+            ],
+        )
+    # When the alarm is evaluated right after the second breaching figure was published
+    changes = evaluator.evaluate_all(start + timedelta(hours=2))
+    # Then it is in ALARM now, as CloudWatch's next once-a-minute evaluation would be, not a period later
+    assert [(t.alarm_name, t.new) for t in changes] == [("local-churn-MetricGap", AlarmState.ALARM)]
+    assert changes[0].values == [0.01, 0.09, 0.09]
+
+
 def test_silence_before_the_stack_started_is_no_alarm(aws_stack, churn_spec):
     specs = [s for s in alarm_specs(churn_spec) if s.name == "MonitorHeartbeat"]
     evaluator = AlarmEvaluator(aws_stack.cloudwatch, aws_stack.sns, None, specs, "churn", "local")

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlops import bundle
+from mlops.lifecycle import prove_export
 from mlops.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
@@ -17,8 +19,9 @@ from mlops.logstore import (
     write_predictions,
 )
 from mlops.pricing_data import TARGET, generate_prices
-from mlops.regression.retraining import paired_loss_test
+from mlops.regression.retraining import paired_loss_test, run_regression_gate
 from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV
+from mlops.retraining.gate import LabelledRows
 from mlops.spec import load_spec
 from mlops.storage import iso
 from mlops.training import feature_frame, frame_rows, train_model
@@ -134,3 +137,51 @@ def test_the_paired_loss_test_agrees_with_scipy():
         reference = stats.ttest_rel(loss(y - a), loss(y - b), alternative="less")
         assert test["mean_difference"] == pytest.approx(np.mean(loss(y - a) - loss(y - b)))
         assert test["p_value"] == pytest.approx(reference.pvalue, abs=2e-3)
+
+
+def test_the_original_test_guard_measures_the_world_change_by_the_lineage_root_too(pricing):
+    # Given the lineage's first model (original prices), a champion already refit on the new price
+    # rule (so it errs little on recent traffic), and a candidate fit further to the new rule
+    spec, original, root = pricing
+    shifted = generate_prices(3000, seed=43, concept_shift=1.0)
+    champion = train_model(pd.concat([original, shifted.iloc[:1000]], ignore_index=True), spec)
+    candidate = train_model(shifted.iloc[:2000], spec)
+    recent = shifted.iloc[2000:]
+
+    def labelled(frame):
+        return LabelledRows(frame_rows(feature_frame(frame, spec)), frame[TARGET].to_numpy(dtype=float))
+
+    def gate(**root_model):
+        onnx_bytes, parity = prove_export(candidate)
+        report = run_regression_gate(
+            spec,
+            candidate_onnx=onnx_bytes,
+            candidate_schema=candidate.schema,
+            parity=parity,
+            champion_onnx=prove_export(champion)[0],
+            champion_schema=champion.schema,
+            original_test=labelled(original.iloc[:600]),
+            production_holdout=labelled(recent),
+            training_rows=2000,
+            production_labels=len(recent),
+            performance_trigger=True,
+            **root_model,
+        )
+        return {c.name: c for c in report.checks}["original_test_guard"]
+
+    # When the gate runs without and with the lineage's root
+    alone = gate()
+    with_root = gate(root_onnx=prove_export(root)[0], root_schema=root.schema)
+
+    # Then the allowance includes what the root lost on recent traffic (independently computed)
+    def rmse(model, frame):
+        predicted = model.pipeline.predict(feature_frame(frame, spec))
+        return float(np.sqrt(np.mean((frame[TARGET].to_numpy(dtype=float) - predicted) ** 2)))
+
+    root_change = rmse(root, recent) / rmse(root, original.iloc[:600]) - 1
+    assert with_root.figures["allowed"] == pytest.approx(
+        max(root_change, alone.figures["allowed"] - spec.retraining.max_original_test_drop)
+        + spec.retraining.max_original_test_drop,
+        rel=1e-3,
+    )
+    assert with_root.figures["allowed"] > alone.figures["allowed"]

@@ -186,6 +186,23 @@ def test_an_alarm_still_in_alarm_once_the_champion_settled_reopens_retraining(aw
     assert reopened.state is ConditionState.OPEN and reopened.alarms == ["MetricGap"]
 
 
+def test_the_period_holding_the_promotion_still_speaks_for_the_replaced_version(aws_stack, ctx, clock):
+    # Given a condition closed after a promotion, an alarm still in ALARM, and hourly alarm periods
+    # of which three are evaluated
+    condition = persistence.RetrainingCondition(state=ConditionState.CLOSED, closed_reason="refits converged")
+    persistence.save_condition(ctx.registry, condition, None)
+    since = datetime.fromisoformat(ctx.registry.champion().since.replace("Z", "+00:00"))
+    # When the tick comes exactly three periods after the promotion: the first evaluated period is the
+    # one the promotion fell in, which also holds what the monitor published before it
+    clock.now = since + timedelta(hours=3)
+    quiet = persistence.resume(ctx)
+    # Then nothing reopens; one period later the range is the champion's alone and retraining resumes
+    assert quiet.run_id == "" and load_condition(ctx.registry).state is ConditionState.CLOSED
+    clock.now = since + timedelta(hours=4)
+    assert persistence.resume(ctx).run_id != ""
+    assert load_condition(ctx.registry).state is ConditionState.OPEN
+
+
 def test_an_alarm_on_the_replaced_versions_figures_does_not_reopen_a_refining_condition(ctx, clock):
     # Given a condition refining after a promotion that the alarm's evaluation range still covers
     condition = persistence.RetrainingCondition(state=ConditionState.REFINING, promoted=[1])
@@ -199,3 +216,53 @@ def test_an_alarm_on_the_replaced_versions_figures_does_not_reopen_a_refining_co
     kept = load_condition(ctx.registry)
     assert kept.state is ConditionState.REFINING and kept.alarms == ["MetricGap"]
     assert ctx.registry.runs() == []
+
+
+def test_an_alarm_holding_about_a_converged_champion_is_told_once_and_not_retried(aws_stack, ctx, clock):
+    queue = inbox(aws_stack)
+    # Given a champion the refit check could not beat, and a retraining alarm that stays in ALARM about
+    # it once its range is the champion's alone (a floor above what the data allow)
+    since = datetime.fromisoformat(ctx.registry.champion().since.replace("Z", "+00:00"))
+    champion = ctx.registry.champion().version
+    condition = persistence.RetrainingCondition(
+        state=ConditionState.CLOSED,
+        closed_at=(since + timedelta(hours=1)).isoformat(),
+        closed_reason=f"a refit on the data there is is not significantly better than v{champion}",
+        converged_on=champion,
+    )
+    persistence.save_condition(ctx.registry, condition, None)
+    # When the retry tick comes, twice
+    clock.now = since + timedelta(hours=4)
+    first = persistence.resume(ctx)
+    clock.now = since + timedelta(hours=8)
+    second = persistence.resume(ctx)
+    # Then nothing is retrained, people are told once why, and the condition stays closed
+    assert first.run_id == "" and second.run_id == "" and "out of reach" in first.detail
+    assert ctx.registry.runs() == []
+    told = [s for s in subjects(aws_stack, queue) if "cannot reach" in s]
+    assert told == ["[churn] retraining cannot reach what MetricGap asks"]
+    held = load_condition(ctx.registry)
+    assert held.state is ConditionState.CLOSED and held.held_at is not None
+    # And once a person resumes retraining, the next tick attempts again
+    set_paused(ctx.registry, False, "cli:alice", "", clock.now)
+    clock.now = since + timedelta(hours=9)
+    assert persistence.resume(ctx).run_id != ""
+    assert load_condition(ctx.registry).state is ConditionState.OPEN
+
+
+def test_a_converged_champion_is_retrained_again_once_the_window_holds_newer_data(aws_stack, ctx, clock):
+    # Given a converged champion whose verdict is older than the production window
+    since = datetime.fromisoformat(ctx.registry.champion().since.replace("Z", "+00:00"))
+    condition = persistence.RetrainingCondition(
+        state=ConditionState.CLOSED,
+        closed_at=(since + timedelta(hours=1)).isoformat(),
+        closed_reason="refits converged",
+        converged_on=ctx.registry.champion().version,
+    )
+    persistence.save_condition(ctx.registry, condition, None)
+    window = timedelta(days=persistence.champion_spec(ctx).retraining.production_window_days)
+    # When the tick comes after the window moved past every row the verdict saw
+    clock.now = since + timedelta(hours=1) + window
+    # Then the condition opens again and a run is attempted
+    assert persistence.resume(ctx).run_id != ""
+    assert load_condition(ctx.registry).state is ConditionState.OPEN

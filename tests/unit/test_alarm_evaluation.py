@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mlops.alarms import AlarmSpec, Comparison, Metric, MissingData, Severity
@@ -76,6 +76,13 @@ def test_comparisons_and_heartbeat_shape():
     assert evaluate(BASE, [0.05, 0.05, G], OK)[0] is OK
 
 
-def test_only_whole_periods_are_evaluated():
-    starts = period_starts(BASE, datetime(2026, 11, 20, 12, 30, tzinfo=UTC))
-    assert starts == [datetime(2026, 11, 20, h, 0, tzinfo=UTC) for h in (9, 10, 11)]
+def test_the_range_slides_with_the_clock_and_sees_what_was_just_published():
+    # Given hourly periods of which three are evaluated
+    # When CloudWatch evaluates after 12:30:20 (once a minute, ranges ending at the minute)
+    starts = period_starts(BASE, datetime(2026, 11, 20, 12, 30, 20, tzinfo=UTC))
+    # Then the whole periods ending at 12:31 are looked at, not the ones ending at the hour
+    assert starts == [datetime(2026, 11, 20, h, 31, tzinfo=UTC) for h in (9, 10, 11)]
+    # And a datapoint published at 12:00:00 is in the range of the evaluation that follows it
+    published = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    last = period_starts(BASE, published)[-1]
+    assert last <= published < last + timedelta(seconds=BASE.period_s)

@@ -23,7 +23,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from mlops.alarms import DIM_MODEL, NAMESPACE, AlarmSpec, MissingData
+from mlops.alarms import (
+    DIM_MODEL,
+    EVALUATION_INTERVAL_S,
+    NAMESPACE,
+    AlarmSpec,
+    MissingData,
+    evaluation_period_starts,
+)
 
 
 class AlarmState(StrEnum):
@@ -33,12 +40,15 @@ class AlarmState(StrEnum):
 
 
 def period_starts(spec: AlarmSpec, now: datetime) -> list[datetime]:
-    """Start times of the periods evaluated at `now`, oldest first (only whole periods)."""
-    epoch = int(now.timestamp()) // spec.period_s * spec.period_s
-    return [
-        datetime.fromtimestamp(epoch - spec.period_s * k, tz=UTC)
-        for k in range(spec.evaluation_periods, 0, -1)
-    ]
+    """Start times of the periods CloudWatch's first evaluation after `now` looks at, oldest first.
+
+    The local stack evaluates right after the monitor published at `now`; on AWS the next
+    once-a-minute evaluation sees that datapoint, so the range ends at the next whole minute.
+    """
+    next_minute = datetime.fromtimestamp(
+        (int(now.timestamp()) // EVALUATION_INTERVAL_S + 1) * EVALUATION_INTERVAL_S, tz=UTC
+    )
+    return evaluation_period_starts(spec, next_minute)
 
 
 def evaluate(spec: AlarmSpec, values: Sequence[float | None], current: AlarmState) -> tuple[AlarmState, str]:
@@ -258,12 +268,16 @@ def exact_series(
 def bucket_datapoints(
     datapoints: Sequence[Mapping[str, Any]], spec: AlarmSpec, starts: Sequence[datetime]
 ) -> list[float | None]:
-    """One value per period start (None where the period has no datapoint)."""
+    """One value per period start (None where the period has no datapoint). Periods start where the
+    evaluation range does, not at multiples of the period."""
     by_start: dict[int, float] = {}
+    if not starts:
+        return []
+    first = int(starts[0].timestamp())
     for dp in datapoints:
         ts = dp["Timestamp"]
         ts = ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts))
-        key = int(ts.timestamp()) // spec.period_s * spec.period_s
+        key = first + (int(ts.timestamp()) - first) // spec.period_s * spec.period_s
         value = float(dp[spec.statistic])
         held = by_start.get(key)
         by_start[key] = value if held is None else _combine(spec.statistic, held, value)

@@ -136,6 +136,7 @@ class Outcome:
     threshold: float = 0.0
     quiet_expected: bool = False
     shift_at: datetime | None = None
+    ended_at: datetime | None = None
     alarms: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, alarm, metric)
     final_states: dict[str, str] = field(default_factory=dict)
     promotions: list[tuple[datetime, int]] = field(default_factory=list)
@@ -272,6 +273,7 @@ def _story(
             outcome.promoted_version = champion.version
         progress(_progress_line(slot + 1, cfg.days * slots_per_day, day + 1, spec, champion, sim()))
 
+    outcome.ended_at = sim()
     status, body = api.call("GET", "/model")
     outcome.serving_version = body.get("model_version") if status == 200 else None
     for t in stack.events.transitions:

@@ -17,6 +17,13 @@ more. So the wish to retrain is stored in the registry as a *condition* with its
 - ``closed``: the alarm went back to OK, a candidate awaits approval, or refits stopped
   improving.
 
+A champion that the refit check could not beat is *converged*: it is as good as a refit on the
+data there is. If a retraining alarm then stays in ALARM about it (an SLO above what the data
+allow, say), another refit on the same data would only repeat that verdict, so the retry tick
+does not reopen the condition: people are told once, and attempts resume when the production
+window holds newer data than the verdict's, when the alarm leaves ALARM and fires again, or
+when a person resumes retraining.
+
 A person can pause it (``mlops retrain --pause``) and resume it; a paused condition is kept
 and not acted on. On AWS the retry tick is an EventBridge schedule and the alarm state is
 read with DescribeAlarms, so a missed state-change event cannot stall the loop either.
@@ -32,7 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mlops.alarms import alarm_specs, schedule_period_seconds
+from mlops.alarms import alarm_specs, evaluation_period_starts, schedule_period_seconds
 from mlops.errors import ConflictError
 from mlops.notify import notify
 from mlops.registry import Registry
@@ -78,6 +85,10 @@ class RetrainingCondition(BaseModel):
     paused_at: str | None = None
     closed_at: str | None = None
     closed_reason: str | None = None
+    # The champion the last refit check could not beat, and when people were told that an alarm
+    # still holds about it.
+    converged_on: int | None = None
+    held_at: str | None = None
 
     @property
     def active(self) -> bool:
@@ -113,6 +124,7 @@ def _open(condition: RetrainingCondition, alarm: str, reason: str, now: datetime
         condition.attempts = condition.failures = condition.notified_failures = 0
         condition.promoted = []
         condition.closed_at = condition.closed_reason = None
+        condition.converged_on = condition.held_at = None
     condition.state = ConditionState.OPEN
     if alarm not in condition.alarms:
         condition.alarms.append(alarm)
@@ -151,10 +163,13 @@ def _champion_settled(ctx: RetrainContext, spec: ModelSpec, now: datetime) -> bo
     champion = ctx.registry.champion()
     if champion is None:
         return False
-    reach = max(
-        (a.period_s * a.evaluation_periods for a in alarm_specs(spec) if a.triggers_retraining), default=0
+    since = parse_time(champion.since)
+    # The state read now comes from an evaluation in the last minute. A datapoint stamped at the
+    # promotion itself is the replaced version's (the monitor run of that tick reports it), so the
+    # range must begin after it.
+    return all(
+        evaluation_period_starts(a, now)[0] > since for a in alarm_specs(spec) if a.triggers_retraining
     )
-    return parse_time(champion.since) + timedelta(seconds=reach) <= now
 
 
 def _lock_allows_after(ctx: RetrainContext, spec: ModelSpec, now: datetime) -> datetime:
@@ -187,8 +202,9 @@ def _apply_outcome(
         _close(condition, f"v{result.version} passed the gate and awaits approval", now)
         return None
     if result.outcome is Outcome.REJECTED and condition.state is ConditionState.REFINING:
-        champion = condition.promoted[-1] if condition.promoted else "the champion"
+        champion = condition.promoted[-1] if condition.promoted else result.champion_before
         _close(condition, f"a refit on the data there is is not significantly better than v{champion}", now)
+        condition.converged_on = champion
         return None
     if result.outcome is Outcome.SKIPPED:
         condition.next_attempt_after = iso(_lock_allows_after(ctx, spec, now))
@@ -282,6 +298,16 @@ def resume(ctx: RetrainContext) -> RetrainResult:
     alarming = alarms_in_alarm(ctx.cloudwatch, ctx.retraining_alarms)
     settled = _champion_settled(ctx, spec, now)
     changed = False
+    champion = ctx.registry.champion()
+    if (
+        alarming
+        and settled
+        and condition.state is ConditionState.CLOSED
+        and champion is not None
+        and condition.converged_on == champion.version
+        and not _newer_data_since(condition, spec, now)
+    ):
+        return _hold(ctx, condition, revision, alarming, spec, now)
     if alarming and settled and condition.state is not ConditionState.OPEN:
         # In ALARM about the current champion without a state change to say so (a missed event,
         # or a promoted version that is no better): retraining is wanted again.
@@ -314,6 +340,44 @@ def resume(ctx: RetrainContext) -> RetrainResult:
     return attempt(ctx, trigger)
 
 
+def _newer_data_since(condition: RetrainingCondition, spec: ModelSpec, now: datetime) -> bool:
+    """Whether the production window has moved past every row the converging refit saw."""
+    if condition.closed_at is None:
+        return True
+    return now >= parse_time(condition.closed_at) + timedelta(days=spec.retraining.production_window_days)
+
+
+def _hold(
+    ctx: RetrainContext,
+    condition: RetrainingCondition,
+    revision: int | None,
+    alarming: Sequence[str],
+    spec: ModelSpec,
+    now: datetime,
+) -> RetrainResult:
+    """A retraining alarm holds about a champion no refit on the data there is beats: say so once."""
+    names = ", ".join(_short(n) for n in alarming)
+    retry_at = iso(
+        parse_time(condition.closed_at or iso(now)) + timedelta(days=spec.retraining.production_window_days)
+    )
+    detail = (
+        f"{names} in ALARM about v{condition.converged_on}, which a refit on the data there is did not "
+        f"beat ({condition.closed_at}): what the alarm asks is out of reach of this model and data. "
+        f"Retraining waits for newer data (from {retry_at}), for the alarm to fire again, or for "
+        "`mlops retrain --resume`."
+    )
+    if condition.held_at is None:
+        condition.held_at = iso(now)
+        save_condition(ctx.registry, condition, revision)
+        notify(
+            ctx.sns,
+            ctx.topic_arn,
+            f"[{ctx.registry.model_name}] retraining cannot reach what {names} asks",
+            {"message": detail, "condition": condition.model_dump(mode="json")},
+        )
+    return _idle(detail)
+
+
 def note_run(ctx: RetrainContext, result: RetrainResult) -> None:
     """A scheduled or requested run's outcome also settles an active condition (a promotion
     moves it to refining, an approval closes it)."""
@@ -335,6 +399,8 @@ def set_paused(
         raise ValueError("a reason is required to pause retraining")
     condition, revision = _read(registry)
     condition.paused = paused
+    if not paused:  # a person asks for attempts again, also about a converged champion
+        condition.converged_on = condition.held_at = None
     condition.paused_by, condition.paused_reason, condition.paused_at = (
         (actor, reason, iso(now)) if paused else (None, None, None)
     )

@@ -250,6 +250,25 @@ def _task_steps(spec: ModelSpec) -> Any:
     )
 
 
+def _lineage_root(ctx: RetrainContext, champion_version: int) -> dict[str, Any]:
+    """The first version of the champion's lineage (trained on the original data alone), as the
+    gate's `root_onnx` and `root_schema`; nothing when the champion is that version."""
+    record = ctx.registry.get_version(champion_version)
+    seen = {record.version}
+    while record.parent_version is not None and record.parent_version not in seen:
+        record = ctx.registry.get_version(record.parent_version)
+        seen.add(record.version)
+    if record.version == champion_version:
+        return {}
+    art = record.artifacts
+    return {
+        "root_onnx": bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.MODEL_ONNX]),
+        "root_schema": FeatureSchema.model_validate_json(
+            bundle.read_artifact(ctx.s3, ctx.artifact_bucket, art[bundle.SCHEMA])
+        ),
+    }
+
+
 def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainResult:
     now = ctx.now()
     champion_version, spec, meta, champion_onnx, champion_schema = champion_bundle(ctx)
@@ -275,6 +294,7 @@ def _run_locked(ctx: RetrainContext, trigger: Trigger, run_id: str) -> RetrainRe
         training_rows=len(training_set.data),
         production_labels=training_set.stats["production_labelled_rows"],
         performance_trigger=trigger.performance,
+        **_lineage_root(ctx, champion_version),
     )
     report = {**gate.as_dict(), "run_id": run_id, "trigger": trigger.describe(), "data": training_set.stats}
     status = VersionStatus.APPROVED if gate.passed else VersionStatus.REJECTED
