@@ -12,21 +12,29 @@ LINT_PATHS := functions tests infrastructure layers bench events
 # in parallel and several times faster than pip, which is most of a first `make demo`.
 RUNTIME := $(VENV)/.runtime
 UV      := $(BIN)/uv pip install --python $(BIN)/python
+PIP_ARGS := install --quiet --disable-pip-version-check uv
+# The venv gets no pip of its own: installing pip into it costs more than the one install pip
+# does here (uv). pip runs from the wheel Python bundles for ensurepip; where a distribution
+# removed that wheel, ensurepip puts pip into the venv as `python -m venv` would.
+PIP_WHEEL = $(shell $(PYTHON) -c 'import ensurepip, pathlib; print(next(pathlib.Path(ensurepip.__file__).parent.glob("_bundled/pip-*.whl"), ""))' 2>/dev/null)
 
 $(BIN)/uv:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
-	@echo "== creating $(VENV)"
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	@echo "== [1/3] creating $(VENV) (first run only)"
+	$(PYTHON) -m venv --without-pip $(VENV)
+	@echo "== [2/3] installing uv into it with pip"
+	@if [ -n "$(PIP_WHEEL)" ]; then $(BIN)/python $(PIP_WHEEL)/pip $(PIP_ARGS); \
+	else $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip $(PIP_ARGS); fi
 
 $(RUNTIME): pyproject.toml | $(BIN)/uv
-	@echo "== installing the runtime dependencies (first run only)"
+	@echo "== [3/3] installing the runtime dependencies and moto with uv (first run only)"
 	$(UV) -e '.[local]'
 	@touch $(RUNTIME)
 
+# pip too: layers/build.py cross-installs the layers' wheels with the venv's pip.
 $(STAMP): pyproject.toml $(RUNTIME)
 	@echo "== installing the development tools (first run only)"
-	$(UV) -e '.[dev]'
+	$(UV) -e '.[dev]' pip
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -244,9 +244,20 @@ def model_versions_logged(s3: Any, bucket: str) -> list[int]:
 
 
 def prediction_objects(s3: Any, bucket: str, version: int, start: datetime, end: datetime) -> Iterator[str]:
-    """Keys of the hour partitions that overlap [start, end) for one version, hour by hour in key order."""
-    for hour in _hours(start, end):
-        yield from list_keys(s3, bucket, prediction_prefix(version, hour))
+    """Keys of the hour partitions that overlap [start, end) for one version, hour by hour in key order.
+
+    Partitions sort by time (dt=YYYY-MM-DD/hour=HH), so one listing from the first hour on, ended
+    past the last, gives the keys that listing each hour would: one request per 1,000 keys, not per hour.
+    """
+    hours = [prediction_prefix(version, hour) for hour in _hours(start, end)]
+    if not hours:
+        return
+    wanted, width, last = set(hours), len(hours[0]), hours[-1]
+    for key in list_keys(s3, bucket, prediction_prefix(version), start_after=hours[0]):
+        if key[:width] in wanted:
+            yield key
+        elif key > last:
+            return
 
 
 class FirstSeen:

@@ -130,10 +130,12 @@ def put_new_bytes(
         raise StorageError(f"write s3://{bucket}/{key}: {err}") from err
 
 
-def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+def list_keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
+    """Keys under `prefix` in key order; with `start_after`, only the keys sorting after it."""
     with aws_call(f"list s3://{bucket}/{prefix}"):
         paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        extra = {} if start_after is None else {"StartAfter": start_after}
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **extra):
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 

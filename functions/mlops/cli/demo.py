@@ -45,8 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.task == "regression":
         return run_pricing(args)
-    from mlops.local.demo import DemoConfig, run_demo
-
     if args.days < 2 or args.days > 60:
         raise ValueError("--days must be between 2 and 60")
     if not 0 < args.shift_day < args.days:
@@ -62,6 +60,15 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be between 0 and 1")
     if args.rows_per_slot < 20:
         raise ValueError("--rows-per-slot must be at least 20")
+    started = time.monotonic()
+    # Said before the imports of the ML stack, which take seconds on a first run.
+    print(
+        f"serverless-mlops demo: {args.days} simulated days, customers change on day {args.shift_day + 1}",
+        file=sys.stderr if args.json else sys.stdout,
+        flush=True,
+    )
+    from mlops.local.demo import DemoConfig, run_demo
+
     cfg = DemoConfig(
         spec_path=DEMO_SPEC,
         seed=args.seed,
@@ -72,12 +79,8 @@ def run(args: argparse.Namespace) -> int:
         rows_per_slot=args.rows_per_slot,
         report_path=Path(args.out),
     )
-    started = time.monotonic()
     to_stderr = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     with to_stderr:
-        print(
-            f"serverless-mlops demo: {cfg.days} simulated days, customers change on day {cfg.shift_day + 1}"
-        )
         outcome = run_demo(cfg)
     took = time.monotonic() - started
     if args.json:

@@ -165,6 +165,7 @@ def run_demo(
     )
     sim = clock.SimulatedClock(start, factor=0.0)  # time moves only when the story moves it
     clock.use(sim)
+    progress("starting the local stack (moto, API, log writer, monitor, alarms) and training v1 ...")
     timeline = Timeline()
     stack = LocalStack(spec, prefix="demo", on_event=lambda kind, d: _on_event(kind, d, timeline, sim))
     stack.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
@@ -53,7 +52,7 @@ def metric_series(
 def feature_drift(model_name: str, version: int, start: datetime, end: datetime) -> list[tuple[str, float]]:
     """Largest PSI per feature that the monitor published for one version."""
     cw = aws.client("cloudwatch")
-    found: dict[str, float] = defaultdict(float)
+    series: dict[str, dict[str, str]] = {}  # feature -> its exact dimensions, each series once
     pages = cw.get_paginator("list_metrics").paginate(
         Namespace=NAMESPACE,
         MetricName=Metric.FEATURE_DRIFT.value,
@@ -61,12 +60,18 @@ def feature_drift(model_name: str, version: int, start: datetime, end: datetime)
     )
     for page in pages:
         for m in page.get("Metrics", []):
-            dims = m["Dimensions"]
-            feature = next((d["Value"] for d in dims if d["Name"] == DIM_FEATURE), None)
-            if feature is None:
-                continue
-            for _, v in metric_series(Metric.FEATURE_DRIFT, dims, start, end):
-                found[feature] = max(found[feature], v)
+            dims = {d["Name"]: d["Value"] for d in m["Dimensions"]}
+            if DIM_FEATURE in dims:
+                series[dims[DIM_FEATURE]] = dims
+    # Only the largest value counts: one period spanning the whole story, not an hourly series.
+    period = -(-(int((end - start).total_seconds()) + 1) // 60) * 60
+    found: dict[str, float] = {}
+    for feature, dims in series.items():
+        points = exact_series(
+            cw, Metric.FEATURE_DRIFT.value, dims, start, start + timedelta(seconds=period), period, "Maximum"
+        )
+        if points:
+            found[feature] = max(p["Maximum"] for p in points)
     return sorted(found.items(), key=lambda kv: -kv[1])
 
 

@@ -167,6 +167,8 @@ class LocalStack:
 
         from moto.server import ThreadedMotoServer
 
+        from mlops.local.transport import in_process_session
+
         self._saved_environ = dict(os.environ)  # restored by stop(): the stack lives in-process
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -193,6 +195,8 @@ class LocalStack:
 
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])  # the logger may predate the variable
         aws.reset_clients()
+        # The stack's own calls skip the socket (see mlops.local.transport); others use the server.
+        aws.use_session(in_process_session(self.endpoint))
         clients = {s: aws.client(s) for s in SERVICES}
         self.env = create_resources(clients, self.prefix, self.spec.name)
         self.env.update(task_environment(self.spec))
