@@ -37,7 +37,15 @@ from mlops.regression.metrics import group_error_gap, group_error_metrics, regre
 from mlops.regression.monitoring import metric_gap
 from mlops.regression.training import numeric_target
 from mlops.retraining.data import HOLDOUT_SHARE, TIMESTAMP, TrainingSet
-from mlops.retraining.gate import MIN_FAIRNESS_GROUP, Check, GateReport, LabelledRows, Scorer
+from mlops.retraining.gate import (
+    MIN_FAIRNESS_GROUP,
+    Check,
+    GateReport,
+    LabelledRows,
+    Scorer,
+    latency_check,
+    parity_check,
+)
 from mlops.schema import FeatureSchema, encode_rows
 from mlops.spec import ModelSpec
 from mlops.storage import get_bytes, iso, parse_time, read_jsonl_gz
@@ -282,15 +290,7 @@ def run_regression_gate(
             )
         )
 
-    checks.append(
-        Check(
-            "onnx_parity",
-            parity.passed,
-            f"max |onnx - sklearn| {parity.max_abs_diff:.2e} over {parity.rows_checked} rows "
-            f"(tolerance {parity.tolerance:g})",
-            {"max_abs_diff": parity.max_abs_diff, "rows": parity.rows_checked},
-        )
-    )
+    checks.append(parity_check(parity))
 
     fair_rows, fair_p = (production_holdout, holdout_p) if recent else (original_test, test_p)
     if spec.sensitive_attributes and len(fair_rows):
@@ -318,15 +318,7 @@ def run_regression_gate(
         checks.append(Check("fairness", None, "the spec names no sensitive attributes"))
 
     if original_test.rows:
-        latency = candidate.single_row_latency_ms(original_test.rows[0])
-        checks.append(
-            Check(
-                "latency",
-                latency <= policy.max_latency_ms,
-                f"single-row p50 {latency:.3f} ms vs budget {policy.max_latency_ms} ms",
-                {"p50_ms": latency, "budget_ms": policy.max_latency_ms},
-            )
-        )
+        checks.append(latency_check(candidate, original_test.rows[0], policy.max_latency_ms))
 
     spread = float(np.std(test_p)) if test_p.size else 0.0
     finite = bool(np.isfinite(test_p).all())

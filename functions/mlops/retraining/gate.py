@@ -93,6 +93,28 @@ def _higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
 
 
+def parity_check(parity: ParityReport) -> Check:
+    """The export serves what sklearn computes, within the stated tolerance."""
+    return Check(
+        "onnx_parity",
+        parity.passed,
+        f"max |onnx - sklearn| {parity.max_abs_diff:.2e} over {parity.rows_checked} rows "
+        f"(tolerance {parity.tolerance:g})",
+        {"max_abs_diff": parity.max_abs_diff, "rows": parity.rows_checked},
+    )
+
+
+def latency_check(candidate: Scorer, row: Mapping[str, Any], budget_ms: float) -> Check:
+    """One row's median answer time against the spec's budget."""
+    latency = candidate.single_row_latency_ms(row)
+    return Check(
+        "latency",
+        latency <= budget_ms,
+        f"single-row p50 {latency:.3f} ms vs budget {budget_ms} ms",
+        {"p50_ms": latency, "budget_ms": budget_ms},
+    )
+
+
 def run_gate(
     spec: ModelSpec,
     *,
@@ -184,15 +206,7 @@ def run_gate(
     )
 
     # 4. The export serves what sklearn computes.
-    checks.append(
-        Check(
-            "onnx_parity",
-            parity.passed,
-            f"max |onnx - sklearn| {parity.max_abs_diff:.2e} over {parity.rows_checked} rows "
-            f"(tolerance {parity.tolerance:g})",
-            {"max_abs_diff": parity.max_abs_diff, "rows": parity.rows_checked},
-        )
-    )
+    checks.append(parity_check(parity))
 
     # 5. Fairness: selection-rate and TPR disparity between groups of each sensitive attribute.
     if spec.sensitive_attributes:
@@ -228,15 +242,7 @@ def run_gate(
 
     # 6. Latency budget for one row.
     if original_test.rows:
-        latency = candidate.single_row_latency_ms(original_test.rows[0])
-        checks.append(
-            Check(
-                "latency",
-                latency <= policy.max_latency_ms,
-                f"single-row p50 {latency:.3f} ms vs budget {policy.max_latency_ms} ms",
-                {"p50_ms": latency, "budget_ms": policy.max_latency_ms},
-            )
-        )
+        checks.append(latency_check(candidate, original_test.rows[0], policy.max_latency_ms))
 
     # 7. Sane outputs: finite, and not one constant answer.
     spread = float(np.std(test_p)) if test_p.size else 0.0
