@@ -258,8 +258,18 @@ COVERAGE_RUNS = 3000
         # True AUC 0.71 with 60 positives: a corner where normal-theory degrees of freedom
         # covered ~96%.
         (60, 340, float(np.sqrt(2) * stats.norm.ppf(0.71))),
+        # Near an AUC of 1 with few positives the logit is far from straight over the interval.
+        (20, 480, float(np.sqrt(2) * stats.norm.ppf(0.92))),
+        (30, 470, float(np.sqrt(2) * stats.norm.ppf(0.95))),
     ],
-    ids=["400 labels", "20 positives", "1,000 labels", "AUC 0.71, 60 positives"],
+    ids=[
+        "400 labels",
+        "20 positives",
+        "1,000 labels",
+        "AUC 0.71, 60 positives",
+        "AUC 0.92, 20 positives",
+        "AUC 0.95, 30 positives",
+    ],
 )
 def test_auc_interval_covers_the_true_auc_within_one_point_of_95_percent(
     positives: int, negatives: int, separation: float
