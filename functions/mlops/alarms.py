@@ -64,6 +64,16 @@ class Comparison(StrEnum):
     LESS = "LessThanThreshold"
     LESS_OR_EQUAL = "LessThanOrEqualToThreshold"
 
+    def holds(self, value: float, threshold: float) -> bool:
+        """Whether `value` breaches `threshold` by this comparison (as CloudWatch compares)."""
+        if self is Comparison.GREATER:
+            return value > threshold
+        if self is Comparison.GREATER_OR_EQUAL:
+            return value >= threshold
+        if self is Comparison.LESS:
+            return value < threshold
+        return value <= threshold
+
 
 class MissingData(StrEnum):
     MISSING = "missing"
@@ -96,13 +106,7 @@ class AlarmSpec:
         return f"{prefix}-{model_name}-{self.name}"
 
     def breaches(self, value: float) -> bool:
-        if self.comparison is Comparison.GREATER:
-            return value > self.threshold
-        if self.comparison is Comparison.GREATER_OR_EQUAL:
-            return value >= self.threshold
-        if self.comparison is Comparison.LESS:
-            return value < self.threshold
-        return value <= self.threshold
+        return self.comparison.holds(value, self.threshold)
 
 
 # CloudWatch evaluates every alarm once a minute, over the `evaluation_periods` periods that end at that
@@ -358,17 +362,11 @@ class OperationalAlarmSpec:
         )
 
     def breaches(self, value: float) -> bool:
-        if self.comparison is Comparison.GREATER:
-            return value > self.threshold
-        if self.comparison is Comparison.GREATER_OR_EQUAL:
-            return value >= self.threshold
-        if self.comparison is Comparison.LESS:
-            return value < self.threshold
-        return value <= self.threshold
+        return self.comparison.holds(value, self.threshold)
 
 
 # A prediction record older than this on the queue is not reaching S3: the writer batches for at
-# most 30 s and retries within its 180 s visibility timeout, so 15 minutes means it is failing.
+# most 60 s and retries within its 240 s visibility timeout, so 15 minutes means it is failing.
 QUEUE_AGE_LIMIT_S = 900
 
 
