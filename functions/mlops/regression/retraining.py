@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from mlops.inference import predict_values_onnx
 from mlops.logstore import (
@@ -36,7 +35,7 @@ from mlops.onnx_export import ParityReport
 from mlops.regression.metrics import group_error_gap, group_error_metrics, regression_metrics
 from mlops.regression.monitoring import metric_gap
 from mlops.regression.training import numeric_target
-from mlops.retraining.data import HOLDOUT_SHARE, TIMESTAMP, TrainingSet
+from mlops.retraining.data import TIMESTAMP, TrainingSet, mix_training_set
 from mlops.retraining.gate import (
     MIN_FAIRNESS_GROUP,
     Check,
@@ -45,6 +44,7 @@ from mlops.retraining.gate import (
     Scorer,
     latency_check,
     parity_check,
+    schema_check,
 )
 from mlops.schema import FeatureSchema, encode_rows
 from mlops.spec import ModelSpec
@@ -97,44 +97,9 @@ def _labelled(frame: pd.DataFrame, spec: ModelSpec) -> LabelledRows:
 def build_training_set(
     original: pd.DataFrame, production: pd.DataFrame, spec: ModelSpec, performance: bool = False
 ) -> TrainingSet:
-    """The mix of `mlops.retraining.data.build_training_set` for a numeric target."""
+    """The mix of `mlops.retraining.data.build_training_set` for a numeric target (not stratified)."""
     numeric_target(original, spec)  # refuse an unusable original target before anything else
-    orig_train, orig_test = train_test_split(
-        original, test_size=spec.split.test_size, random_state=spec.split.seed
-    )
-    n_holdout = round(len(production) * HOLDOUT_SHARE)
-    prod_train = production.iloc[: len(production) - n_holdout]
-    holdout = production.iloc[len(production) - n_holdout :]
-    keep = [c for c in original.columns if c != TIMESTAMP]
-    data = pd.concat(
-        [orig_train[keep], prod_train[[c for c in keep if c in prod_train.columns]]], ignore_index=True
-    )
-    share = spec.retraining.alarm_production_share if performance else spec.retraining.max_production_share
-    weights = np.ones(len(data))
-    prod_weight = 1.0
-    if len(prod_train) and share < 1.0:
-        prod_weight = share / (1.0 - share) * len(orig_train) / len(prod_train)
-        weights[len(orig_train) :] = prod_weight
-    holdout_usable = len(holdout) >= spec.monitoring.min_labels and holdout[spec.target].nunique() > 1
-    stats = {
-        "original_rows": len(original),
-        "original_train_rows": len(orig_train),
-        "original_test_rows": len(orig_test),
-        "production_labelled_rows": len(production),
-        "production_train_rows": len(prod_train),
-        "production_holdout_rows": len(holdout),
-        "production_weight": prod_weight,
-        "production_weight_share": share if len(prod_train) else 0.0,
-        "test_set": "production_holdout" if holdout_usable else "original_test",
-    }
-    return TrainingSet(
-        data=data,
-        weights=weights,
-        test_data=holdout.drop(columns=[TIMESTAMP]) if holdout_usable else orig_test,
-        original_test=_labelled(orig_test, spec),
-        production_holdout=_labelled(holdout, spec),
-        stats=stats,
-    )
+    return mix_training_set(original, production, spec, performance, stratify=None, labelled=_labelled)
 
 
 class ValueScorer(Scorer):
@@ -189,13 +154,7 @@ def run_regression_gate(
     policy, metric = spec.retraining, spec.primary_metric.value
     min_labels = spec.monitoring.min_labels
     checks: list[Check] = []
-    if champion_schema is None:
-        checks.append(Check("schema_compatible", None, "no champion to compare with"))
-    else:
-        problems = champion_schema.compatible_with(candidate_schema)
-        checks.append(
-            Check("schema_compatible", not problems, "; ".join(problems) or "same features and kinds")
-        )
+    checks.append(schema_check(champion_schema, candidate_schema))
 
     candidate = ValueScorer(candidate_onnx, candidate_schema)
     champion = ValueScorer(champion_onnx, champion_schema) if champion_onnx and champion_schema else None

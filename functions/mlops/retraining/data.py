@@ -16,6 +16,7 @@ The mix (documented in the README):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,8 +90,23 @@ def build_training_set(
     weight, since the old data then describe a world the model no longer serves."""
     y = labels(original, spec)
     production = _in_target_values(production, original, spec)
+    return mix_training_set(original, production, spec, performance, stratify=y, labelled=_labelled)
+
+
+def mix_training_set(
+    original: pd.DataFrame,
+    production: pd.DataFrame,
+    spec: ModelSpec,
+    performance: bool,
+    *,
+    stratify: Any,
+    labelled: Callable[[pd.DataFrame, ModelSpec], LabelledRows],
+) -> TrainingSet:
+    """Original training rows plus the older labelled production rows, weighted to the spec's share;
+    the newest production rows held out as the test set when there are enough of them with more
+    than one target value. `labelled` reads a frame's rows and targets for the task."""
     orig_train, orig_test = train_test_split(
-        original, test_size=spec.split.test_size, random_state=spec.split.seed, stratify=y
+        original, test_size=spec.split.test_size, random_state=spec.split.seed, stratify=stratify
     )
     n_holdout = round(len(production) * HOLDOUT_SHARE)
     prod_train = production.iloc[: len(production) - n_holdout]
@@ -105,7 +121,7 @@ def build_training_set(
     if len(prod_train) and share < 1.0:
         prod_weight = share / (1.0 - share) * len(orig_train) / len(prod_train)
         weights[len(orig_train) :] = prod_weight
-    holdout_usable = len(holdout) >= spec.monitoring.min_labels and holdout[spec.target].nunique() == 2
+    holdout_usable = len(holdout) >= spec.monitoring.min_labels and holdout[spec.target].nunique() > 1
     stats = {
         "original_rows": len(original),
         "original_train_rows": len(orig_train),
@@ -121,7 +137,7 @@ def build_training_set(
         data=data,
         weights=weights,
         test_data=holdout.drop(columns=[TIMESTAMP]) if holdout_usable else orig_test,
-        original_test=_labelled(orig_test, spec),
-        production_holdout=_labelled(holdout, spec),
+        original_test=labelled(orig_test, spec),
+        production_holdout=labelled(holdout, spec),
         stats=stats,
     )

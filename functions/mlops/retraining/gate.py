@@ -93,6 +93,14 @@ def _higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
 
 
+def schema_check(champion: FeatureSchema | None, candidate: FeatureSchema) -> Check:
+    """The API contract: clients of the champion can call the candidate unchanged."""
+    if champion is None:
+        return Check("schema_compatible", None, "no champion to compare with")
+    problems = champion.compatible_with(candidate)
+    return Check("schema_compatible", not problems, "; ".join(problems) or "same features and kinds")
+
+
 def parity_check(parity: ParityReport) -> Check:
     """The export serves what sklearn computes, within the stated tolerance."""
     return Check(
@@ -138,13 +146,7 @@ def run_gate(
     checks: list[Check] = []
 
     # 1. API contract: clients of the champion can call the candidate unchanged.
-    if champion_schema is None:
-        checks.append(Check("schema_compatible", None, "no champion to compare with"))
-    else:
-        problems = champion_schema.compatible_with(candidate_schema)
-        checks.append(
-            Check("schema_compatible", not problems, "; ".join(problems) or "same features and kinds")
-        )
+    checks.append(schema_check(champion_schema, candidate_schema))
 
     # 2. Quality on the original test set (never trained on).
     candidate = Scorer(candidate_onnx, candidate_schema)
