@@ -355,6 +355,12 @@ class TrainingResult:
     estimator_params: dict[str, Any] = field(default_factory=dict)
 
 
+def estimator_params(pipeline: Pipeline) -> dict[str, Any]:
+    """The fitted estimator's plain-valued parameters, as the registry records them."""
+    params = pipeline.named_steps["estimator"].get_params()
+    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
 def train_model(
     data: pd.DataFrame,
     spec: ModelSpec,
@@ -422,10 +428,6 @@ def train_model(
             source="held-out split of the training data" if test_data is None else "given test rows",
         ),
     )
-    estimator = pipeline.named_steps["estimator"]
-    params = {
-        k: v for k, v in estimator.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))
-    }
     return TrainingResult(
         spec=spec,
         pipeline=pipeline,
@@ -438,5 +440,5 @@ def train_model(
         test_features=x_test,
         test_labels=y_test,
         test_scores=scores,
-        estimator_params=params,
+        estimator_params=estimator_params(pipeline),
     )

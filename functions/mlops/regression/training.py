@@ -80,7 +80,7 @@ def train_regression(
     test_data: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Fit, evaluate on held-out rows, and profile (see `mlops.training.train_model`)."""
-    from mlops.training import TrainingResult, build_pipeline, feature_frame
+    from mlops.training import TrainingResult, build_pipeline, estimator_params, feature_frame
 
     if len(data) < spec.split.min_rows:
         raise DataError(
@@ -136,10 +136,6 @@ def train_regression(
             seed=spec.split.seed,
         ),
     )
-    estimator = pipeline.named_steps["estimator"]
-    params = {
-        k: v for k, v in estimator.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))
-    }
     return TrainingResult(
         spec=spec,
         pipeline=pipeline,
@@ -152,5 +148,5 @@ def train_regression(
         test_features=x_test,
         test_labels=y_test,
         test_scores=predicted,
-        estimator_params=params,
+        estimator_params=estimator_params(pipeline),
     )
