@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mlops.logstore import FeedbackRecord, feedback_key, history_keys, write_feedback
 from mlops.monitoring.history import read_history
-from mlops.monitoring.run import run_monitor
+from mlops.monitoring.run import MonitorResult, run_monitor
 from mlops.resources import LOG_BUCKET, REPORT_BUCKET
 from mlops.storage import iso
 from mlops.training import TrainingResult
@@ -18,6 +18,11 @@ from mlops.training import TrainingResult
 from tests.conftest import AwsStack, register_and_promote
 from tests.integration.test_reports import cli
 from tests.report_story import START, log_day, read_text, settings
+
+
+def monitor(stack: AwsStack, **when: Any) -> MonitorResult:
+    """One monitor run over the stack's own clients and settings."""
+    return run_monitor(stack.s3, stack.cloudwatch, stack.dynamodb, settings(stack), **when)
 
 
 def test_reports_before_the_first_monitor_run_say_so(
@@ -30,14 +35,7 @@ def test_reports_before_the_first_monitor_run_say_so(
 
 def test_empty_window_reports_no_data_instead_of_drift_statistics(aws_stack: AwsStack, champion: Any) -> None:
     # Given a champion with no traffic yet
-    result = run_monitor(
-        aws_stack.s3,
-        aws_stack.cloudwatch,
-        aws_stack.dynamodb,
-        settings(aws_stack),
-        now=START,
-        window_end=START,
-    )
+    result = monitor(aws_stack, now=START, window_end=START)
     (report,) = result.reports
     # Then no drift statistic is reported, and the page says there is no data
     assert (
@@ -59,27 +57,10 @@ def test_retired_version_without_traffic_in_the_window_gets_no_report(
     log_day(aws_stack, trained, 2, day + timedelta(hours=11), 480, seed=6)
     end = day + timedelta(days=1, hours=10, minutes=30)
     # When the monitor runs
-    result = run_monitor(
-        aws_stack.s3,
-        aws_stack.cloudwatch,
-        aws_stack.dynamodb,
-        settings(aws_stack),
-        window_end=end,
-        window=timedelta(hours=24),
-        now=end,
-    )
+    result = monitor(aws_stack, window_end=end, window=timedelta(hours=24), now=end)
     # Then only the serving version has a report; asked for explicitly, v1 still gets one
     assert [r.version for r in result.reports] == [2]
-    again = run_monitor(
-        aws_stack.s3,
-        aws_stack.cloudwatch,
-        aws_stack.dynamodb,
-        settings(aws_stack),
-        window_end=end,
-        window=timedelta(hours=24),
-        now=end,
-        versions=[1],
-    )
+    again = monitor(aws_stack, window_end=end, window=timedelta(hours=24), now=end, versions=[1])
     assert [(r.version, r.prediction_count) for r in again.reports] == [(1, 0)]
 
 
@@ -108,15 +89,7 @@ def test_unmatched_feedback_counts_only_feedback_received_in_the_window(
     feedback(["late-ghost-1", "late-ghost-2"], day + timedelta(days=1, hours=1))
     end = day + timedelta(days=1)
     # When the day is monitored the morning after
-    result = run_monitor(
-        aws_stack.s3,
-        aws_stack.cloudwatch,
-        aws_stack.dynamodb,
-        settings(aws_stack),
-        window_end=end,
-        window=timedelta(days=1),
-        now=end + timedelta(hours=3),
-    )
+    result = monitor(aws_stack, window_end=end, window=timedelta(days=1), now=end + timedelta(hours=3))
     (report,) = result.reports
     # Then every prediction of the day is labelled (late labels count) ...
     assert report.labels.label_count == 240
