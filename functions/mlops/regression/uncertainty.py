@@ -27,7 +27,9 @@ error and the covariance's (the window's own, from g, and the reference slope's)
 Concept shift: on labelled rows the realized loss and the estimate are compared row by row; their
 mean deviation over its standard error (the labelled rows' own spread plus the loss model's level
 error) beyond the two-sided `CONCEPT_SHIFT_ALPHA` quantile means the relation between inputs and
-target changed. RMSE and r2 compare the squared error, MAE the absolute.
+target changed. RMSE and r2 compare the squared error, MAE the absolute. The estimate's blind spot
+is the check's too: rows shifted where the reference rows hardly reach carry errors the loss model
+cannot follow, and a large covariate shift alone can then be flagged (see the monitoring README).
 
 Every figure comes from sums over rows (`LossSums`, `LabelledLossSums`), which add across hours,
 so partial windows merge exactly.
