@@ -20,9 +20,11 @@ for RMSE the root of the MSE interval's ends.
 r2 = 1 - SSE / SST needs SST, the window's target variance. Without labels, var(y) = var(p) +
 var(r) + 2 cov(p, r): var(p) is known exactly, var(r) is the estimated MSE (the mean residual is
 second order), and cov(p, r) is var(p) times the residual's slope on the prediction from the
-reference rows (a model that shrinks its predictions leaves residuals rising with them; ignoring
-that biased the estimate by about its own standard error). Its interval propagates the MSE's
-error and the covariance's (the window's own, from g, and the reference slope's) by the delta method.
+reference rows (a model that shrinks its predictions leaves residuals rising with them: the pricing
+model's slope is about 0.02, and ignoring it put the estimate 0.0016 below the realized r2 on
+average, over a third of its standard error at 500 rows, against 0.0001 with it). Its interval
+propagates the MSE's error and the covariance's (the window's own, from g, and the reference
+slope's) by the delta method.
 
 Concept shift: on labelled rows the realized loss and the estimate are compared row by row; their
 mean deviation over its standard error (the labelled rows' own spread plus the loss model's level
