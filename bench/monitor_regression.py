@@ -146,6 +146,15 @@ def bench_regression(rows: int, reference_rows: int) -> dict[str, Any]:
         "labels": int(chosen.size),
         "drift_share": version["drift_share"],
         "metric_gap": None if version["metric_gap"] is None else round(version["metric_gap"], 4),
+        # The label-free estimate on every row against the realized error on the labelled ones, and
+        # whether the labelled rows contradict the estimate (the bench's target follows one rule).
+        "production_rmse": _rounded(version["production_metric"]),
+        "estimated_rmse": _rounded(version["estimated_metric"]),
+        "concept_shift_suspected": version["concept_shift_suspected"],
         "end_to_end_s": round(end_to_end_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

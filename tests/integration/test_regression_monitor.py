@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mlops.alarms import Metric, alarm_specs
 from mlops.handlers import monitor
+from mlops.local.alarms import AlarmEvaluator, AlarmState
 from mlops.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
@@ -119,6 +121,13 @@ def test_a_stable_window_matches_sklearn_and_raises_nothing(aws_stack, champion)
         assert figures["mae"] == pytest.approx(skm.mean_absolute_error(y[mask], p[mask]))
     published = metric(aws_stack, "MetricGap", CHAMPION, AT)
     assert published == [pytest.approx(version["metric_gap"])]
+    # and labels agree with the label-free estimate: no concept shift, published as 0
+    assert version["concept_shift_suspected"] is False
+    assert metric(aws_stack, "ConceptShiftSuspected", CHAMPION, AT) == [0.0]
+    # and the label-free estimate's interval holds the RMSE the labels show
+    estimate = report["estimate"]
+    assert estimate["ci_low"] <= np.sqrt(skm.mean_squared_error(y, p)) <= estimate["ci_high"]
+    assert metric(aws_stack, "EstimatedMetricGap", CHAMPION, AT) == [pytest.approx(estimate["gap"])]
 
 
 def test_a_new_price_rule_breaches_the_metric_gap_and_moves_the_target(aws_stack, champion):
@@ -134,6 +143,31 @@ def test_a_new_price_rule_breaches_the_metric_gap_and_moves_the_target(aws_stack
     assert report["target_drift"]["psi"] > 0.1
     assert report["residual_mean"] == pytest.approx(float(np.mean(y - p)))
     assert metric(aws_stack, "MetricGap", CHAMPION, AT)[0] > 0.15
+    # and the labels contradict the label-free estimate on the same rows: concept shift
+    assert report["concept_shift"]["realized"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)))
+    assert report["concept_shift"]["realized"] > report["estimate"]["ci_high"]
+    assert version["concept_shift_suspected"] is True and "ConceptShiftSuspected" in version["breached"]
+    assert metric(aws_stack, "ConceptShiftSuspected", CHAMPION, AT) == [1.0]
+
+
+def test_concept_shift_on_two_monitor_runs_raises_the_alarm_people_are_told_of(aws_stack, champion):
+    # Given a labelled window priced by a new rule, and the stack's ConceptShiftSuspected alarm
+    log_window(aws_stack, champion, 1500, seed=24, labelled=True, concept_shift=1.0)
+    (spec,) = [a for a in alarm_specs(champion.spec) if a.metric is Metric.CONCEPT_SHIFT_SUSPECTED]
+    topic = aws_stack.env["MLOPS_ALARM_TOPIC_ARN"]
+    evaluator = AlarmEvaluator(
+        aws_stack.cloudwatch, aws_stack.sns, topic, [spec], "pricing", "local", lambda t, e: None
+    )
+    evaluator.create_alarms(AT - timedelta(hours=1))
+    # When the monitor runs on two schedule ticks (the alarm wants 2 of 3 periods)
+    for at in (AT, AT + timedelta(hours=1)):
+        monitor.settings.cache_clear()
+        monitor.handler(scheduled_event(at), CONTEXT)
+    changes = evaluator.evaluate_all(AT + timedelta(hours=1, minutes=1))
+    # Then the alarm the CDK stack defines from the same spec is in ALARM
+    assert [(t.alarm_name, t.new) for t in changes] == [
+        ("local-pricing-ConceptShiftSuspected", AlarmState.ALARM)
+    ]
 
 
 def test_larger_packages_without_labels_show_drift_and_a_rising_estimate(aws_stack, champion):

@@ -7,7 +7,10 @@ what a figure means for regression:
 
 - MetricGap: the production error's increase over the reference as a share of the reference
   (for r2: the absolute drop), alarmed above `regression.max_error_increase`.
-- EstimatedGapRatio: the label-free estimated increase over `regression.max_error_increase`.
+- EstimatedMetricGap / EstimatedGapRatio: the label-free estimate's gap (as MetricGap), and that
+  over `regression.max_error_increase`; the estimate carries an interval (`mlops.regression.uncertainty`).
+- ConceptShiftSuspected: 1 when the labelled rows' errors differ significantly from what the loss
+  model expects of the same rows (published from `monitoring.min_labels` labels on).
 - PredictionDrift: PSI of the predicted values against the held-out predictions.
 - FairnessGap: the largest gap in mean absolute error between groups, as a share of the MAE.
 """
@@ -41,7 +44,6 @@ from mlops.monitoring.report import AlarmCheck
 from mlops.monitoring.run import MonitorResult, versions_with_traffic
 from mlops.profile import numeric_histogram, profile_columns
 from mlops.registry import Registry, VersionRecord
-from mlops.regression.estimation import estimated_metrics
 from mlops.regression.metrics import (
     MetricInterval,
     group_error_gap,
@@ -50,6 +52,13 @@ from mlops.regression.metrics import (
     metric_interval,
 )
 from mlops.regression.profile import RegressionProfile, read_regression_profile
+from mlops.regression.uncertainty import (
+    LabelledLossSums,
+    LossSums,
+    RegressionConceptShift,
+    concept_shift_check,
+    estimate_metric,
+)
 from mlops.spec import ModelSpec, spec_from_json
 from mlops.storage import get_bytes, iso, parse_time, put_bytes, read_jsonl_gz, utcnow
 
@@ -91,6 +100,9 @@ class Estimate(BaseModel):
     reference: float | None
     gap: float | None
     gap_ratio: float | None
+    standard_error: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 class GroupErrors(BaseModel):
@@ -119,6 +131,7 @@ class RegressionReport(BaseModel):
     target_drift: PredictionDrift
     performance: Performance
     estimate: Estimate
+    concept_shift: RegressionConceptShift | None = None
     fairness: GroupErrors | None
     residual_mean: float | None
     alarms: list[AlarmCheck]
@@ -137,7 +150,12 @@ class RegressionReport(BaseModel):
             (Metric.PRODUCTION_METRIC, perf.production.value if perf.production else None),
             (Metric.METRIC_GAP, perf.gap),
             (Metric.ESTIMATED_METRIC, est.value),
+            (Metric.ESTIMATED_METRIC_GAP, est.gap),
             (Metric.ESTIMATED_GAP_RATIO, est.gap_ratio),
+            (
+                Metric.CONCEPT_SHIFT_SUSPECTED,
+                None if self.concept_shift is None else float(self.concept_shift.suspected),
+            ),
             (Metric.PREDICTION_DRIFT, self.prediction_drift.psi),
             (Metric.FAIRNESS_GAP, self.fairness.gap if self.fairness else None),
         ]
@@ -158,6 +176,7 @@ class RegressionReport(BaseModel):
             "test_metric": perf.reference.value,
             "metric_gap": perf.gap,
             "estimated_metric": self.estimate.value,
+            "concept_shift_suspected": self.concept_shift.suspected if self.concept_shift else None,
             "prediction_psi": self.prediction_drift.psi,
             "target_psi": self.target_drift.psi,
             "drift_share": self.drift.drift_share if self.drift else None,
@@ -238,20 +257,29 @@ def _performance(spec: ModelSpec, profile: RegressionProfile, y: np.ndarray, p: 
 def _estimate(spec: ModelSpec, profile: RegressionProfile, window: Window) -> Estimate:
     metric = spec.primary_metric.value
     predicted = np.asarray(window.values, dtype=np.float64)
-    # The loss model estimates errors; r2 is left to labels.
-    if metric == "r2" or predicted.size < spec.monitoring.min_feature_count:
+    if predicted.size < spec.monitoring.min_feature_count:
         return Estimate(metric=metric, value=None, reference=None, gap=None, gap_ratio=None)
-    estimated = estimated_metrics(profile.loss_model, window.columns, predicted)[metric]
+    estimated = estimate_metric(
+        LossSums.of(profile.loss_model, window.columns, predicted), profile.loss_model, metric
+    )
+    interval = {
+        "standard_error": estimated.standard_error,
+        "ci_low": estimated.ci_low,
+        "ci_high": estimated.ci_high,
+    }
     reference = profile.test_metrics.get(metric)
-    if estimated is None or not reference:
-        return Estimate(metric=metric, value=estimated, reference=reference, gap=None, gap_ratio=None)
-    gap = metric_gap(metric, estimated, reference)
+    if estimated.value is None or reference is None or (lower_is_better(metric) and not reference):
+        return Estimate(
+            metric=metric, value=estimated.value, reference=reference, gap=None, gap_ratio=None, **interval
+        )
+    gap = metric_gap(metric, estimated.value, reference)
     return Estimate(
         metric=metric,
-        value=estimated,
+        value=estimated.value,
         reference=reference,
         gap=gap,
         gap_ratio=gap / spec.regression_settings.max_error_increase,
+        **interval,
     )
 
 
@@ -312,6 +340,14 @@ def evaluate_window(
         ),
         performance=_performance(spec, profile, y, p),
         estimate=_estimate(spec, profile, window),
+        concept_shift=concept_shift_check(
+            LabelledLossSums.of(
+                profile.loss_model, {c: [v[i] for i in labelled] for c, v in window.columns.items()}, p, y
+            ),
+            profile.loss_model,
+            spec.primary_metric.value,
+            spec.monitoring.min_labels,
+        ),
         fairness=fairness,
         residual_mean=float(np.mean(y - p)) if y.size else None,
         alarms=[],
