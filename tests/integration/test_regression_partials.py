@@ -21,11 +21,13 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.monitoring.partials import PartialStore
 from mlops.pricing_data import TARGET, generate_prices
-from mlops.regression.estimation import estimated_metrics
+from mlops.regression.estimation import estimated_metrics, expected_losses
 from mlops.regression.monitoring import evaluate_window, read_window, window_in_memory
+from mlops.regression.partials import regression_window_from_partials
 from mlops.regression.profile import read_regression_profile
-from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV
+from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
 from mlops.spec import load_spec, spec_from_json
 from mlops.storage import iso
 from mlops.training import TrainingResult, feature_frame, frame_rows, train_model
@@ -138,9 +140,22 @@ def in_memory_report(stack: AwsStack, end: datetime, now: datetime) -> dict[str,
     report = evaluate_window(
         spec, profile, summary, version=1, champion=True, run_id="x", start=start, end=end, now=now
     )
-    # The label-free estimate of the whole window at once, as the loss model gives it.
+    # The label-free estimate of the whole window at once, as the loss model gives it,
     want = estimated_metrics(profile.loss_model, window.columns, np.asarray(window.values))["rmse"]
     assert report.estimate.value == pytest.approx(want, rel=1e-9)
+    # and the labelled rows the stored partials give: the same rows, values and expected losses.
+    stored = regression_window_from_partials(
+        PartialStore(stack.s3, bucket, stack.env[REPORT_BUCKET.env_var]), spec, profile, 1, start, end, truths
+    )
+    assert stored.label_true == summary.label_true
+    labelled = [i for i, pid in enumerate(window.ids) if pid in truths]
+    f, g = expected_losses(
+        profile.loss_model,
+        {c: [v[i] for i in labelled] for c, v in window.columns.items()},
+        np.array([window.values[i] for i in labelled]),
+    )
+    np.testing.assert_allclose(stored.label_expected_absolute, f, rtol=1e-12)
+    np.testing.assert_allclose(stored.label_expected_squared, g, rtol=1e-12)
     return report.model_dump(mode="json")
 
 

@@ -251,7 +251,8 @@ def window_in_memory(
     """A whole in-memory window summarised at once, with labels joined hour by hour as the partials are."""
     predicted = np.asarray(window.values, dtype=np.float64)
     out = RegressionWindow(label_groups={a: [] for a in spec.sensitive_attributes})
-    out.add_profile(predicted.size, *profile_values(spec, profile, window.columns, predicted))
+    profiled = profile_values(spec, profile, window.columns, predicted)
+    out.add_profile(predicted.size, profiled.features, profiled.predictions, profiled.expected_losses)
     by_hour: dict[str, list[int]] = {}
     for i, hour in enumerate(window.hours):
         by_hour.setdefault(hour, []).append(i)
@@ -259,6 +260,8 @@ def window_in_memory(
         rows = ValueRows(
             prediction_ids=[window.ids[i] for i in idx],
             values=[window.values[i] for i in idx],
+            expected_absolute=[float(profiled.expected_absolute[i]) for i in idx],
+            expected_squared=[float(profiled.expected_squared[i]) for i in idx],
             groups={a: [window.columns[a][i] for i in idx] for a in spec.sensitive_attributes},
         )
         out.join_labels(hour, rows, truths)
@@ -307,8 +310,8 @@ def _estimate(spec: ModelSpec, profile: RegressionProfile, window: RegressionWin
         return Estimate(metric=metric, value=None, reference=None, gap=None, gap_ratio=None)
     # The window's mean expected |error| and root mean expected error², as `estimated_metrics` gives.
     estimated = {
-        "mae": window.expected_absolute_sum / window.rows,
-        "rmse": float(np.sqrt(max(window.expected_squared_sum / window.rows, 0.0))),
+        "mae": window.expected_losses.absolute / window.rows,
+        "rmse": float(np.sqrt(max(window.expected_losses.squared / window.rows, 0.0))),
     }[metric]
     reference = profile.test_metrics.get(metric)
     if estimated is None or not reference:

@@ -2,12 +2,14 @@
 is their merge (the scheme of `mlops.monitoring.partials`, with predicted values for scores).
 
 An hour's partial holds what needs no label: feature counts and the predicted values on the
-reference's bin edges, and the sums of the loss model's expected absolute and squared errors (the
-label-free estimate of a window is their mean). It is stored with the hour's rows (prediction id,
-predicted value, sensitive attributes) and the manifest of the log objects it covers, and reused
-while that manifest holds. Labels are joined when the window is assembled, hour by hour, into
-mergeable error sums (per hour and per group) and the labelled rows the intervals need, so
-feedback that arrives late counts without its hour's logs being read again.
+reference's bin edges, and sums over its rows of the loss model's expected absolute and squared
+errors and their powers and products with the prediction (`ExpectedLossSums`: the label-free
+estimate of a window and its spread come from their merge). It is stored with the hour's rows
+(prediction id, predicted value, the row's two expected losses, sensitive attributes) and the
+manifest of the log objects it covers, and reused while that manifest holds. Labels are joined
+when the window is assembled, hour by hour, into mergeable error sums (per hour and per group) and
+the labelled rows the intervals need (with their expected losses), so feedback that arrives late
+counts without its hour's logs being read again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,48 @@ REGRESSION_PARTIAL_NAME = "regression-partial.json"
 REGRESSION_ROWS_NAME = "regression-rows.json.gz"
 
 
+class ExpectedLossSums(BaseModel):
+    """Sums over predictions of the loss model's expected |error| f and error² g (mergeable by adding).
+
+    f, f², g, g², p, p², p·g and p²·g: the mean expected losses give the label-free MAE and RMSE,
+    the rest what an interval on them and a label-free R² need.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = 0
+    absolute: float = 0.0
+    absolute_square: float = 0.0
+    squared: float = 0.0
+    squared_square: float = 0.0
+    prediction: float = 0.0
+    prediction_square: float = 0.0
+    prediction_squared: float = 0.0
+    prediction_square_squared: float = 0.0
+
+    @classmethod
+    def of(cls, absolute: np.ndarray, squared: np.ndarray, predicted: np.ndarray) -> ExpectedLossSums:
+        f, g, p = (np.asarray(a, dtype=np.float64) for a in (absolute, squared, predicted))
+        if p.size == 0:
+            return cls()
+        return cls(
+            rows=int(p.size),
+            absolute=float(f.sum()),
+            absolute_square=float((f * f).sum()),
+            squared=float(g.sum()),
+            squared_square=float((g * g).sum()),
+            prediction=float(p.sum()),
+            prediction_square=float((p * p).sum()),
+            prediction_squared=float((p * g).sum()),
+            prediction_square_squared=float((p * p * g).sum()),
+        )
+
+    def __add__(self, other: ExpectedLossSums) -> ExpectedLossSums:
+        return ExpectedLossSums(
+            **{k: getattr(self, k) + getattr(other, k) for k in ExpectedLossSums.model_fields}
+        )
+
+
 class RegressionHourPartial(BaseModel):
     """What one version's predictions in one hour (or its part inside a window) say without labels."""
 
@@ -56,21 +100,29 @@ class RegressionHourPartial(BaseModel):
     rows: int
     features: DatasetProfile
     predictions: NumericHistogram
-    # Sums over the hour's rows of the loss model's expected |error| and error².
-    expected_absolute_sum: float
-    expected_squared_sum: float
+    expected_losses: ExpectedLossSums
 
 
 @dataclass
 class ValueRows:
-    """What the label join needs of an hour: each prediction's id, predicted value and sensitive values."""
+    """What the label join needs of an hour: each prediction's id, predicted value, expected |error|
+    and error² (the loss model's, so labelled rows are compared with it without their features),
+    and sensitive values."""
 
     prediction_ids: list[str] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    expected_absolute: list[float] = field(default_factory=list)
+    expected_squared: list[float] = field(default_factory=list)
     groups: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        body = {"id": self.prediction_ids, "v": self.values, "g": self.groups}
+        body = {
+            "id": self.prediction_ids,
+            "v": self.values,
+            "fa": self.expected_absolute,
+            "fs": self.expected_squared,
+            "g": self.groups,
+        }
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), mtime=0)
 
     @classmethod
@@ -80,6 +132,8 @@ class ValueRows:
         return cls(
             prediction_ids=body["id"],
             values=body["v"],
+            expected_absolute=body["fa"],
+            expected_squared=body["fs"],
             groups={a: body["g"].get(a, [None] * n) for a in sensitive},
         )
 
@@ -122,16 +176,29 @@ def parse_value_log(
     return batch
 
 
+@dataclass
+class ValueProfile:
+    """What some rows say without labels: feature counts, predicted values, expected losses per row."""
+
+    features: DatasetProfile
+    predictions: NumericHistogram
+    expected_absolute: np.ndarray
+    expected_squared: np.ndarray
+    expected_losses: ExpectedLossSums
+
+
 def profile_values(
     spec: ModelSpec, profile: RegressionProfile, columns: Mapping[str, Sequence[Any]], values: np.ndarray
-) -> tuple[DatasetProfile, NumericHistogram, float, float]:
-    """Feature counts, the predicted values' histogram and the expected-loss sums of some rows."""
+) -> ValueProfile:
     features = profile_columns(columns, profile.features.edges(), spec.categorical_features)
     predictions = numeric_histogram(values, profile.predictions.edges)
     if values.size == 0:
-        return features, predictions, 0.0, 0.0
-    absolute, squared = expected_losses(profile.loss_model, columns, values)
-    return features, predictions, float(absolute.sum()), float(squared.sum())
+        absolute, squared = np.zeros(0), np.zeros(0)
+    else:
+        absolute, squared = expected_losses(profile.loss_model, columns, values)
+    return ValueProfile(
+        features, predictions, absolute, squared, ExpectedLossSums.of(absolute, squared, values)
+    )
 
 
 def python_hour_profile(
@@ -163,7 +230,7 @@ def python_hour_profile(
         for name in columns:
             columns[name].extend(batch.columns[name])
     predicted = np.concatenate(values) if values else np.zeros(0)
-    features, predictions, absolute, squared = profile_values(spec, profile, columns, predicted)
+    profiled = profile_values(spec, profile, columns, predicted)
     partial = RegressionHourPartial(
         version=version,
         hour=iso(hour),
@@ -172,14 +239,15 @@ def python_hour_profile(
         covers=covers,
         bytes_read=read,
         rows=len(ids),
-        features=features,
-        predictions=predictions,
-        expected_absolute_sum=absolute,
-        expected_squared_sum=squared,
+        features=profiled.features,
+        predictions=profiled.predictions,
+        expected_losses=profiled.expected_losses,
     )
     rows = ValueRows(
         prediction_ids=ids,
         values=predicted.tolist(),
+        expected_absolute=profiled.expected_absolute.tolist(),
+        expected_squared=profiled.expected_squared.tolist(),
         groups={a: list(columns[a]) for a in spec.sensitive_attributes},
     )
     return partial, rows
@@ -283,11 +351,13 @@ class RegressionWindow:
     rows: int = 0
     features: DatasetProfile | None = None
     predictions: NumericHistogram | None = None
-    expected_absolute_sum: float = 0.0
-    expected_squared_sum: float = 0.0
-    # Labelled predictions, in the order the hours hold them: true and predicted values, groups.
+    expected_losses: ExpectedLossSums = field(default_factory=ExpectedLossSums)
+    # Labelled predictions, in the order the hours hold them: true and predicted values, the loss
+    # model's expected |error| and error² of each, and sensitive values.
     label_true: list[float] = field(default_factory=list)
     label_predicted: list[float] = field(default_factory=list)
+    label_expected_absolute: list[float] = field(default_factory=list)
+    label_expected_squared: list[float] = field(default_factory=list)
     label_groups: dict[str, list[Any]] = field(default_factory=dict)
     errors: ErrorSums = field(default_factory=ErrorSums)
     group_errors: dict[str, dict[str, ErrorSums]] = field(default_factory=dict)
@@ -306,16 +376,14 @@ class RegressionWindow:
         rows: int,
         features: DatasetProfile,
         predictions: NumericHistogram,
-        expected_absolute_sum: float,
-        expected_squared_sum: float,
+        expected_losses: ExpectedLossSums,
     ) -> None:
         if rows == 0:
             return
         self.rows += rows
         self.features = features if self.features is None else self.features.merge(features)
         self.predictions = predictions if self.predictions is None else self.predictions.merge(predictions)
-        self.expected_absolute_sum += expected_absolute_sum
-        self.expected_squared_sum += expected_squared_sum
+        self.expected_losses = self.expected_losses + expected_losses
 
     def join_labels(self, hour: str, rows: ValueRows, truths: Mapping[str, float]) -> None:
         """Add the hour's labelled predictions: rows, error sums of the hour and of each group."""
@@ -329,6 +397,8 @@ class RegressionWindow:
             return
         self.label_true.extend(y.tolist())
         self.label_predicted.extend(p.tolist())
+        self.label_expected_absolute.extend(rows.expected_absolute[i] for i in hits)
+        self.label_expected_squared.extend(rows.expected_squared[i] for i in hits)
         groups = {}
         for attribute, column in rows.groups.items():
             picked = [column[i] for i in hits]
@@ -428,8 +498,7 @@ def regression_window_from_partials(
             partial.rows,
             partial.features,
             partial.predictions,
-            partial.expected_absolute_sum,
-            partial.expected_squared_sum,
+            partial.expected_losses,
         )
         window.join_labels(iso(hour), rows, truths)
     return window
