@@ -8,6 +8,10 @@ file, built the same way, on the ML layer (scikit-learn, pandas, joblib). Cold s
 first answer (import, settings, clients, model load, one prediction; median of several fresh
 processes); warm figures come from the same process afterwards (bench/serving_worker.py), with
 the SQS send stubbed out (its cost is measured apart). ``--json`` prints one JSON object.
+
+The regression row does the same for the pricing model (functions/mlops/examples/pricing), served
+by the same code asset and layer, against the same baseline file on its own pickled regressor;
+its figures are the JSON's ``regression`` object.
 """
 
 from __future__ import annotations
@@ -108,6 +112,68 @@ def start_stack() -> tuple[Any, dict[str, str]]:
     return server, env
 
 
+def add_regression_model(env: dict[str, str]) -> dict[str, str]:
+    """The pricing model trained, registered and promoted in the same stack as the churn model; returns
+    the environment of its function (its model name, its pipeline for the baseline, a quote to send)."""
+    import boto3
+    from mlops import bundle
+    from mlops.lifecycle import TrainingData, register_model
+    from mlops.pricing_data import generate_prices
+    from mlops.registry import Registry
+    from mlops.resources import ARTIFACT_BUCKET, MODEL_NAME_ENV, REGISTRY_TABLE
+    from mlops.spec import load_spec
+    from mlops.training import feature_frame, frame_rows, train_model
+
+    spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "pricing" / "spec.toml")
+    data = generate_prices(4000, seed=1)
+    result = train_model(data, spec)
+    registry = Registry(boto3.client("dynamodb"), env[REGISTRY_TABLE.env_var], spec.name)
+    record = register_model(
+        result,
+        registry,
+        boto3.client("s3"),
+        env[ARTIFACT_BUCKET.env_var],
+        TrainingData("0" * 64, result.train_rows),
+    )
+    registry.promote(record.version, actor="bench", reason="benchmark")
+    quote = frame_rows(feature_frame(data.head(1), spec))[0]
+    return {
+        **env,
+        MODEL_NAME_ENV: spec.name,
+        "BASELINE_MODEL_KEY": record.artifacts[bundle.PIPELINE].key,
+        "BENCH_PREDICT_BODY": json.dumps({"features": quote}),
+    }
+
+
+def compare(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one model served both ways, as the classification figures are named."""
+    figures: dict[str, Any] = {
+        "cold_start_s": round(ours["cold_start_s"], 3),
+        "baseline_cold_start_s": round(base["cold_start_s"], 3),
+        "cold_start_speedup": round(base["cold_start_s"] / ours["cold_start_s"], 2),
+        "warm_p50_ms": round(ours["warm_p50_ms"], 4),
+        "warm_p99_ms": round(ours["warm_p99_ms"], 4),
+        "baseline_warm_p50_ms": round(base["warm_p50_ms"], 4),
+        "baseline_warm_p99_ms": round(base["warm_p99_ms"], 4),
+        "warm_speedup": round(base["warm_p50_ms"] / ours["warm_p50_ms"], 2),
+        "batch1000_ms": round(ours["batch1000_ms"], 3),
+        "baseline_batch1000_ms": round(base["batch1000_ms"], 3),
+        "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        "baseline_peak_rss_mb": round(base["peak_rss_mb"], 1),
+        "cold_starts_s": [round(c, 3) for c in ours["cold_starts_s"]],
+        "baseline_cold_starts_s": [round(c, 3) for c in base["cold_starts_s"]],
+    }
+    figures["targets_met"] = {
+        "cold start <= 0.6 s": figures["cold_start_s"] <= TARGETS["cold_start_s"],
+        "cold start >= 2.5x baseline": figures["cold_start_speedup"] >= TARGETS["cold_start_speedup"],
+        "warm p50 <= 0.5 ms": figures["warm_p50_ms"] <= TARGETS["warm_p50_ms"],
+        "warm p50 >= 5x baseline": figures["warm_speedup"] >= TARGETS["warm_speedup"],
+        "batch <= 10 ms": figures["batch1000_ms"] <= TARGETS["batch1000_ms"],
+        "batch faster than baseline": figures["batch1000_ms"] < figures["baseline_batch1000_ms"],
+    }
+    return figures
+
+
 @contextmanager
 def artifacts() -> Iterator[dict[str, ArtifactLayout]]:
     """Read-only copies of ours (code asset + serving layer) and the baseline's (its file + ML layer)."""
@@ -196,6 +262,10 @@ def main() -> int:
         with artifacts() as layouts:
             ours = measure("ours", env, layouts)
             base = measure("baseline", env, layouts)
+            regression_env = add_regression_model(env)
+            regression = compare(
+                measure("ours", regression_env, layouts), measure("baseline", regression_env, layouts)
+            )
     finally:
         server.stop()
     figures: dict[str, Any] = {
@@ -234,6 +304,7 @@ def main() -> int:
         "batch faster than baseline": figures["batch1000_ms"] < figures["baseline_batch1000_ms"],
     }
     figures["targets_met"] = checks
+    figures["regression"] = regression
     if args.json:
         print(json.dumps(figures))
         return 0
@@ -254,6 +325,20 @@ def main() -> int:
     )
     print(f"python {figures['python']} -I -S over read-only copies of the built artifacts")
     print("targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in checks.items()))
+    print(f"{'regression (pricing model)':40s} {'ours':>12s} {'baseline':>12s}")
+    for name, key in (
+        ("cold start from the artifact, s", "cold_start_s"),
+        ("warm single row p50, ms", "warm_p50_ms"),
+        ("warm single row p99, ms", "warm_p99_ms"),
+        ("1,000-row batch, ms", "batch1000_ms"),
+        ("peak RSS, MB", "peak_rss_mb"),
+    ):
+        print(f"{name:40s} {regression[key]:>12} {regression['baseline_' + key]:>12}")
+    print(f"speed-up: cold start x{regression['cold_start_speedup']}, warm p50 x{regression['warm_speedup']}")
+    print(
+        "targets: "
+        + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in regression["targets_met"].items())
+    )
     return 0
 
 

@@ -64,6 +64,9 @@ class HistoryRun(BaseModel):
     metric_gap: float | None
     estimated_gap: float | None
     max_metric_gap: float
+    # Where MetricGap breaches when it is not the test-set value minus the gap (regression errors).
+    alarm_level: float | None = None
+    task: str = "classification"
     drift_share: float | None
     dataset_drift: bool | None
     drifted_features: list[str] = Field(default_factory=list)
@@ -204,14 +207,23 @@ def _performance_chart(champ: Sequence[HistoryRun], promotions: list[Marker], sh
     ]
     est = [(r.at, r.estimated_value) for r in champ if r.estimated_value is not None]
     test = [(r.at, r.test_value) for r in champ if r.test_value is not None]
-    alarm_line = [(r.at, r.test_value - r.max_metric_gap) for r in champ if r.test_value is not None]
+    alarm_line = [
+        (r.at, r.alarm_level if r.alarm_level is not None else r.test_value - r.max_metric_gap)
+        for r in champ
+        if r.test_value is not None
+    ]
+    above = any(
+        r.alarm_level is not None and r.test_value is not None and r.alarm_level > r.test_value for r in champ
+    )
     series = [
         Series(
             f"production {metric} (labelled)",
             [(t, v) for t, v in prod if v is not None],
             colour=PALETTE[0],
             band=band,
-            band_name="production: 95% bootstrap interval",
+            band_name="production: 95% interval"
+            if champ[-1].task == "regression"
+            else "production: 95% bootstrap interval",
         ),
         Series(
             "estimate without labels",
@@ -227,7 +239,9 @@ def _performance_chart(champ: Sequence[HistoryRun], promotions: list[Marker], sh
             dots=False,
         ),
         Series(
-            "alarm below (test-set value minus the allowed gap)",
+            "alarm above (test-set error plus the allowed increase)"
+            if above
+            else "alarm below (test-set value minus the allowed gap)",
             [(t, v) for t, v in alarm_line],
             colour=THRESHOLD_COLOUR,
             dashed=True,
@@ -281,7 +295,8 @@ def _drift_charts(champ: Sequence[HistoryRun], promotions: list[Marker], shift: 
         y_floor=0.0,
     ) + line_chart(
         psi_series,
-        title="Prediction drift: PSI of the predicted probabilities against the test set",
+        title="Prediction drift: PSI of the predicted "
+        f"{'values' if champ and champ[-1].task == 'regression' else 'probabilities'} against the test set",
         markers=[*promotions, *shift],
         alarms=psi_alarms,
         alarm_label="PredictionDrift condition met",

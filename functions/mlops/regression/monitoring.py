@@ -18,14 +18,14 @@ what a figure means for regression:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlops import bundle
 from mlops.alarms import DIM_MODEL, DIM_VERSION, Metric, alarm_specs
@@ -34,27 +34,34 @@ from mlops.logstore import (
     FirstSeen,
     RegressionPredictionRecord,
     iter_feedback,
+    latest_report_key,
     latest_values,
     prediction_objects,
     report_prefix,
 )
 from mlops.monitoring.drift import DatasetDrift, DriftPolicy, PredictionDrift, dataset_drift, prediction_drift
+from mlops.monitoring.history import Promotion, update_history
+from mlops.monitoring.partials import PartialStore
 from mlops.monitoring.publish import _datum, put_metrics
 from mlops.monitoring.report import AlarmCheck
-from mlops.monitoring.run import MonitorResult, versions_with_traffic
-from mlops.profile import numeric_histogram, profile_columns
+from mlops.monitoring.run import MonitorResult, _status, versions_with_traffic
+from mlops.profile import numeric_histogram
 from mlops.registry import Registry, VersionRecord
 from mlops.regression.metrics import (
     MetricInterval,
     group_error_gap,
-    group_error_metrics,
     lower_is_better,
     metric_interval,
+)
+from mlops.regression.partials import (
+    RegressionWindow,
+    ValueRows,
+    profile_values,
+    regression_window_from_partials,
 )
 from mlops.regression.profile import RegressionProfile, read_regression_profile
 from mlops.regression.uncertainty import (
     LabelledLossSums,
-    LossSums,
     RegressionConceptShift,
     concept_shift_check,
     estimate_metric,
@@ -113,6 +120,20 @@ class GroupErrors(BaseModel):
     gap: float | None
 
 
+class HourlyErrors(BaseModel):
+    """The labelled errors of one hour partition of the window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hour: str
+    predictions: int
+    labels: int
+    rmse: float | None
+    mae: float | None
+    mean_error: float | None
+    r2: float | None
+
+
 class RegressionReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,16 +145,21 @@ class RegressionReport(BaseModel):
     generated_at: str
     window_start: str
     window_end: str
+    status: str = ""
     prediction_count: int
     label_count: int
     drift: DatasetDrift | None
     prediction_drift: PredictionDrift
     target_drift: PredictionDrift
+    # Labelled residuals (true - predicted) against the held-out rows' residuals.
+    residual_drift: PredictionDrift | None = None
     performance: Performance
     estimate: Estimate
     concept_shift: RegressionConceptShift | None = None
     fairness: GroupErrors | None
     residual_mean: float | None
+    hourly: list[HourlyErrors] = Field(default_factory=list)
+    test_metrics: dict[str, float | None] = Field(default_factory=dict)
     alarms: list[AlarmCheck]
     report_key: str | None = None
 
@@ -166,9 +192,14 @@ class RegressionReport(BaseModel):
     def summary(self) -> dict[str, Any]:
         perf = self.performance
         return {
+            "model_name": self.model_name,
             "version": self.version,
             "champion": self.champion,
             "task": self.task,
+            "generated_at": self.generated_at,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "status": self.status,
             "prediction_count": self.prediction_count,
             "label_count": self.label_count,
             "primary_metric": perf.metric,
@@ -187,24 +218,36 @@ class RegressionReport(BaseModel):
 
 @dataclass
 class Window:
-    """A window's predictions of one version, as columns."""
+    """A window's predictions of one version, as columns, with the hour partition each came from."""
 
     ids: list[str] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     columns: dict[str, list[Any]] = field(default_factory=dict)
+    hours: list[str] = field(default_factory=list)
 
-    def add(self, records: Sequence[RegressionPredictionRecord], features: Sequence[str]) -> None:
+    def add(self, records: Sequence[RegressionPredictionRecord], features: Sequence[str], hour: str) -> None:
         for r in records:
             self.ids.append(r.prediction_id)
             self.values.append(r.value)
+            self.hours.append(hour)
             for name in features:
                 self.columns.setdefault(name, []).append(r.features.get(name))
+
+
+def _partition_hour(key: str) -> str:
+    """The hour of a log object's partition (``.../dt=YYYY-MM-DD/hour=HH/<name>``), as a timestamp."""
+    day, hour = key.rsplit("/", 3)[1:3]
+    return iso(datetime.strptime(day[3:] + hour[5:], "%Y-%m-%d%H").replace(tzinfo=UTC))
 
 
 def read_window(
     s3: Any, bucket: str, version: int, start: datetime, end: datetime, features: Sequence[str]
 ) -> Window:
-    """The window's predictions, each prediction id once (`FirstSeen`)."""
+    """The whole window's predictions in memory, each prediction id once (`FirstSeen`).
+
+    Monitor runs read stored hour partials instead (`regression_window_from_partials`); this
+    from-scratch read is what they are checked against.
+    """
     window = Window(columns={name: [] for name in features})
     lo, hi = iso(start), iso(end)
     first = FirstSeen()
@@ -215,8 +258,33 @@ def read_window(
         keep = first.keep(key, [r.prediction_id for r in rows])
         if keep is not None:
             rows = [r for r, k in zip(rows, keep, strict=True) if k]
-        window.add([r for r in rows if lo <= iso(parse_time(r.timestamp)) < hi], features)
+        window.add(
+            [r for r in rows if lo <= iso(parse_time(r.timestamp)) < hi], features, _partition_hour(key)
+        )
     return window
+
+
+def window_in_memory(
+    spec: ModelSpec, profile: RegressionProfile, window: Window, truths: Mapping[str, float]
+) -> RegressionWindow:
+    """A whole in-memory window summarised at once, with labels joined hour by hour as the partials are."""
+    predicted = np.asarray(window.values, dtype=np.float64)
+    out = RegressionWindow(label_groups={a: [] for a in spec.sensitive_attributes})
+    profiled = profile_values(spec, profile, window.columns, predicted)
+    out.add_profile(predicted.size, profiled.features, profiled.predictions, profiled.expected_losses)
+    by_hour: dict[str, list[int]] = {}
+    for i, hour in enumerate(window.hours):
+        by_hour.setdefault(hour, []).append(i)
+    for hour, idx in sorted(by_hour.items()):
+        rows = ValueRows(
+            prediction_ids=[window.ids[i] for i in idx],
+            values=[window.values[i] for i in idx],
+            expected_absolute=[float(profiled.expected_absolute[i]) for i in idx],
+            expected_squared=[float(profiled.expected_squared[i]) for i in idx],
+            groups={a: [window.columns[a][i] for i in idx] for a in spec.sensitive_attributes},
+        )
+        out.join_labels(hour, rows, truths)
+    return out
 
 
 def _performance(spec: ModelSpec, profile: RegressionProfile, y: np.ndarray, p: np.ndarray) -> Performance:
@@ -254,14 +322,12 @@ def _performance(spec: ModelSpec, profile: RegressionProfile, y: np.ndarray, p: 
     )
 
 
-def _estimate(spec: ModelSpec, profile: RegressionProfile, window: Window) -> Estimate:
+def _estimate(spec: ModelSpec, profile: RegressionProfile, window: RegressionWindow) -> Estimate:
     metric = spec.primary_metric.value
-    predicted = np.asarray(window.values, dtype=np.float64)
-    if predicted.size < spec.monitoring.min_feature_count:
+    if window.rows < spec.monitoring.min_feature_count:
         return Estimate(metric=metric, value=None, reference=None, gap=None, gap_ratio=None)
-    estimated = estimate_metric(
-        LossSums.of(profile.loss_model, window.columns, predicted), profile.loss_model, metric
-    )
+    # The window's stored sums of expected losses, as `LossSums.of` gives them over its rows.
+    estimated = estimate_metric(window.expected_losses, profile.loss_model, metric)
     interval = {
         "standard_error": estimated.standard_error,
         "ci_low": estimated.ci_low,
@@ -283,11 +349,28 @@ def _estimate(spec: ModelSpec, profile: RegressionProfile, window: Window) -> Es
     )
 
 
+def _fairness(spec: ModelSpec, window: RegressionWindow) -> GroupErrors | None:
+    """Errors per group from the window's merged group sums; the gap is the largest MAE gap / MAE."""
+    if not spec.sensitive_attributes or window.errors.n < spec.monitoring.min_labels:
+        return None
+    min_group_size = max(10, spec.monitoring.min_labels // 10)
+    groups: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    for attribute in spec.sensitive_attributes:
+        per: dict[str, dict[str, float | int | None]] = {}
+        for group, sums in sorted(window.group_errors.get(attribute, {}).items()):
+            if sums.n >= min_group_size:
+                m = sums.metrics()
+                per[group] = {"n": sums.n, "mae": m["mae"], "rmse": m["rmse"], "mean_error": m["mean_error"]}
+        groups[attribute] = per
+    mae = window.errors.metrics()["mae"] or 0.0
+    gaps = [g for per in groups.values() if (g := group_error_gap(per, "mae")) is not None]
+    return GroupErrors(groups=groups, gap=max(gaps) / mae if gaps and mae > 0 else None)
+
+
 def evaluate_window(
     spec: ModelSpec,
     profile: RegressionProfile,
-    window: Window,
-    truths: dict[str, float],
+    window: RegressionWindow,
     *,
     version: int,
     champion: bool,
@@ -296,31 +379,22 @@ def evaluate_window(
     end: datetime,
     now: datetime,
 ) -> RegressionReport:
-    """Every statistic of one version's window (no I/O)."""
+    """Every statistic of one version's window, from its merged counts and labelled rows (no I/O)."""
     policy = DriftPolicy.from_spec(spec.monitoring)
-    predicted = np.asarray(window.values, dtype=np.float64)
-    current = profile_columns(window.columns, profile.features.edges(), spec.categorical_features)
     drift = (
         dataset_drift(
-            profile.features, current, policy, profile.seen_categories, spec.monitoring.feature_weights
+            profile.features,
+            window.features,
+            policy,
+            profile.seen_categories,
+            spec.monitoring.feature_weights,
         )
-        if predicted.size
+        if window.rows and window.features is not None
         else None
     )
-    labelled = np.array([i for i, pid in enumerate(window.ids) if pid in truths], dtype=np.int64)
-    y = np.array([truths[window.ids[i]] for i in labelled], dtype=np.float64)
-    p = predicted[labelled] if labelled.size else np.zeros(0)
-    fairness = None
-    if spec.sensitive_attributes and y.size >= spec.monitoring.min_labels:
-        groups = group_error_metrics(
-            {a: [window.columns[a][i] for i in labelled] for a in spec.sensitive_attributes},
-            y,
-            p,
-            min_group_size=max(10, spec.monitoring.min_labels // 10),
-        )
-        mae = float(np.mean(np.abs(y - p)))
-        gaps = [g for per in groups.values() if (g := group_error_gap(per, "mae")) is not None]
-        fairness = GroupErrors(groups=groups, gap=max(gaps) / mae if gaps and mae > 0 else None)
+    y, p, _ = window.labelled()
+    predictions = window.predictions or numeric_histogram(np.zeros(0), profile.predictions.edges)
+    errors = window.errors.metrics()
     report = RegressionReport(
         model_name=spec.name,
         version=version,
@@ -329,27 +403,37 @@ def evaluate_window(
         generated_at=iso(now),
         window_start=iso(start),
         window_end=iso(end),
-        prediction_count=int(predicted.size),
+        status=_status(window.rows, int(y.size), spec.monitoring.min_labels),
+        prediction_count=window.rows,
         label_count=int(y.size),
         drift=drift,
-        prediction_drift=prediction_drift(
-            profile.predictions, numeric_histogram(predicted, profile.predictions.edges), policy
-        ),
+        prediction_drift=prediction_drift(profile.predictions, predictions, policy),
         target_drift=prediction_drift(
             profile.training_targets, numeric_histogram(y, profile.training_targets.edges), policy
+        ),
+        residual_drift=prediction_drift(
+            profile.residuals, numeric_histogram(y - p, profile.residuals.edges), policy
         ),
         performance=_performance(spec, profile, y, p),
         estimate=_estimate(spec, profile, window),
         concept_shift=concept_shift_check(
-            LabelledLossSums.of(
-                profile.loss_model, {c: [v[i] for i in labelled] for c, v in window.columns.items()}, p, y
+            LabelledLossSums.from_losses(
+                np.asarray(window.label_expected_absolute, dtype=np.float64),
+                np.asarray(window.label_expected_squared, dtype=np.float64),
+                p,
+                y,
             ),
             profile.loss_model,
             spec.primary_metric.value,
             spec.monitoring.min_labels,
         ),
-        fairness=fairness,
-        residual_mean=float(np.mean(y - p)) if y.size else None,
+        fairness=_fairness(spec, window),
+        residual_mean=errors["mean_error"],
+        hourly=[
+            HourlyErrors(hour=h.hour, predictions=h.rows, labels=h.errors.n, **h.errors.metrics())
+            for h in window.hours
+        ],
+        test_metrics=dict(profile.test_metrics),
         alarms=[],
     )
     values = dict(report.figures())
@@ -431,14 +515,16 @@ def run_regression_monitor(
     truths = latest_values(
         iter_feedback(s3, settings.log_bucket, start, max(end, now) + timedelta(microseconds=1))
     )
+    store_at = PartialStore(s3, settings.log_bucket, settings.report_bucket)
     for version in selected:
         version_spec, profile = reference(version)
-        window_rows = read_window(s3, settings.log_bucket, version, start, end, version_spec.feature_names)
+        window_rows = regression_window_from_partials(
+            store_at, version_spec, profile, version, start, end, truths, stats=result.reads
+        )
         report = evaluate_window(
             version_spec,
             profile,
             window_rows,
-            truths,
             version=version,
             champion=version == champion_version,
             run_id=run_id,
@@ -446,18 +532,61 @@ def run_regression_monitor(
             end=end,
             now=now,
         )
-        prefix = report_prefix(version, end, run_id)
-        report = report.model_copy(update={"report_key": prefix + "report.json"})
-        put_bytes(
-            s3,
-            settings.report_bucket,
-            prefix + "report.json",
-            report.model_dump_json(indent=1).encode(),
-            "application/json",
-        )
+        prefix = write_regression_report(s3, settings.report_bucket, report, end, version_spec)
         result.report_keys[version] = prefix
-        result.regression_reports.append(report)
+        result.max_metric_gaps[version] = version_spec.regression_settings.max_error_increase
+        result.regression_reports.append(report.model_copy(update={"report_key": prefix + "report.json"}))
     sent = datums(result.regression_reports, settings.model_name, now)
     result.metric_calls = put_metrics(cloudwatch, sent)
     result.datums = len(sent)
+    if result.regression_reports:
+        result.history_key = record_regression_history(s3, settings.report_bucket, registry, result, now)
     return result
+
+
+def write_regression_report(
+    s3: Any, bucket: str, report: RegressionReport, window_end: datetime, spec: ModelSpec
+) -> str:
+    """report.json and report.html under the run's prefix, and the version's latest summary."""
+    from mlops.regression.report import render_regression_html
+
+    prefix = report_prefix(report.version, window_end, report.run_id)
+    report = report.model_copy(update={"report_key": prefix + "report.json"})
+    put_bytes(
+        s3, bucket, prefix + "report.json", report.model_dump_json(indent=1).encode(), "application/json"
+    )
+    put_bytes(
+        s3,
+        bucket,
+        prefix + "report.html",
+        render_regression_html(report, spec.regression_settings.max_error_increase).encode(),
+        "text/html; charset=utf-8",
+    )
+    put_bytes(
+        s3, bucket, latest_report_key(report.version), bundle.json_bytes(report.summary()), "application/json"
+    )
+    return prefix
+
+
+def record_regression_history(
+    s3: Any, bucket: str, registry: Registry, result: RegressionMonitorResult, now: datetime
+) -> str:
+    """Add this run's rows to the model's history and rewrite its page; returns the page's key."""
+    from mlops.regression.report import regression_history_run
+
+    rows = [
+        regression_history_run(
+            r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html"
+        )
+        for r in result.regression_reports
+    ]
+    promotions = [
+        Promotion(at=h.at, action=h.action.value, from_version=h.from_version, to_version=h.to_version)
+        for h in registry.history()
+    ]
+    return update_history(
+        s3,
+        bucket,
+        result.model_name,
+        lambda history: history.add(rows, iso(now)).model_copy(update={"promotions": promotions}),
+    )[1]

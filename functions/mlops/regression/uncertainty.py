@@ -80,7 +80,14 @@ class LossSums(BaseModel):
         p = np.asarray(predicted, dtype=np.float64)
         if p.size == 0:
             return cls()
-        f, g = expected_losses(model, columns, p)
+        return cls.from_losses(*expected_losses(model, columns, p), p)
+
+    @classmethod
+    def from_losses(cls, absolute: np.ndarray, squared: np.ndarray, predicted: np.ndarray) -> LossSums:
+        """The sums of expected losses already computed (f, g) for the predictions p."""
+        f, g, p = (np.asarray(a, dtype=np.float64) for a in (absolute, squared, predicted))
+        if p.size == 0:
+            return cls()
         return cls(
             rows=int(p.size),
             absolute=float(f.sum()),
@@ -223,7 +230,16 @@ class LabelledLossSums(BaseModel):
         p = np.asarray(predicted, dtype=np.float64)
         if p.size == 0:
             return cls()
-        f, g = expected_losses(model, columns, p)
+        return cls.from_losses(*expected_losses(model, columns, p), p, y_true)
+
+    @classmethod
+    def from_losses(
+        cls, absolute: np.ndarray, squared: np.ndarray, predicted: np.ndarray, y_true: np.ndarray
+    ) -> LabelledLossSums:
+        """The sums for labelled predictions whose expected losses (f, g) were stored with them."""
+        f, g, p = (np.asarray(a, dtype=np.float64) for a in (absolute, squared, predicted))
+        if p.size == 0:
+            return cls()
         residual = np.asarray(y_true, dtype=np.float64) - p
         da, ds = np.abs(residual) - f, residual**2 - g
         return cls(
