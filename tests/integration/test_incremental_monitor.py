@@ -33,6 +33,7 @@ from mlops.monitoring.run import (
     load_reference,
     received_in,
 )
+from mlops.monitoring.rollup import DayRollup
 from mlops.registry import VersionRecord
 from mlops.resources import LOG_BUCKET, REPORT_BUCKET
 from mlops.storage import iso, list_keys
@@ -271,5 +272,11 @@ def test_a_missed_run_is_caught_up_and_an_unaligned_window_cuts_its_edge_hours(
     assert caught_up["reads"]["hours_computed"] == 3 + 1
     assert caught_up["reads"]["hours_reused"] == 24 - 4
     assert_matches_from_scratch(aws_stack, caught_up, at)
-    partials = list(list_keys(aws_stack.s3, aws_stack.env[REPORT_BUCKET.env_var], "reports/partials/"))
-    assert len(partials) == 2 * 27
+    bucket = aws_stack.env[REPORT_BUCKET.env_var]
+    partials = list(list_keys(aws_stack.s3, bucket, "reports/partials/model_version=1/"))
+    assert [k.rsplit("/", 2)[1] for k in partials] == ["dt=2026-11-19", "dt=2026-11-20"]
+    stored = [
+        DayRollup.from_bytes(aws_stack.s3.get_object(Bucket=bucket, Key=k)["Body"].read(), ["age_band"])
+        for k in partials
+    ]
+    assert sum(len(day.hours) for day in stored if day is not None) == 27

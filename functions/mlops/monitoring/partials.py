@@ -101,6 +101,8 @@ class ReadStats:
     hours_reused: int = 0
     hours_computed: int = 0
     engines: dict[str, int] = field(default_factory=dict)
+    feedback_gets: int = 0
+    feedback_bytes: int = 0
 
 
 def partial_of(acc: WindowAccumulator, version: int, hour: datetime, covers: Manifest) -> HourPartial:
