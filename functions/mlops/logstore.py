@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops.errors import NotFoundError
 from mlops.spec import FeatureKind, ModelSpec, Task
 from mlops.storage import (
+    aws_call,
     get_bytes,
     jsonl_gz,
     list_keys,
@@ -275,6 +276,20 @@ def prediction_objects(s3: Any, bucket: str, version: int, start: datetime, end:
             yield key
         elif key > last:
             return
+
+
+def has_predictions(s3: Any, bucket: str, version: int, start: datetime, end: datetime) -> bool:
+    """Whether any hour partition overlapping [start, end) holds an object: one request of one key
+    (every partition between the first and the last hour of the window is one of its hours)."""
+    hours = [prediction_prefix(version, hour) for hour in _hours(start, end)]
+    if not hours:
+        return False
+    with aws_call(f"list s3://{bucket}/{prediction_prefix(version)}"):
+        page = s3.list_objects_v2(
+            Bucket=bucket, Prefix=prediction_prefix(version), StartAfter=hours[0], MaxKeys=1
+        )
+    first = [o["Key"] for o in page.get("Contents", [])]
+    return bool(first) and first[0][: len(hours[-1])] <= hours[-1]
 
 
 def prediction_objects_listed(

@@ -13,11 +13,12 @@ profiled for their part and not stored; their labels come from the stored whole 
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,18 +35,20 @@ from mlops.monitoring.partials import (
     ReadStats,
     hour_spans,
     merge_into,
+    partial_of,
     python_hour_profile,
 )
 from mlops.monitoring.window import WindowAccumulator
 from mlops.profile import ReferenceProfile
 from mlops.storage import get_bytes, iso, put_bytes
 
-ROLLUP_FORMAT = 1
+ROLLUP_FORMAT = 2
 ROLLUP_NAME = "day.json.gz"
+HOURS_NAME = "hours.json.gz"
 
 
-def rollup_key(version: int, day: datetime) -> str:
-    return f"{PARTIALS_PREFIX}model_version={version}/dt={day:%Y-%m-%d}/{ROLLUP_NAME}"
+def rollup_key(version: int, day: datetime, name: str = ROLLUP_NAME) -> str:
+    return f"{PARTIALS_PREFIX}model_version={version}/dt={day:%Y-%m-%d}/{name}"
 
 
 @dataclass
@@ -110,54 +113,147 @@ class HourLabels:
         return sum(lo <= x.received_at[:16] <= hi for held in self.records.values() for x in held)
 
 
-@dataclass
+def rows_json(rows: HourRows) -> dict[str, Any]:
+    """An hour's rows in a form one JSON parse reads fast: ids as one text, probabilities as bytes,
+    each sensitive column as its distinct values and a code per row."""
+    ids: str | list[str] = rows.prediction_ids
+    if not any("\n" in i for i in rows.prediction_ids):
+        ids = "\n".join(rows.prediction_ids)
+    groups = {}
+    for attribute, values in rows.groups.items():
+        levels: dict[Any, int] = {}
+        codes = np.fromiter((levels.setdefault(v, len(levels)) for v in values), dtype=np.int32)
+        groups[attribute] = {"levels": list(levels), "codes": base64.b64encode(codes.tobytes()).decode()}
+    p = np.asarray(rows.probability, dtype="<f8")
+    return {
+        "n": len(rows.prediction_ids),
+        "id": ids,
+        "p": base64.b64encode(p.tobytes()).decode(),
+        "g": groups,
+    }
+
+
+def rows_from_json(body: Mapping[str, Any], sensitive: Sequence[str]) -> HourRows:
+    n = int(body["n"])
+    ids = body["id"]
+    if isinstance(ids, str):
+        ids = ids.split("\n") if n else []
+    groups: dict[str, list[Any]] = {}
+    for attribute in sensitive:
+        held = body["g"].get(attribute)
+        if held is None:
+            groups[attribute] = [None] * n
+            continue
+        codes = np.frombuffer(base64.b64decode(held["codes"]), dtype=np.int32)
+        groups[attribute] = np.asarray(held["levels"] or [None], dtype=object)[codes].tolist()
+    probability = np.frombuffer(base64.b64decode(body["p"]), dtype="<f8").tolist()
+    return HourRows(prediction_ids=ids, probability=probability, groups=groups)
+
+
 class HourState:
-    partial: HourPartial
-    rows: HourRows
-    labels: HourLabels
+    """One stored hour: its manifest, rows and labels, and its partial (read and validated only when
+    its counts are needed: a day inside the window is merged from the day's own partial)."""
+
+    def __init__(
+        self,
+        partial: HourPartial | Callable[[], dict[str, Any]],
+        rows: HourRows,
+        labels: HourLabels,
+        covers: Manifest | None = None,
+    ) -> None:
+        self._partial = partial
+        self.rows = rows
+        self.labels = labels
+        if covers is None:
+            assert isinstance(partial, HourPartial)
+            covers = [(str(k), str(e)) for k, e in partial.covers]
+        self.covers = covers
+
+    @property
+    def partial(self) -> HourPartial:
+        if not isinstance(self._partial, HourPartial):
+            self._partial = HourPartial.model_validate(self._partial())
+        return self._partial
 
 
-@dataclass
 class DayRollup:
-    version: int
-    day: str
-    hours: dict[str, HourState] = field(default_factory=dict)
+    """A day's stored hours and the merge of their counts (`whole`).
 
-    def to_bytes(self) -> bytes:
+    Two objects: `day.json.gz` (the merge, and each hour's manifest, rows and labels) is read for
+    every day a window touches; `hours.json.gz` (each hour's partial) only for a day the window
+    cuts or whose counts changed.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        day: str,
+        hours: dict[str, HourState] | None = None,
+        whole: HourPartial | dict[str, Any] | None = None,
+    ) -> None:
+        self.version, self.day = version, day
+        self.hours = hours if hours is not None else {}
+        self.whole = whole
+        self.counts_changed = False
+
+    def whole_partial(self, reference: ReferenceProfile, sensitive: Sequence[str]) -> HourPartial:
+        """The merge of the day's hour partials (stored with the day; made again when they changed)."""
+        if self.whole is None or self.counts_changed:
+            acc = WindowAccumulator(reference, sensitive)
+            for _, state in sorted(self.hours.items()):
+                merge_into(acc, state.partial)
+            covers = [c for _, state in sorted(self.hours.items()) for c in state.covers]
+            self.whole = partial_of(acc, self.version, datetime.fromisoformat(self.day), covers)
+            self.counts_changed = False
+        elif not isinstance(self.whole, HourPartial):
+            self.whole = HourPartial.model_validate(self.whole)
+        return self.whole
+
+    def day_bytes(self, reference: ReferenceProfile, sensitive: Sequence[str]) -> bytes:
         body = {
             "format": ROLLUP_FORMAT,
             "version": self.version,
             "day": self.day,
+            "whole": self.whole_partial(reference, sensitive).model_dump(mode="json"),
             "hours": {
-                hh: {
-                    "partial": h.partial.model_dump(mode="json"),
-                    "rows": {"id": h.rows.prediction_ids, "p": h.rows.probability, "g": h.rows.groups},
-                    "labels": h.labels.to_json(),
-                }
+                hh: {"covers": h.covers, "rows": rows_json(h.rows), "labels": h.labels.to_json()}
                 for hh, h in sorted(self.hours.items())
             },
         }
         return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), 5, mtime=0)
 
+    def hours_bytes(self) -> bytes:
+        body = {hh: h.partial.model_dump(mode="json") for hh, h in sorted(self.hours.items())}
+        return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), 5, mtime=0)
+
     @classmethod
-    def from_bytes(cls, data: bytes, sensitive: Sequence[str]) -> DayRollup | None:
+    def from_bytes(
+        cls, data: bytes, sensitive: Sequence[str], partials: Callable[[], dict[str, Any]]
+    ) -> DayRollup | None:
+        """A stored day; `partials` reads its hours' partials (once) when one is needed."""
         body = json.loads(gzip.decompress(data))
         if body.get("format") != ROLLUP_FORMAT:
             return None  # another format: its hours are profiled again
+        held: dict[str, Any] = {}
+
+        def hour_partial(hh: str) -> Callable[[], dict[str, Any]]:
+            def read() -> dict[str, Any]:
+                if not held:
+                    held.update(partials())
+                return dict(held[hh])
+
+            return read
+
         hours = {}
         for hh, h in body["hours"].items():
-            n = len(h["rows"]["id"])
-            rows = HourRows(
-                prediction_ids=h["rows"]["id"],
-                probability=h["rows"]["p"],
-                groups={a: h["rows"]["g"].get(a, [None] * n) for a in sensitive},
-            )
+            rows = rows_from_json(h["rows"], sensitive)
             hours[hh] = HourState(
-                HourPartial.model_validate(h["partial"]),
+                hour_partial(hh),
                 rows,
                 HourLabels.from_json(h["labels"], rows.prediction_ids),
+                covers=[(str(k), str(e)) for k, e in h["covers"]],
             )
-        return cls(version=int(body["version"]), day=body["day"], hours=hours)
+        return cls(int(body["version"]), body["day"], hours, whole=body.get("whole"))
 
 
 @dataclass
@@ -173,15 +269,23 @@ class WindowLabels:
 def _read_day(
     store_at: PartialStore, version: int, day: datetime, sensitive: Sequence[str], stats: ReadStats
 ) -> DayRollup:
-    empty = DayRollup(version=version, day=f"{day:%Y-%m-%d}")
+    empty = DayRollup(version, f"{day:%Y-%m-%d}")
+    s3, bucket = store_at.s3, store_at.partial_bucket
     try:
-        data = get_bytes(store_at.s3, store_at.partial_bucket, rollup_key(version, day))
+        data = get_bytes(s3, bucket, rollup_key(version, day))
     except NotFoundError:
         return empty
     stats.partial_gets += 1
     stats.partial_bytes += len(data)
+
+    def partials() -> dict[str, Any]:
+        raw = get_bytes(s3, bucket, rollup_key(version, day, HOURS_NAME))
+        stats.partial_gets += 1
+        stats.partial_bytes += len(raw)
+        return dict(json.loads(gzip.decompress(raw)))
+
     try:
-        held = DayRollup.from_bytes(data, sensitive)
+        held = DayRollup.from_bytes(data, sensitive, partials)
     except (ValueError, KeyError, OSError):
         return empty
     return held if held is not None else empty
@@ -197,6 +301,18 @@ def _add_labelled(acc: WindowAccumulator, rows: HourRows, labels: Mapping[int, L
         col = rows.groups.get(attribute)
         acc.labelled.groups[attribute].extend(col[i] if col is not None else None for i in idx)
     acc.matched_ids.update(rows.prediction_ids[i] for i in idx)
+
+
+def _days_inside(start: datetime, end: datetime) -> set[str]:
+    """Days whose 24 hours all lie in [start, end)."""
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if day < start:
+        day += timedelta(days=1)
+    out = set()
+    while day + timedelta(days=1) <= end:
+        out.add(f"{day:%Y-%m-%d}")
+        day += timedelta(days=1)
+    return out
 
 
 def window_from_rollups(
@@ -225,6 +341,10 @@ def window_from_rollups(
     acc = WindowAccumulator(reference, sensitive)
     found = WindowLabels()
     minutes = iso(start)[:16], iso(end)[:16]
+    whole_days = _days_inside(start, end)
+    merged_days: set[str] = set()
+    whole_day_rows: list[str] = []
+    computed: set[tuple[str, str]] = set()
     for hour, lo, hi in hour_spans(start, end):
         objects = listed.get(prediction_prefix(version, hour), [])
         covers: Manifest = [(key, etag) for key, etag, _ in objects]
@@ -233,19 +353,23 @@ def window_from_rollups(
             days[day_name] = _read_day(store_at, version, hour, sensitive, stats)
         day = days[day_name]
         held = day.hours.get(hh)
-        current = held is not None and [tuple(c) for c in held.partial.covers] == covers
+        current = held is not None and held.covers == covers
         whole = lo is None and hi is None
         if not covers:
             if held is not None and whole:
                 del day.hours[hh]  # its objects are gone
                 dirty.add(day_name)
+                day.counts_changed = True
             continue
         if current and held is not None:
             found.matched_stored |= held.labels.join(held.rows, labels)
             if held.labels.changed:
                 dirty.add(day_name)
+        partial: HourPartial | None
         if whole and current and held is not None:
-            partial, rows, hour_labels = held.partial, held.rows, held.labels
+            # Counts merged with the whole day below when every hour of the day is in the window.
+            partial = None if day_name in whole_days else held.partial
+            rows, hour_labels = held.rows, held.labels
             stats.hours_reused += 1
         else:
             size = sum(s for _, _, s in objects)
@@ -264,6 +388,7 @@ def window_from_rollups(
                 hi,
             )
             stats.hours_computed += 1
+            computed.add((day_name, hh))
             if partial.bytes_read:  # the function read the objects (Athena reads them itself)
                 stats.log_gets += len(covers)
                 stats.log_bytes += partial.bytes_read
@@ -276,18 +401,30 @@ def window_from_rollups(
             if whole:
                 day.hours[hh] = HourState(partial, rows, fresh)
                 dirty.add(day_name)
+                day.counts_changed = True
                 found.matched_stored |= matched
             hour_labels = fresh
-        merge_into(acc, partial)
+        if partial is not None:
+            merge_into(acc, partial)
+        elif day_name not in merged_days:
+            merged_days.add(day_name)
+            whole_day_rows.append(day_name)
         _add_labelled(acc, rows, hour_labels.holding())
         found.received_matched += hour_labels.received_in(*minutes)
+    for name in whole_day_rows:
+        held_day = days[name]
+        # An hour profiled again in this run is merged already: merge the others' stored counts.
+        if held_day.counts_changed:
+            for hh, state in sorted(held_day.hours.items()):
+                if (name, hh) not in computed:
+                    merge_into(acc, state.partial)
+        else:
+            merge_into(acc, held_day.whole_partial(reference, sensitive))
     for name in sorted(dirty):
         day = days[name]
-        put_bytes(
-            s3,
-            store_at.partial_bucket,
-            rollup_key(version, datetime.fromisoformat(name)),
-            day.to_bytes(),
-            "application/gzip",
-        )
+        at = datetime.fromisoformat(name)
+        if day.counts_changed or day.whole is None:
+            # Hours first: a day object always has the partials of its hours stored.
+            put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
+        put_bytes(s3, store_at.partial_bucket, rollup_key(version, at), day.day_bytes(reference, sensitive))
     return acc, found

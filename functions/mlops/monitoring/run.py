@@ -22,6 +22,7 @@ from mlops.errors import NotFoundError
 from mlops.logstore import (
     FeedbackRecord,
     FirstSeen,
+    has_predictions,
     latest_report_key,
     model_versions_logged,
     prediction_objects,
@@ -251,9 +252,7 @@ class MonitorResult:
 
 def versions_with_traffic(s3: Any, log_bucket: str, start: datetime, end: datetime) -> list[int]:
     return [
-        v
-        for v in model_versions_logged(s3, log_bucket)
-        if next(iter(prediction_objects(s3, log_bucket, v, start, end)), None)
+        v for v in model_versions_logged(s3, log_bucket) if has_predictions(s3, log_bucket, v, start, end)
     ]
 
 
