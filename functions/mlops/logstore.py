@@ -349,8 +349,9 @@ class FirstSeen:
         return mask
 
 
-# The Athena view of unique_predictions_sql in the stack's Glue database.
+# The Athena view of unique_predictions_sql in the stack's Glue database, and the feedback table.
 UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
+FEEDBACK_TABLE = "feedback"
 
 
 # The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per

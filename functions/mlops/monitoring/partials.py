@@ -73,6 +73,9 @@ class HourRows:
     prediction_ids: list[str] = field(default_factory=list)
     probability: list[float] = field(default_factory=list)
     groups: dict[str, list[Any]] = field(default_factory=dict)
+    # Feedback records an SQL engine joined to the hour where the data lives, as
+    # (prediction_id, label, source, observed_at, received_at); None when no engine did.
+    joined: list[tuple[str, int, str, str, str]] | None = None
 
     def to_bytes(self) -> bytes:
         # Columns, not one object a row: a single json.loads reads an hour's rows back.

@@ -303,6 +303,15 @@ def _add_labelled(acc: WindowAccumulator, rows: HourRows, labels: Mapping[int, L
     acc.matched_ids.update(rows.prediction_ids[i] for i in idx)
 
 
+def sql_labels(joined: Sequence[tuple[str, int, str, str, str]]) -> dict[str, list[Label]]:
+    """The label join's answer (`mlops.monitoring.engine.LABEL_COLUMNS`) as records by prediction id."""
+    out: dict[str, list[Label]] = {}
+    for pid, y, source, observed, received in joined:
+        rank = (1 if source == "explicit" else 0, observed, received)
+        out.setdefault(pid, []).append(Label(pid, int(y), rank, received))
+    return out
+
+
 def _days_inside(start: datetime, end: datetime) -> set[str]:
     """Days whose 24 hours all lie in [start, end)."""
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -398,6 +407,9 @@ def window_from_rollups(
             fresh = HourLabels()
             fresh.join(rows, earlier)
             matched = fresh.join(rows, labels)
+            if rows.joined is not None:
+                # The engine joined the hour to the window's feedback where the data lives.
+                matched |= fresh.join(rows, sql_labels(rows.joined))
             if whole:
                 day.hours[hh] = HourState(partial, rows, fresh)
                 dirty.add(day_name)

@@ -402,7 +402,7 @@ def run_monitor(
             start,
             end,
             labels,
-            choose_engine=scan_engine(settings, reference.spec, athena),
+            choose_engine=scan_engine(settings, reference.spec, athena, labels_between=(start, now)),
             stats=result.reads,
         )
         matched_stored |= found.matched_stored
