@@ -26,6 +26,7 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.monitoring.rollup import DayRollup
 from mlops.monitoring.run import (
     accumulate,
     evaluate,
@@ -33,7 +34,6 @@ from mlops.monitoring.run import (
     load_reference,
     received_in,
 )
-from mlops.monitoring.rollup import DayRollup
 from mlops.registry import VersionRecord
 from mlops.resources import LOG_BUCKET, REPORT_BUCKET
 from mlops.storage import iso, list_keys

@@ -18,6 +18,7 @@ from mlops.config import MonitorSettings
 from mlops.errors import StorageError
 from mlops.logstore import FEEDBACK_TABLE, UNIQUE_PREDICTIONS_VIEW
 from mlops.monitoring.engine import (
+    hour_label_range,
     hour_profile_sql,
     hour_rows_sql,
     joined_labels,
@@ -156,7 +157,15 @@ def athena_hour_engine(
                 list(
                     run_query(
                         athena,
-                        label_join_sql(relation, feedback, version, hour, lo, hi, *labels_between),
+                        label_join_sql(
+                            relation,
+                            feedback,
+                            version,
+                            hour,
+                            lo,
+                            hi,
+                            *hour_label_range(labels_between, hour),
+                        ),
                         workgroup,
                         database,
                     )

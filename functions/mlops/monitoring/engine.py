@@ -208,6 +208,13 @@ def label_join_sql(
     )
 
 
+def hour_label_range(labels_between: tuple[datetime, datetime], hour: datetime) -> tuple[datetime, datetime]:
+    """The part of a run's feedback range that can label an hour: from the hour's start on (feedback
+    comes after its prediction; a label that came earlier waits in the label state and is joined there)."""
+    since, until = labels_between
+    return max(since, hour), until
+
+
 def joined_labels(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int, str, str, str]]:
     return [(str(p), int(y), str(s), str(o), str(r)) for p, y, s, o, r in rows]
 
@@ -378,8 +385,9 @@ def duckdb_hour_engine(
                 read += len(data)
                 path.write_bytes(data)
             fetched = 0
-            if labels_between is not None:
-                for key, _, _ in feedback_objects_between(s3, bucket, *labels_between):
+            span = hour_label_range(labels_between, hour) if labels_between is not None else None
+            if span is not None:
+                for key, _, _ in feedback_objects_between(s3, bucket, *span):
                     path = root / key
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(get_bytes(s3, bucket, key))
@@ -391,12 +399,12 @@ def duckdb_hour_engine(
                 partial = partial_from_rows(answer.fetchall(), reference, version, hour, covers, "duckdb")
                 listed = con.execute(hour_rows_sql(spec, relation, version, hour, lo, hi)).fetchall()
                 joined = None
-                if labels_between is not None:
+                if span is not None:
                     feedback = duckdb_feedback(con, spec, root) if fetched else None
                     joined = (
                         joined_labels(
                             con.execute(
-                                label_join_sql(relation, feedback, version, hour, lo, hi, *labels_between)
+                                label_join_sql(relation, feedback, version, hour, lo, hi, *span)
                             ).fetchall()
                         )
                         if feedback
