@@ -428,18 +428,23 @@ def scan_engine(
     spec: ModelSpec,
     athena: Any = None,
     labels_between: tuple[datetime, datetime] | None = None,
-) -> Callable[[int], HourEngine]:
+) -> Callable[..., HourEngine]:
     """The engine of an hour by its size: Python up to the threshold, the configured SQL engine above.
 
-    With `labels_between`, an SQL engine also joins the hour to the feedback received in that range.
+    With `labels_between`, an SQL engine also joins the hour to the feedback received in that range,
+    unless asked for the profile only (`labelled=False`: the hour's labels are held already).
     """
     if settings.scan_engine == "python":
-        return lambda size: python_hour_profile
+        return lambda size, labelled=True: python_hour_profile
     if settings.scan_engine == "duckdb":
         sql: HourEngine = duckdb_hour_engine(spec, labels_between)
+        bare: HourEngine = duckdb_hour_engine(spec)
     else:
         from mlops.monitoring.athena import athena_hour_engine
 
         sql = athena_hour_engine(spec, settings, athena, labels_between)
+        bare = athena_hour_engine(spec, settings, athena)
     threshold = settings.scan_engine_min_bytes
-    return lambda size: sql if size > threshold else python_hour_profile
+    return lambda size, labelled=True: (
+        (sql if labelled else bare) if size > threshold else python_hour_profile
+    )

@@ -335,7 +335,7 @@ def window_from_rollups(
     end: datetime,
     labels: Mapping[str, Sequence[Label]],
     *,
-    choose_engine: Callable[[int], HourEngine] | None = None,
+    choose_engine: Callable[..., HourEngine] | None = None,
     stats: ReadStats | None = None,
 ) -> tuple[WindowAccumulator, WindowLabels]:
     """One version's window [start, end) from its days' roll-ups, with `labels` (id -> the records
@@ -382,7 +382,8 @@ def window_from_rollups(
             stats.hours_reused += 1
         else:
             size = sum(s for _, _, s in objects)
-            engine = choose_engine(size) if choose_engine else python_hour_profile
+            # An hour whose stored labels are current needs the profile of its part only.
+            engine = choose_engine(size, labelled=not current) if choose_engine else python_hour_profile
             partial, rows = engine(
                 s3,
                 store_at.log_bucket,
