@@ -163,6 +163,8 @@ class Monitoring(Construct):
                     f"{prefix}:database/{self.database_name}",
                     f"{prefix}:table/{self.database_name}/predictions",
                     f"{prefix}:table/{self.database_name}/{UNIQUE_PREDICTIONS_VIEW}",
+                    # the label join of an hour Athena profiles reads the feedback table
+                    f"{prefix}:table/{self.database_name}/{FEEDBACK_TABLE}",
                 ],
             )
         )
