@@ -352,7 +352,7 @@ def window_from_rollups(
     minutes = iso(start)[:16], iso(end)[:16]
     whole_days = _days_inside(start, end)
     merged_days: set[str] = set()
-    whole_day_rows: list[str] = []
+    days_to_merge: list[str] = []
     computed: set[tuple[str, str]] = set()
     for hour, lo, hi in hour_spans(start, end):
         objects = listed.get(prediction_prefix(version, hour), [])
@@ -421,10 +421,10 @@ def window_from_rollups(
             merge_into(acc, partial)
         elif day_name not in merged_days:
             merged_days.add(day_name)
-            whole_day_rows.append(day_name)
+            days_to_merge.append(day_name)
         _add_labelled(acc, rows, hour_labels.holding())
         found.received_matched += hour_labels.received_in(*minutes)
-    for name in whole_day_rows:
+    for name in days_to_merge:
         held_day = days[name]
         # An hour profiled again in this run is merged already: merge the others' stored counts.
         if held_day.counts_changed:
@@ -436,8 +436,8 @@ def window_from_rollups(
     for name in sorted(dirty):
         day = days[name]
         at = datetime.fromisoformat(name)
-        if day.counts_changed or day.whole is None:
-            # Hours first: a day object always has the partials of its hours stored.
-            put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
+        # Both objects together, hours first: a day object always has its hours' partials, and both
+        # are as old as each other when the reports' expiry comes.
+        put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
         put_bytes(s3, store_at.partial_bucket, rollup_key(version, at), day.day_bytes(reference, sensitive))
     return acc, found
