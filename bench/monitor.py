@@ -15,6 +15,8 @@ since the last run, the stored partials of the rest of the window, the window's 
 from __future__ import annotations
 
 import argparse
+import gc
+import gzip
 import json
 import math
 import os
@@ -48,7 +50,7 @@ from mlops.provision import create_resources
 from mlops.registry import Registry
 from mlops.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
 from mlops.spec import ModelSpec, parse_spec
-from mlops.storage import iso, jsonl_gz
+from mlops.storage import iso
 from mlops.training import TrainingResult, feature_frame, frame_rows, train_model
 from moto import mock_aws
 
@@ -280,18 +282,40 @@ class S3Reads:
         self.bytes += int(parsed.get("ContentLength", 0))
 
 
+# Stand-ins in the template hour's text for its predictions' hour (ids and times), replaced per hour.
+HOUR_TOKEN = "HOUR_TOKEN"
+TIME_TOKEN = f"{SCALE_END:%Y-%m-%dT%H}:"
+
+
 @dataclass
 class ScaledHour:
-    """One simulated hour at a rate: its log objects and its feedback, as gzip JSON Lines bytes.
+    """One simulated hour at a rate: its log objects and its feedback, as JSON Lines text.
 
-    Every hour of a run holds a copy of these bytes in its own partition (the same predictions
-    each hour: a prediction counts once per hour partition, and the label join is per hour), so
-    writing a week of traffic costs a week of PUTs, not a week of JSON encoding.
+    Each hour of a run holds the template's rows with ids and times of its own (the token
+    replaced), so a label labels one prediction of one hour, as in production. The hours before
+    the timed one are compressed at gzip level 1 (fast to write; the timed run only lists them),
+    the timed hour as the log writer compresses.
     """
 
-    objects: list[bytes]
-    feedback: bytes
+    objects: list[str]
+    feedback: str
     rows: int
+
+    def log(self, s3: Any, bucket: str, version: int, hour: datetime, level: int = 9) -> None:
+        token, stamp = f"{hour:%Y%m%d%H}", f"{hour:%Y-%m-%dT%H}:"
+        for i, text in enumerate(self.objects):
+            body = gzip.compress(text.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp).encode(), level)
+            s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{token}-{i}"]), Body=body)
+        feedback = self.feedback.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp)
+        s3.put_object(
+            Bucket=bucket,
+            Key=feedback_key(hour + timedelta(minutes=59), [token]),
+            Body=gzip.compress(feedback.encode(), level),
+        )
+
+
+def _lines(records: Any) -> str:
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
 
 
 def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) -> ScaledHour:
@@ -302,12 +326,12 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
     chunk = feature_frame(frame, result.spec)
     proba = result.pipeline.predict_proba(chunk)[:, 1]
     features = frame_rows(chunk)
-    ids = [f"r{rate}-{i}" for i in range(rows)]
+    ids = [f"{HOUR_TOKEN}-r{rate}-{i}" for i in range(rows)]
     step = timedelta(hours=1) / rows
     objects = []
     for start in range(0, rows, per_object):
         objects.append(
-            jsonl_gz(
+            _lines(
                 {
                     "prediction_id": ids[i],
                     "request_id": ids[i],
@@ -326,7 +350,7 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
     labels = frame["y"].to_numpy()
     chosen = np.flatnonzero(np.random.default_rng(seed).random(rows) < SCALE_LABEL_SHARE)
     at = iso(SCALE_END + timedelta(minutes=59))
-    feedback = jsonl_gz(
+    feedback = _lines(
         {
             "prediction_id": ids[i],
             "label": int(labels[i]),
@@ -337,12 +361,6 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
         for i in chosen
     )
     return ScaledHour(objects=objects, feedback=feedback, rows=rows)
-
-
-def log_scaled_hour(s3: Any, bucket: str, template: ScaledHour, version: int, hour: datetime) -> None:
-    for i, body in enumerate(template.objects):
-        s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{hour:%Y%m%d%H}-{i}"]), Body=body)
-    s3.put_object(Bucket=bucket, Key=feedback_key(hour, [f"{hour:%Y%m%d%H}"]), Body=template.feedback)
 
 
 def scaled_run(
@@ -371,12 +389,13 @@ def scaled_run(
     end = SCALE_END
     template = scaled_hour(result, version, rate)
     for h in range(hours):
-        log_scaled_hour(s3, config.log_bucket, template, version, end - timedelta(hours=hours - h))
+        template.log(s3, config.log_bucket, version, end - timedelta(hours=hours - h), level=1)
     window = timedelta(hours=hours)
     run_monitor(
         s3, clients["cloudwatch"], clients["dynamodb"], config, window_end=end, window=window, now=end
     )
-    log_scaled_hour(s3, config.log_bucket, template, version, end)
+    template.log(s3, config.log_bucket, version, end)
+    gc.collect()
     reads = S3Reads(s3)
     with RssSampler() as rss:
         start = time.perf_counter()
@@ -391,6 +410,12 @@ def scaled_run(
         )
         run_s = time.perf_counter() - start
     (report,) = monitored.reports
+    s3.meta.events.unregister("after-call.s3.GetObject", reads._count)
+    for name in buckets.values():  # the next run measures a process without this one's objects
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=name, Delete={"Objects": keys})
     return {
         "run_s": round(run_s, 2),
         "gets": reads.gets,

@@ -161,8 +161,10 @@ def monitored_life(
             version = promote_at(day_start, stack, trained, churn_data, "retrained after the shift")
         drift = {"covariate_shift": 1.5, "concept_shift": 0.6} if day >= SHIFT_DAY else {}
         log_day(stack, trained, version, day_start, rows_per_day, seed=100 + day, **drift)
-        # The run at the end of the day sees the day's predictions and their labels.
-        at = day_start + timedelta(days=1, hours=3)
+        # The run at the end of the day sees the day's predictions and their labels (the last come two
+        # hours after the day's last hour), and runs before the next day's first labels arrive: a run
+        # reads feedback up to its own time, and the next run from there on.
+        at = day_start + timedelta(days=1, hours=1, minutes=30)
         story.run_times.append(at)
         story.results.append(
             run_monitor(

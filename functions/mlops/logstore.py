@@ -3,7 +3,7 @@
 Log bucket::
 
     predictions/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/<object-key>.jsonl.gz
-    feedback/dt=<YYYY-MM-DD>/<object-key>.jsonl.gz
+    feedback/dt=<YYYY-MM-DD>/<HHMMSSffffff>-<object-key>.jsonl.gz   (names sort by arrival time)
 
 Report bucket::
 
@@ -13,6 +13,9 @@ Report bucket::
     gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
     reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/partial.json | rows.json.gz
         (the monitor's profile of one hour partition, with the log objects it covers, and its rows)
+    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/day.json.gz
+        (the day's roll-up: each whole hour's profile, rows and labels in one object)
+    reports/partials/labels.json   (how far the monitor has read feedback; labels not yet matched)
 
 Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
@@ -40,7 +43,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.errors import NotFoundError
 from mlops.spec import FeatureKind, ModelSpec, Task
-from mlops.storage import get_bytes, jsonl_gz, list_keys, parse_time, put_bytes, read_jsonl_gz
+from mlops.storage import (
+    aws_call,
+    get_bytes,
+    jsonl_gz,
+    list_keys,
+    list_objects,
+    parse_time,
+    put_bytes,
+    read_jsonl_gz,
+)
 
 PREDICTIONS_PREFIX = "predictions/"
 FEEDBACK_PREFIX = "feedback/"
@@ -188,7 +200,13 @@ def prediction_key(version: int, ts: datetime, ids: Iterable[str]) -> str:
 
 
 def feedback_key(ts: datetime, ids: Iterable[str]) -> str:
-    return f"{FEEDBACK_PREFIX}dt={ts:%Y-%m-%d}/{object_name(ids)}"
+    """The arrival time leads the name, so a listing from a key on gives what arrived after it."""
+    return f"{FEEDBACK_PREFIX}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}-{object_name(ids)}"
+
+
+def feedback_key_at(ts: datetime) -> str:
+    """The key every feedback object received from `ts` on sorts after (a listing's StartAfter)."""
+    return f"{FEEDBACK_PREFIX}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}"
 
 
 def report_prefix(version: int, ts: datetime, run_id: str) -> str:
@@ -260,6 +278,49 @@ def prediction_objects(s3: Any, bucket: str, version: int, start: datetime, end:
             return
 
 
+def has_predictions(s3: Any, bucket: str, version: int, start: datetime, end: datetime) -> bool:
+    """Whether any hour partition overlapping [start, end) holds an object: one request of one key
+    (every partition between the first and the last hour of the window is one of its hours)."""
+    hours = [prediction_prefix(version, hour) for hour in _hours(start, end)]
+    if not hours:
+        return False
+    with aws_call(f"list s3://{bucket}/{prediction_prefix(version)}"):
+        page = s3.list_objects_v2(
+            Bucket=bucket, Prefix=prediction_prefix(version), StartAfter=hours[0], MaxKeys=1
+        )
+    first = [o["Key"] for o in page.get("Contents", [])]
+    return bool(first) and first[0][: len(hours[-1])] <= hours[-1]
+
+
+def prediction_objects_listed(
+    s3: Any, bucket: str, version: int, start: datetime, end: datetime
+) -> Iterator[tuple[str, str, int]]:
+    """(key, ETag, size) of the objects of `prediction_objects`, from the same one listing."""
+    hours = [prediction_prefix(version, hour) for hour in _hours(start, end)]
+    if not hours:
+        return
+    wanted, width, last = set(hours), len(hours[0]), hours[-1]
+    for key, etag, size in list_objects(s3, bucket, prediction_prefix(version), start_after=hours[0]):
+        if key[:width] in wanted:
+            yield key, etag, size
+        elif key > last:
+            return
+
+
+def feedback_objects_between(
+    s3: Any, bucket: str, after: datetime, until: datetime
+) -> Iterator[tuple[str, str, int]]:
+    """(key, ETag, size) of the feedback objects received in [after, until], in arrival order.
+
+    One listing from `after` on (a request per 1,000 keys), not one per day of the window.
+    """
+    start, stop = feedback_key_at(after), feedback_key_at(until + timedelta(microseconds=1))
+    for key, etag, size in list_objects(s3, bucket, FEEDBACK_PREFIX, start_after=start):
+        if key >= stop:
+            return
+        yield key, etag, size
+
+
 class FirstSeen:
     """Keeps the first copy of each prediction id of an hour partition, objects read in key order.
 
@@ -288,8 +349,9 @@ class FirstSeen:
         return mask
 
 
-# The Athena view of unique_predictions_sql in the stack's Glue database.
+# The Athena view of unique_predictions_sql in the stack's Glue database, and the feedback table.
 UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
+FEEDBACK_TABLE = "feedback"
 
 
 # The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per

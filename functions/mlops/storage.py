@@ -140,11 +140,14 @@ def list_keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None)
                 yield obj["Key"]
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str, int]]:
+def list_objects(
+    s3: Any, bucket: str, prefix: str, start_after: str | None = None
+) -> Iterator[tuple[str, str, int]]:
     """(key, ETag, size) of each object under `prefix`, in key order: what a manifest records."""
     with aws_call(f"list s3://{bucket}/{prefix}"):
         paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        extra = {} if start_after is None else {"StartAfter": start_after}
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **extra):
             for obj in page.get("Contents", []):
                 yield obj["Key"], str(obj.get("ETag", "")), int(obj.get("Size", 0))
 

@@ -17,6 +17,7 @@ from mlops.bundle import model_prefix
 from mlops.logstore import (
     FEEDBACK_PARTITION_KEYS,
     FEEDBACK_PREFIX,
+    FEEDBACK_TABLE,
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
     REPORTS_PREFIX,
@@ -162,6 +163,8 @@ class Monitoring(Construct):
                     f"{prefix}:database/{self.database_name}",
                     f"{prefix}:table/{self.database_name}/predictions",
                     f"{prefix}:table/{self.database_name}/{UNIQUE_PREDICTIONS_VIEW}",
+                    # the label join of an hour Athena profiles reads the feedback table
+                    f"{prefix}:table/{self.database_name}/{FEEDBACK_TABLE}",
                 ],
             )
         )
@@ -269,7 +272,7 @@ class Monitoring(Construct):
             catalog_id=Aws.ACCOUNT_ID,
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
-                name="feedback",
+                name=FEEDBACK_TABLE,
                 description="Ground truth joined to predictions by prediction_id (logstore.FeedbackRecord)",
                 table_type="EXTERNAL_TABLE",
                 parameters={

@@ -22,7 +22,7 @@ from mlops.handlers import monitor as monitor_handler
 from mlops.handlers import predict as predict_handler
 from mlops.handlers import retrain as retrain_handler
 from mlops.logstore import latest_report_key
-from mlops.monitoring.engine import duckdb_predictions
+from mlops.monitoring.engine import duckdb_feedback, duckdb_predictions
 from mlops.registry import VersionRecord
 from mlops.resources import (
     ATHENA_WORKGROUP_ENV,
@@ -191,8 +191,9 @@ def test_retrain_after_an_alarm_promotes_as_the_retrain_role(
 
 class AthenaOverTheLogs:
     """moto's Athena answers queries from a queue; this one runs each query's SQL with DuckDB over the
-    log bucket's objects, under the Glue database's name, as Athena would over the Glue table, and
-    writes the answer as CSV to the workgroup's results location, as Athena does."""
+    log bucket's objects (predictions and feedback), under the Glue database's name, as Athena would
+    over the Glue tables, and writes the answer as CSV to the workgroup's results location, as Athena
+    does."""
 
     def __init__(self, stack: AwsStack, spec: Any, database: str, results: str, root: Path) -> None:
         self.stack, self.spec, self.database, self.results, self.root = stack, spec, database, results, root
@@ -205,7 +206,11 @@ class AthenaOverTheLogs:
         if exec_id in backend.query_results:
             return
         bucket = self.stack.env[LOG_BUCKET.env_var]
-        for key in list_keys(self.stack.s3, bucket, "predictions/"):
+        keys = [
+            *list_keys(self.stack.s3, bucket, "predictions/"),
+            *list_keys(self.stack.s3, bucket, "feedback/"),
+        ]
+        for key in keys:
             path = self.root / key
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(self.stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -215,6 +220,8 @@ class AthenaOverTheLogs:
         con.execute(f'CREATE SCHEMA "{self.database}"')
         con.execute(f'USE "{self.database}"')
         duckdb_predictions(con, self.spec, self.root)
+        if any(k.startswith("feedback/") for k in keys):
+            duckdb_feedback(con, self.spec, self.root)
         cursor = con.execute(execution.query)
         names = [d[0] for d in cursor.description]
         answer = cursor.fetchall()
@@ -285,9 +292,11 @@ def test_monitor_profiles_big_hours_with_athena_as_the_monitor_role(
     finally:
         monitor_handler.settings.cache_clear()
 
-    # then Athena profiled each hour with traffic, every call allowed by the deployed grants,
+    # then Athena profiled each hour with traffic and joined it to its labels (three queries an hour),
+    # every call allowed by the deployed grants,
     assert summary["reads"]["engines"] == {"athena": 2}
-    assert len(athena.queries) == 2 * 2 and all(f'"{database}".' in q for q in athena.queries)
+    assert len(athena.queries) == 2 * 3 and all(f'"{database}".' in q for q in athena.queries)
+    assert sum(f'"{database}"."feedback"' in q for q in athena.queries) == 2
     (version,) = summary["versions"]
     assert version["prediction_count"] == 120 and version["label_count"] == 120
     # and a role without the Athena grant would have been refused.

@@ -26,6 +26,7 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.monitoring.rollup import DayRollup
 from mlops.monitoring.run import (
     accumulate,
     evaluate,
@@ -51,9 +52,12 @@ def scheduled(at: datetime) -> dict[str, Any]:
     return event
 
 
-def run(at: datetime) -> dict[str, Any]:
+def run(at: datetime, window_hours: int | None = None) -> dict[str, Any]:
     monitor.settings.cache_clear()
-    return monitor.handler(scheduled(at), CONTEXT)
+    event = scheduled(at)
+    if window_hours is not None:
+        event = {**event, "detail": {"window_hours": window_hours}}
+    return monitor.handler(event, CONTEXT)
 
 
 class Traffic:
@@ -168,8 +172,10 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in VOLATILE}
 
 
-def assert_matches_from_scratch(stack: AwsStack, summary: dict[str, Any], end: datetime) -> dict[str, Any]:
-    start = end - timedelta(hours=24)
+def assert_matches_from_scratch(
+    stack: AwsStack, summary: dict[str, Any], end: datetime, hours: int = 24
+) -> dict[str, Any]:
+    start = end - timedelta(hours=hours)
     reference, acc, received, unmatched = from_scratch(stack, start, end, end)
     want = evaluate(
         acc,
@@ -271,5 +277,46 @@ def test_a_missed_run_is_caught_up_and_an_unaligned_window_cuts_its_edge_hours(
     assert caught_up["reads"]["hours_computed"] == 3 + 1
     assert caught_up["reads"]["hours_reused"] == 24 - 4
     assert_matches_from_scratch(aws_stack, caught_up, at)
-    partials = list(list_keys(aws_stack.s3, aws_stack.env[REPORT_BUCKET.env_var], "reports/partials/"))
-    assert len(partials) == 2 * 27
+    bucket = aws_stack.env[REPORT_BUCKET.env_var]
+    partials = list(list_keys(aws_stack.s3, bucket, "reports/partials/model_version=1/"))
+    partials = [k for k in partials if k.endswith("/day.json.gz")]
+    assert [k.rsplit("/", 2)[1] for k in partials] == ["dt=2026-11-19", "dt=2026-11-20"]
+    stored = [
+        DayRollup.from_bytes(aws_stack.s3.get_object(Bucket=bucket, Key=k)["Body"].read(), ["age_band"], dict)
+        for k in partials
+    ]
+    assert sum(len(day.hours) for day in stored if day is not None) == 27
+
+
+def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
+    aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
+) -> None:
+    # Given three days of traffic profiled by a 72-hour run, two whole days inside its window,
+    traffic = Traffic(aws_stack, trained, seed=9)
+    start = END - timedelta(hours=72)
+    hours = [traffic.hour(start + timedelta(hours=h), n=20, objects=1) for h in range(72)]
+    first = run(END, window_hours=72)
+    assert first["reads"]["hours_computed"] == 72
+    assert_matches_from_scratch(aws_stack, first, END, hours=72)
+
+    # when labels arrive late for predictions of a whole day and of the last day, and a new hour of
+    # traffic, and the next run covers 72 hours again,
+    late_at = END + timedelta(minutes=40)
+    traffic.label(hours[30] + hours[70], late_at)
+    traffic.hour(END, n=20, objects=1)
+    later = run(END + timedelta(hours=1), window_hours=72)
+
+    # then it reads the new hour's object only and one roll-up (and hours object) per day, not per hour,
+    assert later["reads"]["log_gets"] == 1 and later["reads"]["hours_computed"] == 1
+    assert later["reads"]["partial_gets"] <= 2 * 4
+    assert later["reads"]["feedback_gets"] == 1
+    # and equals a full read, the late labels in their hours,
+    report = assert_matches_from_scratch(aws_stack, later, END + timedelta(hours=1), hours=72)
+    assert report["labels"]["label_count"] == 40
+    assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(
+        sklearn_auc(traffic, hours[30] + hours[70])
+    )
+    # and a re-run reads no feedback and gives the same report.
+    again = run(END + timedelta(hours=1), window_hours=72)
+    assert again["reads"]["feedback_gets"] == 0 and again["reads"]["hours_computed"] == 0
+    assert_close(comparable(stored_report(aws_stack, again)), comparable(report))

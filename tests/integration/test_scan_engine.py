@@ -9,13 +9,21 @@ from typing import Any
 import numpy as np
 import pytest
 from mlops.handlers import monitor
-from mlops.logstore import prediction_prefix
+from mlops.logstore import (
+    FeedbackRecord,
+    feedback_key,
+    feedback_objects_between,
+    prediction_prefix,
+    write_feedback,
+)
 from mlops.monitoring.engine import duckdb_hour_engine, hour_profile_sql
+from mlops.monitoring.labels import Label
 from mlops.monitoring.partials import python_hour_profile
+from mlops.monitoring.rollup import HourLabels, sql_labels
 from mlops.monitoring.run import load_reference
 from mlops.registry import VersionRecord
 from mlops.resources import LOG_BUCKET, SCAN_ENGINE_ENV, SCAN_ENGINE_MIN_BYTES_ENV
-from mlops.storage import list_objects
+from mlops.storage import iso, list_objects, parse_time, read_jsonl_gz
 from mlops.training import TrainingResult
 
 from tests.conftest import AwsStack
@@ -91,6 +99,93 @@ def test_the_sql_hour_profile_equals_the_python_profile(
     whole, _ = python_hour_profile(*args, None, None)
     assert whole.rows == 405
     assert whole.features.numeric[num].missing == 5 and whole.features.categorical[cat].missing == 5
+
+
+def test_the_sql_label_join_equals_the_python_join(
+    aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
+) -> None:
+    # Given an hour of traffic with two predictions delivered again in a later object,
+    traffic = Traffic(aws_stack, trained, seed=13)
+    hour = END - timedelta(hours=2)
+    records = traffic.hour(hour, n=120, objects=2)
+    traffic.write(records[:2], hour)
+    other_hour = traffic.hour(hour + timedelta(hours=1), n=20, objects=1)
+    # and feedback: explicit labels for a third, implicit ones (some disagreeing) for a fifth, labels
+    # of another hour's predictions and of ids never logged, and labels that arrived before the range,
+    received_from, until = hour + timedelta(minutes=30), END + timedelta(hours=1)
+    traffic.label(records[::3], hour + timedelta(minutes=45))
+    implicit = [
+        FeedbackRecord(
+            prediction_id=r.prediction_id,
+            label=1 - traffic.truth[r.prediction_id] if i % 2 else traffic.truth[r.prediction_id],
+            source="implicit",
+            observed_at=iso(END),
+            received_at=iso(END + timedelta(minutes=5)),
+        )
+        for i, r in enumerate(records[::5])
+    ]
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    write_feedback(aws_stack.s3, bucket, feedback_key(END + timedelta(minutes=5), ["implicit"]), implicit)
+    traffic.label(other_hour, END)
+    ghosts = [r.model_copy(update={"prediction_id": f"ghost-{i}"}) for i, r in enumerate(records[:3])]
+    traffic.truth.update({g.prediction_id: 1 for g in ghosts})
+    traffic.label(ghosts, END)
+    traffic.label(records[1::3], hour + timedelta(minutes=10))  # before the range: not joined
+    monitor.settings.cache_clear()
+    reference, covers = _hour_inputs(aws_stack, hour)
+    spec = trained.spec
+    args = (
+        aws_stack.s3,
+        bucket,
+        reference.profile,
+        spec.sensitive_attributes,
+        spec.numeric_features,
+        spec.categorical_features,
+        1,
+        hour,
+        covers,
+    )
+    in_range = [
+        fb
+        for key, _, _ in feedback_objects_between(aws_stack.s3, bucket, received_from, until)
+        for fb in (
+            FeedbackRecord.model_validate(r)
+            for r in read_jsonl_gz(aws_stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        )
+    ]
+    by_id: dict[str, list[Label]] = {}
+    for label in (Label.of(fb) for fb in in_range):
+        by_id.setdefault(label.prediction_id, []).append(label)
+
+    # when the hour is joined to the feedback of the range in SQL (DuckDB) and in Python, whole and cut,
+    for lo, hi in ((None, None), (None, iso(hour + timedelta(minutes=30)))):
+        _, rows_python = python_hour_profile(*args, lo, hi)
+        python_join = HourLabels()
+        python_join.join(rows_python, by_id)
+        _, rows_sql = duckdb_hour_engine(spec, (received_from, until))(*args, lo, hi)
+        assert rows_sql.joined is not None
+        sql_join = HourLabels()
+        sql_join.join(rows_sql, sql_labels(rows_sql.joined))
+
+        # then both give every row the same feedback records and so the same label,
+        def by_prediction(join: HourLabels, rows: Any) -> dict[str, set[Label]]:
+            return {rows.prediction_ids[i]: set(held) for i, held in join.records.items()}
+
+        assert by_prediction(sql_join, rows_sql) == by_prediction(python_join, rows_python)
+        # which are the labels of the hour's logged predictions from the range only (counted apart):
+        inside = {r.prediction_id for r in records if hi is None or iso(parse_time(r.timestamp)) < hi}
+        explicit = {r.prediction_id for r in records[::3]} & inside
+        implicit_ids = {r.prediction_id for r in records[::5]} & inside
+        assert set(by_prediction(sql_join, rows_sql)) == explicit | implicit_ids
+        assert sum(len(held) for held in sql_join.records.values()) == len(explicit) + len(implicit_ids)
+        holding = sql_join.holding()
+        for i, label in holding.items():
+            pid = rows_sql.prediction_ids[i]
+            # explicit feedback holds over implicit; an implicit label holds only where it is alone
+            if pid in explicit:
+                assert (label.rank[0], label.label) == (1, traffic.truth[pid])
+            else:
+                assert label.rank[0] == 0
 
 
 def test_the_profile_sql_is_one_text_for_both_engines(

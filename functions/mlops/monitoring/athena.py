@@ -16,8 +16,15 @@ from typing import Any
 
 from mlops.config import MonitorSettings
 from mlops.errors import StorageError
-from mlops.logstore import UNIQUE_PREDICTIONS_VIEW
-from mlops.monitoring.engine import hour_profile_sql, hour_rows_sql, partial_from_rows
+from mlops.logstore import FEEDBACK_TABLE, UNIQUE_PREDICTIONS_VIEW
+from mlops.monitoring.engine import (
+    hour_label_range,
+    hour_profile_sql,
+    hour_rows_sql,
+    joined_labels,
+    label_join_sql,
+    partial_from_rows,
+)
 from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest
 from mlops.profile import ReferenceProfile
 from mlops.spec import ModelSpec
@@ -112,7 +119,12 @@ def _typed(row: Sequence[str | None]) -> tuple[Any, ...]:
     )
 
 
-def athena_hour_engine(spec: ModelSpec, settings: MonitorSettings, athena: Any) -> HourEngine:
+def athena_hour_engine(
+    spec: ModelSpec,
+    settings: MonitorSettings,
+    athena: Any,
+    labels_between: tuple[datetime, datetime] | None = None,
+) -> HourEngine:
     if not settings.athena_workgroup or not settings.glue_database:
         raise ValueError("the athena scan engine needs the Athena workgroup and the Glue database")
     workgroup, database = settings.athena_workgroup, settings.glue_database
@@ -138,10 +150,32 @@ def athena_hour_engine(spec: ModelSpec, settings: MonitorSettings, athena: Any) 
             athena, hour_rows_sql(spec, relation, version, hour, lo, hi), workgroup, database
         )
         listed = list(read_answer_csv(s3, athena, rows_query))
+        joined = None
+        if labels_between is not None:
+            feedback = f'"{database}"."{FEEDBACK_TABLE}"'
+            joined = joined_labels(
+                list(
+                    run_query(
+                        athena,
+                        label_join_sql(
+                            relation,
+                            feedback,
+                            version,
+                            hour,
+                            lo,
+                            hi,
+                            *hour_label_range(labels_between, hour),
+                        ),
+                        workgroup,
+                        database,
+                    )
+                )
+            )
         rows = HourRows(
             prediction_ids=[str(r[0]) for r in listed],
             probability=[float(r[1] or "nan") for r in listed],
             groups={a: [r[2 + i] for r in listed] for i, a in enumerate(sensitive)},
+            joined=joined,
         )
         return partial.model_copy(update={"lo": lo, "hi": hi}), rows
 

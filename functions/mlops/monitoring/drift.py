@@ -21,6 +21,7 @@ Defaults (overridable in the spec's ``[monitoring]`` table) and why:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -107,6 +108,10 @@ def group_counts(counts: Sequence[int] | np.ndarray, ends: Sequence[int]) -> np.
     return np.diff(np.concatenate([[0], cum[idx]]))
 
 
+# Above this effective sample size the KS p-value comes from the Kolmogorov limit (see ks_from_counts).
+KS_EXACT_MAX_N = 10_000
+
+
 def ks_from_counts(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and p-value from counts on shared bins.
 
@@ -121,6 +126,12 @@ def ks_from_counts(reference: np.ndarray, current: np.ndarray) -> tuple[float, f
     f_cur = np.cumsum(current) / m
     d = float(np.max(np.abs(f_ref - f_cur)))
     en = n * m / (n + m)
+    if en > KS_EXACT_MAX_N:
+        # scipy's exact Smirnov tail takes 0.1 to 2.5 s at such sizes (a 20-feature window of a week's
+        # traffic spent more time here than in everything else); the Kolmogorov limit with Stephens'
+        # correction is within 4% of it (relative) from n = 10,000 on.
+        root = math.sqrt(en)
+        return d, float(stats.kstwobign.sf(d * (root + 0.12 + 0.11 / root)))
     return d, float(stats.kstwo.sf(d, max(1, round(en))))
 
 

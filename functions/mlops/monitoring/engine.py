@@ -25,8 +25,13 @@ import numpy as np
 from mlops.config import MonitorSettings
 from mlops.evaluation import DECISION_THRESHOLD
 from mlops.logstore import (
+    FEEDBACK_PARTITION_KEYS,
+    FEEDBACK_PREFIX,
+    FEEDBACK_TABLE,
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
+    feedback_columns,
+    feedback_objects_between,
     prediction_columns,
     unique_predictions_sql,
 )
@@ -161,6 +166,59 @@ def hour_rows_sql(
     )
 
 
+# Result columns of the label join, in order.
+LABEL_COLUMNS = ("prediction_id", "label", "source", "observed_at", "received_at")
+
+
+def label_join_sql(
+    predictions: str,
+    feedback: str,
+    version: int,
+    hour: datetime,
+    lo: str | None,
+    hi: str | None,
+    received_from: datetime,
+    received_until: datetime,
+) -> str:
+    """Each feedback record received in [received_from, received_until] joined to the prediction of
+    the hour it labels (the label join of `mlops.monitoring.rollup.HourLabels.join`, in SQL).
+
+    `feedback` has the feedback table's columns and its `dt` partition (the day a record arrived),
+    so Athena reads only the days of the range.
+    """
+    where = [
+        f"model_version = {_text(str(version))}",
+        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
+        f"hour = {hour.hour}",
+    ]
+    if lo is not None:
+        where.append(f'"timestamp" >= {_text(lo)}')
+    if hi is not None:
+        where.append(f'"timestamp" < {_text(hi)}')
+    first, last = iso(received_from), iso(received_until)
+    return (
+        "SELECT p.prediction_id, f.label, f.source, f.observed_at, f.received_at\n"
+        f"FROM (SELECT prediction_id FROM {predictions} WHERE {' AND '.join(where)}) p\n"
+        "JOIN (SELECT prediction_id, label, source, observed_at, received_at "
+        f"FROM {feedback} WHERE dt >= {_text(f'{received_from:%Y-%m-%d}')} "
+        f"AND dt <= {_text(f'{received_until:%Y-%m-%d}')} "
+        f"AND received_at >= {_text(first)} AND received_at <= {_text(last)}) f\n"
+        "ON p.prediction_id = f.prediction_id\n"
+        "ORDER BY p.prediction_id, f.received_at, f.source, f.observed_at, f.label"
+    )
+
+
+def hour_label_range(labels_between: tuple[datetime, datetime], hour: datetime) -> tuple[datetime, datetime]:
+    """The part of a run's feedback range that can label an hour: from the hour's start on (feedback
+    comes after its prediction; a label that came earlier waits in the label state and is joined there)."""
+    since, until = labels_between
+    return max(since, hour), until
+
+
+def joined_labels(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int, str, str, str]]:
+    return [(str(p), int(y), str(s), str(o), str(r)) for p, y, s, o, r in rows]
+
+
 def partial_from_rows(
     rows: Sequence[Sequence[Any]],
     reference: ReferenceProfile,
@@ -283,8 +341,24 @@ def duckdb_predictions(con: Any, spec: ModelSpec, root: Path) -> str:
     return "predictions_unique"
 
 
-def duckdb_hour_engine(spec: ModelSpec) -> HourEngine:
-    """Profile an hour with embedded DuckDB over its objects, fetched to a scratch directory."""
+def duckdb_feedback(con: Any, spec: ModelSpec, root: Path) -> str:
+    """View `feedback` (the Glue table's schema over the feedback objects under `root`)."""
+    columns = {name: duckdb_type(hive) for name, hive, _ in feedback_columns(spec)}
+    partitions = {name: duckdb_type(hive) for name, hive, _ in FEEDBACK_PARTITION_KEYS}
+    pattern = re.sub(r"'", "''", f"{root}/{FEEDBACK_PREFIX}*/*.jsonl.gz")
+    con.execute(
+        f"CREATE OR REPLACE VIEW {FEEDBACK_TABLE} AS SELECT * "
+        f"FROM read_json('{pattern}', format='newline_delimited', columns={columns!r}, "
+        f"hive_partitioning=true, hive_types={partitions!r})"
+    )
+    return FEEDBACK_TABLE
+
+
+def duckdb_hour_engine(
+    spec: ModelSpec, labels_between: tuple[datetime, datetime] | None = None
+) -> HourEngine:
+    """Profile an hour with embedded DuckDB over its objects, fetched to a scratch directory; with
+    `labels_between`, also join it to the feedback received in that range (fetched alike)."""
 
     def run(
         s3: Any,
@@ -310,18 +384,39 @@ def duckdb_hour_engine(spec: ModelSpec) -> HourEngine:
                 data = get_bytes(s3, bucket, key)
                 read += len(data)
                 path.write_bytes(data)
+            fetched = 0
+            span = hour_label_range(labels_between, hour) if labels_between is not None else None
+            if span is not None:
+                for key, _, _ in feedback_objects_between(s3, bucket, *span):
+                    path = root / key
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(get_bytes(s3, bucket, key))
+                    fetched += 1
             con = duckdb.connect()
             try:
                 relation = duckdb_predictions(con, spec, root)
                 answer = con.execute(hour_profile_sql(spec, reference, relation, version, hour, lo, hi))
                 partial = partial_from_rows(answer.fetchall(), reference, version, hour, covers, "duckdb")
                 listed = con.execute(hour_rows_sql(spec, relation, version, hour, lo, hi)).fetchall()
+                joined = None
+                if span is not None:
+                    feedback = duckdb_feedback(con, spec, root) if fetched else None
+                    joined = (
+                        joined_labels(
+                            con.execute(
+                                label_join_sql(relation, feedback, version, hour, lo, hi, *span)
+                            ).fetchall()
+                        )
+                        if feedback
+                        else []
+                    )
             finally:
                 con.close()
         rows = HourRows(
             prediction_ids=[r[0] for r in listed],
             probability=[float(r[1]) for r in listed],
             groups={a: [r[2 + i] for r in listed] for i, a in enumerate(sensitive)},
+            joined=joined,
         )
         return partial.model_copy(update={"lo": lo, "hi": hi, "bytes_read": read}), rows
 
@@ -329,16 +424,27 @@ def duckdb_hour_engine(spec: ModelSpec) -> HourEngine:
 
 
 def scan_engine(
-    settings: MonitorSettings, spec: ModelSpec, athena: Any = None
-) -> Callable[[int], HourEngine]:
-    """The engine of an hour by its size: Python up to the threshold, the configured SQL engine above."""
+    settings: MonitorSettings,
+    spec: ModelSpec,
+    athena: Any = None,
+    labels_between: tuple[datetime, datetime] | None = None,
+) -> Callable[..., HourEngine]:
+    """The engine of an hour by its size: Python up to the threshold, the configured SQL engine above.
+
+    With `labels_between`, an SQL engine also joins the hour to the feedback received in that range,
+    unless asked for the profile only (`labelled=False`: the hour's labels are held already).
+    """
     if settings.scan_engine == "python":
-        return lambda size: python_hour_profile
+        return lambda size, labelled=True: python_hour_profile
     if settings.scan_engine == "duckdb":
-        sql: HourEngine = duckdb_hour_engine(spec)
+        sql: HourEngine = duckdb_hour_engine(spec, labels_between)
+        bare: HourEngine = duckdb_hour_engine(spec)
     else:
         from mlops.monitoring.athena import athena_hour_engine
 
-        sql = athena_hour_engine(spec, settings, athena)
+        sql = athena_hour_engine(spec, settings, athena, labels_between)
+        bare = athena_hour_engine(spec, settings, athena)
     threshold = settings.scan_engine_min_bytes
-    return lambda size: sql if size > threshold else python_hour_profile
+    return lambda size, labelled=True: (
+        (sql if labelled else bare) if size > threshold else python_hour_profile
+    )

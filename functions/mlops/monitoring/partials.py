@@ -73,6 +73,9 @@ class HourRows:
     prediction_ids: list[str] = field(default_factory=list)
     probability: list[float] = field(default_factory=list)
     groups: dict[str, list[Any]] = field(default_factory=dict)
+    # Feedback records an SQL engine joined to the hour where the data lives, as
+    # (prediction_id, label, source, observed_at, received_at); None when no engine did.
+    joined: list[tuple[str, int, str, str, str]] | None = None
 
     def to_bytes(self) -> bytes:
         # Columns, not one object a row: a single json.loads reads an hour's rows back.
@@ -101,6 +104,8 @@ class ReadStats:
     hours_reused: int = 0
     hours_computed: int = 0
     engines: dict[str, int] = field(default_factory=dict)
+    feedback_gets: int = 0
+    feedback_bytes: int = 0
 
 
 def partial_of(acc: WindowAccumulator, version: int, hour: datetime, covers: Manifest) -> HourPartial:

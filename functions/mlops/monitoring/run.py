@@ -22,8 +22,7 @@ from mlops.errors import NotFoundError
 from mlops.logstore import (
     FeedbackRecord,
     FirstSeen,
-    iter_feedback,
-    latest_labels,
+    has_predictions,
     latest_report_key,
     model_versions_logged,
     prediction_objects,
@@ -32,7 +31,16 @@ from mlops.logstore import (
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
 from mlops.monitoring.engine import scan_engine
 from mlops.monitoring.history import Promotion, history_run, update_history
-from mlops.monitoring.partials import PartialStore, ReadStats, describe, window_from_partials
+from mlops.monitoring.labels import (
+    FeedbackReads,
+    Label,
+    advanced,
+    labels_of,
+    new_feedback,
+    read_label_state,
+    write_label_state,
+)
+from mlops.monitoring.partials import PartialStore, ReadStats, describe
 from mlops.monitoring.performance import (
     concept_shift_check,
     estimate_performance,
@@ -41,6 +49,7 @@ from mlops.monitoring.performance import (
 )
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
+from mlops.monitoring.rollup import window_from_rollups
 from mlops.monitoring.significance import gap_significance
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
 from mlops.observability import logger
@@ -243,9 +252,7 @@ class MonitorResult:
 
 def versions_with_traffic(s3: Any, log_bucket: str, start: datetime, end: datetime) -> list[int]:
     return [
-        v
-        for v in model_versions_logged(s3, log_bucket)
-        if next(iter(prediction_objects(s3, log_bucket, v, start, end)), None)
+        v for v in model_versions_logged(s3, log_bucket) if has_predictions(s3, log_bucket, v, start, end)
     ]
 
 
@@ -361,14 +368,19 @@ def run_monitor(
         selected = sorted(set(versions_with_traffic(s3, settings.log_bucket, start, end)))
         if champion is not None and champion.version not in selected:
             selected.append(champion.version)
-    labels: dict[str, int] = {}
-    received: list[FeedbackRecord] = []
+    # Labels: the feedback that arrived since the last run, and the labels still waiting for a prediction.
+    state, state_etag = read_label_state(s3, settings.report_bucket)
+    feedback_reads = FeedbackReads()
+    records: list[FeedbackRecord] = []
+    seen: list[str] = list(state.seen)
     if selected:
-        feedback = list(
-            iter_feedback(s3, settings.log_bucket, start, max(end, now) + timedelta(microseconds=1))
-        )
-        labels = latest_labels(feedback)
-        received = received_in(feedback, start, end)
+        records, seen = new_feedback(s3, settings.log_bucket, state, start, now, feedback_reads)
+    waiting: list[Label] = [*state.pending_labels(), *labels_of(records)]
+    labels: dict[str, list[Label]] = {}
+    for label in waiting:
+        labels.setdefault(label.prediction_id, []).append(label)
+    matched_stored: set[str] = set()
+    received_matched = 0
     accumulated: list[tuple[VersionReference, WindowAccumulator]] = []
     for version in selected:
         try:
@@ -380,7 +392,7 @@ def run_monitor(
         except NotFoundError:
             logger.warning("logs of a version the registry does not know", extra={"version": version})
             continue
-        acc = window_from_partials(
+        acc, found = window_from_rollups(
             PartialStore(s3, settings.log_bucket, settings.report_bucket),
             reference.profile,
             reference.spec.sensitive_attributes,
@@ -390,12 +402,19 @@ def run_monitor(
             start,
             end,
             labels,
-            choose_engine=scan_engine(settings, reference.spec, athena),
+            choose_engine=scan_engine(settings, reference.spec, athena, labels_between=(start, now)),
             stats=result.reads,
         )
+        matched_stored |= found.matched_stored
+        received_matched += found.received_matched
         accumulated.append((reference, acc))
-    matched = set().union(*(acc.matched_ids for _, acc in accumulated)) if accumulated else set()
-    unmatched = sum(1 for fb in received if fb.prediction_id not in matched)
+    after = advanced(state, records, seen, matched_stored, now)
+    if selected and not write_label_state(s3, settings.report_bucket, after, state_etag):
+        logger.warning("another run moved the label state; the next run reads from the older point")
+    result.reads.feedback_gets += feedback_reads.gets
+    result.reads.feedback_bytes += feedback_reads.bytes
+    received = after.received_between(start, end)
+    unmatched = received - received_matched
     for reference, acc in accumulated:
         is_champion = champion is not None and reference.record.version == champion.version
         if acc.rows == 0 and not is_champion and versions is None:
@@ -409,7 +428,7 @@ def run_monitor(
             window_start=start,
             window_end=end,
             generated_at=now,
-            feedback_received=len(received),
+            feedback_received=received,
             unmatched_feedback=unmatched,
         )
         prefix = write_report(

@@ -1,0 +1,443 @@
+"""A window assembled from daily roll-ups: one listing and one read per day, however many hours.
+
+A day's roll-up (`reports/partials/model_version=V/dt=D/day.json.gz`) holds, for each whole hour of
+the day a run has profiled, the hour's partial (with the manifest of the log objects it covers), its
+rows (id, probability, sensitive values: what the label join needs) and its labels (the performance
+partial: which rows are labelled, with what). A run lists the window's log objects once, reads the
+roll-up of each day the window touches, profiles again only the hours whose objects changed (as
+`mlops.monitoring.partials` does hour by hour), joins the labels that arrived since the last run to
+the rows of every hour, and rewrites the days that changed. A late label so changes the labels of the
+hour of the prediction it labels, and a re-run applies nothing new. Hours cut by the window's edges are
+profiled for their part and not stored; their labels come from the stored whole hour when there is one.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from mlops.errors import NotFoundError
+from mlops.logstore import PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
+from mlops.monitoring.labels import Label
+from mlops.monitoring.partials import (
+    HourEngine,
+    HourPartial,
+    HourRows,
+    Manifest,
+    PartialStore,
+    ReadStats,
+    hour_spans,
+    merge_into,
+    partial_of,
+    python_hour_profile,
+)
+from mlops.monitoring.window import WindowAccumulator
+from mlops.profile import ReferenceProfile
+from mlops.storage import get_bytes, iso, put_bytes
+
+ROLLUP_FORMAT = 2
+ROLLUP_NAME = "day.json.gz"
+HOURS_NAME = "hours.json.gz"
+
+
+def rollup_key(version: int, day: datetime, name: str = ROLLUP_NAME) -> str:
+    return f"{PARTIALS_PREFIX}model_version={version}/dt={day:%Y-%m-%d}/{name}"
+
+
+@dataclass
+class HourLabels:
+    """The performance partial of an hour: for each labelled row (its position in the hour's rows),
+    every feedback record received for it. The label that holds is the one that beats the others;
+    keeping the records makes applying one twice a no-op and lets a window count its own feedback."""
+
+    records: dict[int, list[Label]] = field(default_factory=dict)
+    changed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        flat = [(i, x) for i in sorted(self.records) for x in self.records[i]]
+        return {
+            "i": [i for i, _ in flat],
+            "y": [x.label for _, x in flat],
+            "s": [x.rank[0] for _, x in flat],
+            "o": [x.rank[1] for _, x in flat],
+            "r": [x.rank[2] for _, x in flat],
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], ids: Sequence[str]) -> HourLabels:
+        out = cls()
+        for i, y, s, o, r in zip(body["i"], body["y"], body["s"], body["o"], body["r"], strict=True):
+            out.records.setdefault(i, []).append(Label(ids[i], y, (s, o, r), r))
+        return out
+
+    def holding(self) -> dict[int, Label]:
+        """The label that holds for each labelled row."""
+        out = {}
+        for i, held in self.records.items():
+            best = held[0]
+            for x in held[1:]:
+                if x.beats(best):
+                    best = x
+            out[i] = best
+        return out
+
+    def by_id(self, rows: HourRows) -> dict[str, list[Label]]:
+        return {rows.prediction_ids[i]: held for i, held in self.records.items()}
+
+    def join(self, rows: HourRows, labels: Mapping[str, Sequence[Label]]) -> set[str]:
+        """Add the records of `labels` (id -> records) to the rows they label; returns the ids matched."""
+        matched: set[str] = set()
+        if not labels:
+            return matched
+        for i, pid in enumerate(rows.prediction_ids):
+            new = labels.get(pid)
+            if not new:
+                continue
+            matched.add(pid)
+            held = self.records.setdefault(i, [])
+            for x in new:
+                if x not in held:
+                    held.append(x)
+                    self.changed = True
+        return matched
+
+    def received_in(self, lo: str, hi: str) -> int:
+        """Records received from minute `lo` to minute `hi`, both included."""
+        return sum(lo <= x.received_at[:16] <= hi for held in self.records.values() for x in held)
+
+
+def rows_json(rows: HourRows) -> dict[str, Any]:
+    """An hour's rows in a form one JSON parse reads fast: ids as one text, probabilities as bytes,
+    each sensitive column as its distinct values and a code per row."""
+    ids: str | list[str] = rows.prediction_ids
+    if not any("\n" in i for i in rows.prediction_ids):
+        ids = "\n".join(rows.prediction_ids)
+    groups = {}
+    for attribute, values in rows.groups.items():
+        levels: dict[Any, int] = {}
+        codes = np.fromiter((levels.setdefault(v, len(levels)) for v in values), dtype=np.int32)
+        groups[attribute] = {"levels": list(levels), "codes": base64.b64encode(codes.tobytes()).decode()}
+    p = np.asarray(rows.probability, dtype="<f8")
+    return {
+        "n": len(rows.prediction_ids),
+        "id": ids,
+        "p": base64.b64encode(p.tobytes()).decode(),
+        "g": groups,
+    }
+
+
+def rows_from_json(body: Mapping[str, Any], sensitive: Sequence[str]) -> HourRows:
+    n = int(body["n"])
+    ids = body["id"]
+    if isinstance(ids, str):
+        ids = ids.split("\n") if n else []
+    groups: dict[str, list[Any]] = {}
+    for attribute in sensitive:
+        held = body["g"].get(attribute)
+        if held is None:
+            groups[attribute] = [None] * n
+            continue
+        codes = np.frombuffer(base64.b64decode(held["codes"]), dtype=np.int32)
+        groups[attribute] = np.asarray(held["levels"] or [None], dtype=object)[codes].tolist()
+    probability = np.frombuffer(base64.b64decode(body["p"]), dtype="<f8").tolist()
+    return HourRows(prediction_ids=ids, probability=probability, groups=groups)
+
+
+class HourState:
+    """One stored hour: its manifest, rows and labels, and its partial (read and validated only when
+    its counts are needed: a day inside the window is merged from the day's own partial)."""
+
+    def __init__(
+        self,
+        partial: HourPartial | Callable[[], dict[str, Any]],
+        rows: HourRows,
+        labels: HourLabels,
+        covers: Manifest | None = None,
+    ) -> None:
+        self._partial = partial
+        self.rows = rows
+        self.labels = labels
+        if covers is None:
+            assert isinstance(partial, HourPartial)
+            covers = [(str(k), str(e)) for k, e in partial.covers]
+        self.covers = covers
+
+    @property
+    def partial(self) -> HourPartial:
+        if not isinstance(self._partial, HourPartial):
+            self._partial = HourPartial.model_validate(self._partial())
+        return self._partial
+
+
+class DayRollup:
+    """A day's stored hours and the merge of their counts (`whole`).
+
+    Two objects: `day.json.gz` (the merge, and each hour's manifest, rows and labels) is read for
+    every day a window touches; `hours.json.gz` (each hour's partial) only for a day the window
+    cuts or whose counts changed.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        day: str,
+        hours: dict[str, HourState] | None = None,
+        whole: HourPartial | dict[str, Any] | None = None,
+    ) -> None:
+        self.version, self.day = version, day
+        self.hours = hours if hours is not None else {}
+        self.whole = whole
+        self.counts_changed = False
+
+    def whole_partial(self, reference: ReferenceProfile, sensitive: Sequence[str]) -> HourPartial:
+        """The merge of the day's hour partials (stored with the day; made again when they changed)."""
+        if self.whole is None or self.counts_changed:
+            acc = WindowAccumulator(reference, sensitive)
+            for _, state in sorted(self.hours.items()):
+                merge_into(acc, state.partial)
+            covers = [c for _, state in sorted(self.hours.items()) for c in state.covers]
+            self.whole = partial_of(acc, self.version, datetime.fromisoformat(self.day), covers)
+            self.counts_changed = False
+        elif not isinstance(self.whole, HourPartial):
+            self.whole = HourPartial.model_validate(self.whole)
+        return self.whole
+
+    def day_bytes(self, reference: ReferenceProfile, sensitive: Sequence[str]) -> bytes:
+        body = {
+            "format": ROLLUP_FORMAT,
+            "version": self.version,
+            "day": self.day,
+            "whole": self.whole_partial(reference, sensitive).model_dump(mode="json"),
+            "hours": {
+                hh: {"covers": h.covers, "rows": rows_json(h.rows), "labels": h.labels.to_json()}
+                for hh, h in sorted(self.hours.items())
+            },
+        }
+        return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), 5, mtime=0)
+
+    def hours_bytes(self) -> bytes:
+        body = {hh: h.partial.model_dump(mode="json") for hh, h in sorted(self.hours.items())}
+        return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), 5, mtime=0)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, sensitive: Sequence[str], partials: Callable[[], dict[str, Any]]
+    ) -> DayRollup | None:
+        """A stored day; `partials` reads its hours' partials (once) when one is needed."""
+        body = json.loads(gzip.decompress(data))
+        if body.get("format") != ROLLUP_FORMAT:
+            return None  # another format: its hours are profiled again
+        held: dict[str, Any] = {}
+
+        def hour_partial(hh: str) -> Callable[[], dict[str, Any]]:
+            def read() -> dict[str, Any]:
+                if not held:
+                    held.update(partials())
+                return dict(held[hh])
+
+            return read
+
+        hours = {}
+        for hh, h in body["hours"].items():
+            rows = rows_from_json(h["rows"], sensitive)
+            hours[hh] = HourState(
+                hour_partial(hh),
+                rows,
+                HourLabels.from_json(h["labels"], rows.prediction_ids),
+                covers=[(str(k), str(e)) for k, e in h["covers"]],
+            )
+        return cls(int(body["version"]), body["day"], hours, whole=body.get("whole"))
+
+
+@dataclass
+class WindowLabels:
+    """What the label join of one version's window found."""
+
+    # ids whose labels a stored hour now holds (they wait no longer)
+    matched_stored: set[str] = field(default_factory=set)
+    # feedback records received in the window that label one of its predictions
+    received_matched: int = 0
+
+
+def _read_day(
+    store_at: PartialStore, version: int, day: datetime, sensitive: Sequence[str], stats: ReadStats
+) -> DayRollup:
+    empty = DayRollup(version, f"{day:%Y-%m-%d}")
+    s3, bucket = store_at.s3, store_at.partial_bucket
+    try:
+        data = get_bytes(s3, bucket, rollup_key(version, day))
+    except NotFoundError:
+        return empty
+    stats.partial_gets += 1
+    stats.partial_bytes += len(data)
+
+    def partials() -> dict[str, Any]:
+        raw = get_bytes(s3, bucket, rollup_key(version, day, HOURS_NAME))
+        stats.partial_gets += 1
+        stats.partial_bytes += len(raw)
+        return dict(json.loads(gzip.decompress(raw)))
+
+    try:
+        held = DayRollup.from_bytes(data, sensitive, partials)
+    except (ValueError, KeyError, OSError):
+        return empty
+    return held if held is not None else empty
+
+
+def _add_labelled(acc: WindowAccumulator, rows: HourRows, labels: Mapping[int, Label]) -> None:
+    if not labels:
+        return
+    idx = sorted(labels)
+    acc.labelled.probability.append(np.array([rows.probability[i] for i in idx], dtype=np.float64))
+    acc.labelled.label.append(np.array([labels[i].label for i in idx], dtype=np.int64))
+    for attribute in acc.sensitive:
+        col = rows.groups.get(attribute)
+        acc.labelled.groups[attribute].extend(col[i] if col is not None else None for i in idx)
+    acc.matched_ids.update(rows.prediction_ids[i] for i in idx)
+
+
+def sql_labels(joined: Sequence[tuple[str, int, str, str, str]]) -> dict[str, list[Label]]:
+    """The label join's answer (`mlops.monitoring.engine.LABEL_COLUMNS`) as records by prediction id."""
+    out: dict[str, list[Label]] = {}
+    for pid, y, source, observed, received in joined:
+        rank = (1 if source == "explicit" else 0, observed, received)
+        out.setdefault(pid, []).append(Label(pid, int(y), rank, received))
+    return out
+
+
+def _days_inside(start: datetime, end: datetime) -> set[str]:
+    """Days whose 24 hours all lie in [start, end)."""
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if day < start:
+        day += timedelta(days=1)
+    out = set()
+    while day + timedelta(days=1) <= end:
+        out.add(f"{day:%Y-%m-%d}")
+        day += timedelta(days=1)
+    return out
+
+
+def window_from_rollups(
+    store_at: PartialStore,
+    reference: ReferenceProfile,
+    sensitive: Sequence[str],
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    version: int,
+    start: datetime,
+    end: datetime,
+    labels: Mapping[str, Sequence[Label]],
+    *,
+    choose_engine: Callable[..., HourEngine] | None = None,
+    stats: ReadStats | None = None,
+) -> tuple[WindowAccumulator, WindowLabels]:
+    """One version's window [start, end) from its days' roll-ups, with `labels` (id -> the records
+    that arrived since the last run and those still waiting) applied to the hours they label."""
+    stats = stats if stats is not None else ReadStats()
+    s3 = store_at.s3
+    listed: dict[str, list[tuple[str, str, int]]] = {}
+    for key, etag, size in prediction_objects_listed(s3, store_at.log_bucket, version, start, end):
+        listed.setdefault(key.rsplit("/", 1)[0] + "/", []).append((key, etag, size))
+    days: dict[str, DayRollup] = {}
+    dirty: set[str] = set()
+    acc = WindowAccumulator(reference, sensitive)
+    found = WindowLabels()
+    minutes = iso(start)[:16], iso(end)[:16]
+    whole_days = _days_inside(start, end)
+    merged_days: set[str] = set()
+    days_to_merge: list[str] = []
+    computed: set[tuple[str, str]] = set()
+    for hour, lo, hi in hour_spans(start, end):
+        objects = listed.get(prediction_prefix(version, hour), [])
+        covers: Manifest = [(key, etag) for key, etag, _ in objects]
+        day_name, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
+        if day_name not in days:
+            days[day_name] = _read_day(store_at, version, hour, sensitive, stats)
+        day = days[day_name]
+        held = day.hours.get(hh)
+        current = held is not None and held.covers == covers
+        whole = lo is None and hi is None
+        if not covers:
+            if held is not None and whole:
+                del day.hours[hh]  # its objects are gone
+                dirty.add(day_name)
+                day.counts_changed = True
+            continue
+        if current and held is not None:
+            found.matched_stored |= held.labels.join(held.rows, labels)
+            if held.labels.changed:
+                dirty.add(day_name)
+        partial: HourPartial | None
+        if whole and current and held is not None:
+            # Counts merged with the whole day below when every hour of the day is in the window.
+            partial = None if day_name in whole_days else held.partial
+            rows, hour_labels = held.rows, held.labels
+            stats.hours_reused += 1
+        else:
+            size = sum(s for _, _, s in objects)
+            # An hour whose stored labels are current needs the profile of its part only.
+            engine = choose_engine(size, labelled=not current) if choose_engine else python_hour_profile
+            partial, rows = engine(
+                s3,
+                store_at.log_bucket,
+                reference,
+                sensitive,
+                numeric,
+                categorical,
+                version,
+                hour,
+                covers,
+                lo,
+                hi,
+            )
+            stats.hours_computed += 1
+            computed.add((day_name, hh))
+            if partial.bytes_read:  # the function read the objects (Athena reads them itself)
+                stats.log_gets += len(covers)
+                stats.log_bytes += partial.bytes_read
+            stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
+            # Labels already applied to this hour follow their predictions into the new rows.
+            earlier = held.labels.by_id(held.rows) if held is not None else {}
+            fresh = HourLabels()
+            fresh.join(rows, earlier)
+            matched = fresh.join(rows, labels)
+            if rows.joined is not None:
+                # The engine joined the hour to the window's feedback where the data lives.
+                matched |= fresh.join(rows, sql_labels(rows.joined))
+            if whole:
+                day.hours[hh] = HourState(partial, rows, fresh)
+                dirty.add(day_name)
+                day.counts_changed = True
+                found.matched_stored |= matched
+            hour_labels = fresh
+        if partial is not None:
+            merge_into(acc, partial)
+        elif day_name not in merged_days:
+            merged_days.add(day_name)
+            days_to_merge.append(day_name)
+        _add_labelled(acc, rows, hour_labels.holding())
+        found.received_matched += hour_labels.received_in(*minutes)
+    for name in days_to_merge:
+        held_day = days[name]
+        # An hour profiled again in this run is merged already: merge the others' stored counts.
+        if held_day.counts_changed:
+            for hh, state in sorted(held_day.hours.items()):
+                if (name, hh) not in computed:
+                    merge_into(acc, state.partial)
+        else:
+            merge_into(acc, held_day.whole_partial(reference, sensitive))
+    for name in sorted(dirty):
+        day = days[name]
+        at = datetime.fromisoformat(name)
+        # Both objects together, hours first: a day object always has its hours' partials, and both
+        # are as old as each other when the reports' expiry comes.
+        put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
+        put_bytes(s3, store_at.partial_bucket, rollup_key(version, at), day.day_bytes(reference, sensitive))
+    return acc, found
