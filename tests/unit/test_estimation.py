@@ -269,3 +269,35 @@ def test_a_calibration_map_without_a_logistic_map_estimates_with_its_binned_rate
     labels = np.r_[np.ones(cells.size), np.zeros(cells.size)]
     expected = skm.roc_auc_score(labels, np.r_[cells, cells], sample_weight=weights)
     assert estimate["roc_auc"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_agreement_limits_for_a_threshold_metric_follow_sklearns_label_noise_and_the_test_sets_size() -> None:
+    # Given calibrated scores, binned maps fitted on 2,000 and on 8,000 labelled rows, and a window of
+    # 1,000 scores
+    rng = np.random.default_rng(12)
+
+    def scores(n: int) -> np.ndarray:
+        return 1 / (1 + np.exp(-rng.normal(-1.0, 1.5, n)))
+
+    def fitted(n: int) -> CalibrationMap:
+        p = scores(n)
+        return estimation.fit_calibration((rng.random(n) < p).astype(int), p).model_copy(
+            update={"logistic": None, "logistic_covariance": None}
+        )
+
+    small, large = fitted(2000), fitted(8000)
+    p = scores(1000)
+    grid = ScoreGrid.of(p)
+    # When the agreement limits of accuracy are computed against each map
+    limits = {n: estimation.agreement_limits(grid, m, "accuracy") for n, m in ((2000, small), (8000, large))}
+    assert limits[2000] is not None and limits[8000] is not None
+    z = 2.5758  # the 99% normal quantile
+    # Then the window part is the spread of sklearn's accuracy over labels these scores could get
+    realized = [skm.accuracy_score(rng.random(p.size) < p, p >= DECISION) for _ in range(400)]
+    window_sd = (limits[8000].window[1] - limits[8000].window[0]) / (2 * z)
+    assert window_sd == pytest.approx(np.std(realized, ddof=1), rel=0.2)
+    # and the test set's part shrinks about as 1/sqrt(rows): four times the rows, about half the width
+    width = {n: lim.reference[1] - lim.reference[0] for n, lim in limits.items()}
+    assert 0.35 <= width[8000] / width[2000] <= 0.7
+    # and the limit is the sum of the parts
+    assert limits[8000].high == pytest.approx(limits[8000].window[1] + limits[8000].reference[1])

@@ -163,7 +163,7 @@ def test_healthy_labelled_windows_rarely_suspect_concept_shift_or_reach_the_esti
         assert report.concept_shift is not None and report.estimate.gap_ratio is not None
         suspected += report.concept_shift.suspected
         reached += report.estimate.gap_ratio >= 1
-    # ~2.8 standard errors (0.6% per window) and 3 sd respectively: at most one of 30 each.
+    # 99% limits on both parts of the concept-shift limit, 3 sd for the estimated gap: at most one of 30 each.
     assert suspected <= 1
     assert reached <= 1
 
@@ -180,5 +180,6 @@ def test_concept_shift_is_suspected_when_labels_contradict_the_estimate(trained:
         suspected += check.suspected
         breached = {a.alarm for a in report.alarms if a.breached}
         assert ("ConceptShiftSuspected" in breached) == check.suspected
-    # And the disagreement is flagged in nearly every window (AUC falls ~0.08; limit ~0.045 at 1,000 labels)
+    # And the disagreement is flagged in nearly every window (AUC falls ~0.08; limit ~0.056 at 1,000 labels
+    # against this 1,000-row test set)
     assert suspected >= 18

@@ -15,6 +15,10 @@
   calibration holds: each bin's rate drawn from its Beta posterior (the map's own
   uncertainty; the logistic map's coefficients from their normal law), then each cell's
   positives from a binomial (the labels' noise).
+- Agreement: how far labels may take a window's realized metric from its estimate while the
+  relation between scores and outcome holds (`agreement_limits`): the labels' noise given the
+  window's scores, new in every window, plus the map's error, which the one test set gives every
+  window of a version alike, so the two limits add.
 - Variability: the test set cut at random into chunks gives the chunk-to-chunk standard
   deviation of the estimate and of the realized metric; they scale as 1/sqrt(rows) to any
   window, and set the estimated-gap alarm threshold instead of a fixed number.
@@ -26,9 +30,10 @@ and hence the estimate unchanged. `concept_shift_check` catches it once labels a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import stats
 
 from mlops.evaluation import DECISION_THRESHOLD
 from mlops.monitoring.window import SCORE_GRID_BINS, ScoreGrid
@@ -54,6 +59,13 @@ MIN_CHUNK_ROWS = 50
 CHUNK_REPEATS = 20
 SIMULATIONS = 300
 CONFIDENCE = 0.95
+# Whether labels agree with the estimate (`agreement_limits`) is judged at 99%, not 95%: the part of
+# the limit due to the test set is drawn once per version and persists in every window, so its level
+# is the share of versions that would warn for their whole life although nothing changed (1 in 100,
+# not 1 in 20); and consecutive 24-hour windows share most of their labels, so two breaches in three
+# periods confirm little and each window's level is close to the alarm's per-period level.
+AGREEMENT_CONFIDENCE = 0.99
+AGREEMENT_SIMULATIONS = 1000
 # The estimated-gap alarm fires when the estimate's drop is both clear and material. Clear: beyond
 # ESTIMATE_SIGMAS of the estimate's own chunk-to-chunk spread at the window's size (what healthy
 # windows' estimates do; with the test estimate's error). Material: beyond WARNING_SIGMAS of the
@@ -322,6 +334,34 @@ def estimate_metrics(grid: ScoreGrid, calibration: CalibrationMap) -> dict[str, 
     return {k: _finite(v) for k, v in values.items()}
 
 
+def _map_draws(
+    calibration: CalibrationMap, occupied: np.ndarray, metric: str, rng: np.random.Generator, simulations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The map's probability of a positive per occupied cell: its point value and draws of it.
+
+    The draws are the map's own uncertainty, the finite sample of the test set it was fitted on:
+    the logistic map's coefficients from their asymptotic normal law (for ROC AUC, when chosen),
+    otherwise each bin's rate from its Jeffreys posterior (a bin with no test rows keeps its
+    borrowed rate).
+    """
+    if metric in RANKING_METRICS and calibration.logistic is not None and calibration.logistic_covariance:
+        logits = _cell_logits(calibration.grid_bins)[occupied]
+        beta = rng.multivariate_normal(
+            np.asarray(calibration.logistic), np.asarray(calibration.logistic_covariance), size=simulations
+        )
+        return _logistic(np.asarray(calibration.logistic), logits), _logistic(beta, logits)
+    rows = np.asarray(calibration.rows, dtype=np.float64)
+    pos = np.asarray(calibration.positives, dtype=np.float64)
+    rates = np.asarray(calibration.rates, dtype=np.float64)
+    interval_of = cell_intervals(calibration)[occupied]
+    drawn = np.where(
+        rows > 0,
+        rng.beta(pos + 0.5, np.maximum(rows - pos, 0) + 0.5, size=(simulations, rows.size)),
+        rates,
+    )
+    return rates[interval_of], drawn[:, interval_of]
+
+
 def estimate_interval(
     grid: ScoreGrid,
     calibration: CalibrationMap,
@@ -330,37 +370,90 @@ def estimate_interval(
     simulations: int = SIMULATIONS,
     seed: int = 0,
 ) -> tuple[float, float] | None:
-    """Interval of the realized `metric` these scores would show if the calibration holds."""
+    """Interval of the realized `metric` these scores would show if the calibration holds: the map's
+    uncertainty and the labels' noise in one simulation."""
     _check_grid(grid, calibration)
     if grid.total == 0 or metric not in ESTIMATED_METRICS:
         return None
     rng = np.random.default_rng(seed)
     occupied = np.flatnonzero(grid.counts)
     counts = grid.counts[occupied]
-    interval_of = cell_intervals(calibration)[occupied]
-    rows = np.asarray(calibration.rows, dtype=np.float64)
-    pos = np.asarray(calibration.positives, dtype=np.float64)
-    rates = np.asarray(calibration.rates, dtype=np.float64)
     cut = int(np.searchsorted(occupied, _decision_cell(calibration.grid_bins)))
-    if metric in RANKING_METRICS and calibration.logistic is not None and calibration.logistic_covariance:
-        # The logistic map's own uncertainty: coefficients from their asymptotic normal law.
-        beta = rng.multivariate_normal(
-            np.asarray(calibration.logistic), np.asarray(calibration.logistic_covariance), size=simulations
-        )
-        q = _logistic(beta, _cell_logits(calibration.grid_bins)[occupied])
-        simulated_pos = rng.binomial(counts, q)
-        values = metrics_from_cells(simulated_pos, counts - simulated_pos, cut, only=metric)[metric]
-        return _quantile_interval(values, simulations, confidence)
-    # Jeffreys posterior of each bin's rate; a bin with no test rows keeps its borrowed rate.
-    drawn = np.where(
-        rows > 0,
-        rng.beta(pos + 0.5, np.maximum(rows - pos, 0) + 0.5, size=(simulations, rows.size)),
-        rates,
-    )
-    q = drawn[:, interval_of]
+    _, q = _map_draws(calibration, occupied, metric, rng, simulations)
     simulated_pos = rng.binomial(counts, q)
     values = metrics_from_cells(simulated_pos, counts - simulated_pos, cut, only=metric)[metric]
     return _quantile_interval(values, simulations, confidence)
+
+
+class AgreementLimits(NamedTuple):
+    """How far a window's realized metric may fall from its estimate (realized minus estimate) while
+    the relation between scores and outcome holds, in two parts that behave differently over time.
+
+    - ``window``: the labels' noise given these scores, the realized metric of labels drawn from the
+      map minus the estimate. It is new in every window.
+    - ``reference``: the map's own error, the estimate with the map's coefficients (or rates) drawn
+      from their sampling law minus the estimate. It comes from the one test set the map was fitted
+      on, so every window of a version shares it.
+
+    Each is a (low, high) pair. Because one part persists, the limits add rather than combine in
+    quadrature: for any test set whose error lies within its pair, a window falls outside
+    ``low``..``high`` only when its labels' noise leaves the window pair.
+    """
+
+    window: tuple[float, float]
+    reference: tuple[float, float]
+
+    @property
+    def low(self) -> float:
+        return self.window[0] + self.reference[0]
+
+    @property
+    def high(self) -> float:
+        return self.window[1] + self.reference[1]
+
+
+def agreement_limits(
+    grid: ScoreGrid,
+    calibration: CalibrationMap,
+    metric: str,
+    confidence: float = AGREEMENT_CONFIDENCE,
+    simulations: int = AGREEMENT_SIMULATIONS,
+    seed: int = 0,
+) -> AgreementLimits | None:
+    """The limits of realized minus estimated `metric` on the labelled predictions in `grid`.
+
+    Each part is its simulated mean plus or minus the normal quantile of `confidence` times its
+    simulated standard deviation: at a 99% level the empirical 0.5% quantile of a few thousand
+    draws rests on a handful of them, the standard deviation on all.
+    """
+    _check_grid(grid, calibration)
+    if grid.total == 0 or metric not in ESTIMATED_METRICS:
+        return None
+    rng = np.random.default_rng(seed)
+    occupied = np.flatnonzero(grid.counts)
+    counts = grid.counts[occupied]
+    cut = int(np.searchsorted(occupied, _decision_cell(calibration.grid_bins)))
+    point, drawn = _map_draws(calibration, occupied, metric, rng, simulations)
+    estimate = metrics_from_cells(counts * point, counts * (1 - point), cut, only=metric)[metric]
+    if not np.isfinite(estimate):
+        return None
+    labelled = rng.binomial(counts, point, size=(simulations, counts.size))
+    realized = metrics_from_cells(labelled, counts - labelled, cut, only=metric)[metric]
+    expected = metrics_from_cells(counts * drawn, counts * (1 - drawn), cut, only=metric)[metric]
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    window = _normal_limits(realized - estimate, simulations, z)
+    reference = _normal_limits(expected - estimate, simulations, z)
+    if window is None or reference is None:
+        return None
+    return AgreementLimits(window=window, reference=reference)
+
+
+def _normal_limits(values: np.ndarray, simulations: int, z: float) -> tuple[float, float] | None:
+    values = values[np.isfinite(values)]
+    if values.size < simulations // 2:
+        return None
+    centre, spread = float(values.mean()), float(values.std(ddof=1))
+    return centre - z * spread, centre + z * spread
 
 
 def _quantile_interval(values: np.ndarray, simulations: int, confidence: float) -> tuple[float, float] | None:

@@ -14,8 +14,8 @@
   (`mlops.monitoring.estimation`), so it needs no calibrated model. Its gap to the test
   value alarms beyond a threshold from the test set's chunk-to-chunk variability.
 - Estimation cannot see concept shift; labels can. When the realized value on labelled
-  predictions and the estimate on the same predictions part ways beyond their intervals,
-  concept shift is suspected (`concept_shift_check`).
+  predictions and the estimate on the same predictions part ways beyond what the labels' noise
+  and the test set's error allow, concept shift is suspected (`concept_shift_check`).
 - Fairness: selection rate per group on every prediction, true-positive rate on
   labelled ones; groups smaller than 100 predictions (or 30 labelled positives for TPR)
   are left out of the gap because their rates are mostly noise.
@@ -32,7 +32,12 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from mlops.evaluation import DECISION_THRESHOLD, classification_metrics, fairness_gap, group_metrics
-from mlops.monitoring.estimation import estimate_interval, estimate_metrics, estimated_gap_threshold
+from mlops.monitoring.estimation import (
+    agreement_limits,
+    estimate_interval,
+    estimate_metrics,
+    estimated_gap_threshold,
+)
 from mlops.monitoring.window import ScoreGrid
 from mlops.profile import PerformanceReference
 
@@ -336,6 +341,10 @@ class ConceptShiftCheck(BaseModel):
     limit: float | None
     suspected: bool
     note: str
+    # The limit's two parts on the side the difference falls (see `estimation.AgreementLimits`):
+    # the labels' noise in this window, and the test set's error that every window shares.
+    window_limit: float | None = None
+    reference_limit: float | None = None
 
 
 def concept_shift_check(
@@ -345,12 +354,14 @@ def concept_shift_check(
     reference: PerformanceReference,
     seed: int = 0,
 ) -> ConceptShiftCheck | None:
-    """Concept shift is suspected when realized and estimated performance part ways beyond their intervals.
+    """Concept shift is suspected when realized and estimated performance part ways beyond what chance allows.
 
-    Both are computed on the same labelled predictions, so covariate shift moves them
-    together; a gap wider than the two interval half-widths facing each other, combined
-    (sqrt(a^2 + b^2), about 2.8 standard errors), says the relation between scores and
-    outcomes changed. Needs the production value (``min_labels`` labels).
+    Both are computed on the same labelled predictions, so the scores are common to them and a
+    covariate shift moves them together: only the labels' noise given these scores and the
+    calibration map's error separate them when the relation holds (`estimation.agreement_limits`).
+    The map's error comes from the one test set, so it is the same in every window of the
+    version; its limit is added to the labels' limit, not combined in quadrature as if each window
+    drew a new test set. Needs the production value (``min_labels`` labels).
     """
     realized = performance.value
     if realized is None:
@@ -361,26 +372,29 @@ def concept_shift_check(
     if estimated is None:
         return None
     interval = estimate_interval(grid, reference.calibration, primary, seed=seed)
+    limits = agreement_limits(grid, reference.calibration, primary, seed=seed)
     difference = float(realized - estimated)
-    limit = None
-    if interval is not None and performance.ci_low is not None and performance.ci_high is not None:
-        if difference < 0:
-            half_realized, half_estimated = performance.ci_high - realized, estimated - interval[0]
-        else:
-            half_realized, half_estimated = realized - performance.ci_low, interval[1] - estimated
-        limit = float(np.hypot(max(half_realized, 0.0), max(half_estimated, 0.0)))
-    suspected = limit is not None and abs(difference) > limit
+    limit = window_limit = reference_limit = None
+    if limits is not None:
+        side = 0 if difference < 0 else 1
+        window_limit, reference_limit = abs(limits.window[side]), abs(limits.reference[side])
+        limit = float(abs(limits.low if difference < 0 else limits.high))
+    suspected = limits is not None and not limits.low <= difference <= limits.high
     if limit is None:
-        note = "no interval on one side: not compared"
+        note = "no limit for this metric on these predictions: not compared"
     elif suspected:
         note = (
             f"realized {primary} {realized:.3f} and its estimate {estimated:.3f} on the same "
-            f"{int(y.size)} labelled predictions differ by {difference:+.3f}, beyond their intervals "
-            f"(±{limit:.3f}): concept shift suspected. The inputs-to-outcome relation changed, which "
-            "the label-free estimate cannot see; trust the labels"
+            f"{int(y.size)} labelled predictions differ by {difference:+.3f}, beyond the ±{limit:.3f} "
+            f"that the labels' noise ({window_limit:.3f}) and the test set's error ({reference_limit:.3f}) "
+            "allow: concept shift suspected. The inputs-to-outcome relation changed, which the "
+            "label-free estimate cannot see; trust the labels"
         )
     else:
-        note = f"realized and estimated {primary} agree within their intervals (±{limit:.3f})"
+        note = (
+            f"realized and estimated {primary} agree within ±{limit:.3f} (labels' noise "
+            f"{window_limit:.3f} + test set's error {reference_limit:.3f})"
+        )
     return ConceptShiftCheck(
         primary_metric=primary,
         label_count=int(y.size),
@@ -394,6 +408,8 @@ def concept_shift_check(
         limit=limit,
         suspected=suspected,
         note=note,
+        window_limit=window_limit,
+        reference_limit=reference_limit,
     )
 
 
