@@ -47,6 +47,35 @@ def test_bodies_stay_under_the_limit_and_carry_every_row_once_in_order(rows, pad
     assert [r.model_dump(mode="json") for r in records] == batch.records()
 
 
+def test_a_message_carries_the_features_as_one_list_per_feature():
+    # Given three predictions
+    batch = batch_of(3, pad=2)
+    # When they are packed into a message
+    (body,) = message_bodies(batch)
+    # Then each feature's name is written once, with its values in row order
+    message = json.loads(body)
+    assert message["v"] == 2
+    assert message["features"] == {"x": [0.0, 1.0, 2.0], "note": ["nn"] * 3, "device": [None] * 3}
+
+
+def test_a_row_wise_message_of_format_1_still_reads_as_its_records():
+    # Given a message as earlier releases queued it: the features as one object per row
+    batch = batch_of(9, pad=3, event_times=[f"2025-11-26T10:0{i}:00.000000Z" for i in range(9)])
+    message = json.loads(message_bodies(batch)[0])
+    message.update(v=1, features=[dict(row) for row in batch.features])
+    # When the log writer reads it
+    records = parse_message(json.dumps(message))
+    # Then it holds the same records as the column-wise message of today
+    assert [r.model_dump(mode="json") for r in records] == batch.records()
+
+
+def test_rows_of_one_request_with_different_features_are_refused():
+    batch = batch_of(2)
+    rows = [{"x": 1.0}, {"y": 2.0}]
+    with pytest.raises(ValueError, match="same features"):
+        message_bodies(PredictionBatch(**{**batch.__dict__, "features": rows}))
+
+
 def test_a_row_that_cannot_fit_is_refused():
     with pytest.raises(ValueError, match="over the"):
         message_bodies(batch_of(1, pad=5000), max_bytes=1000)
@@ -173,6 +202,10 @@ def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once(clie
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "prediction_id": ["a", ""]}),
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": [0.5, 1.5]}),
         message_bodies(batch_of(2))[0].replace('"probability":[0.0,', '"probability":[NaN,'),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "features": [{"x": 1.0}, {"x": 2.0}]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "features": {"x": [1.0]}}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "features": {"x": 1.0}}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "v": 1}),
     ],
 )
 def test_malformed_messages_are_refused(body):
