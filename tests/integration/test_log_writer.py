@@ -78,7 +78,8 @@ def _column_wise(body: str) -> str:
     """A format-1 message (features as row objects) rewritten as format 2 (one list per feature)."""
     message = json.loads(body)
     rows = message["features"]
-    return json.dumps({**message, "v": 2, "features": {name: [row[name] for row in rows] for name in rows[0]}})
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    return json.dumps({**message, "v": 2, "features": columns})
 
 
 def test_column_wise_messages_store_the_same_rows_as_row_wise_ones(aws_stack, fresh_settings):
