@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
@@ -46,8 +48,17 @@ class _StagedEvent(APIGatewayProxyEventV2):
         return raw
 
 
+# Powertools' own serializer, without the cycle check: answers are built from JSON values and
+# cannot hold a cycle, and the check is a sixth of the time to encode a 1,000-row answer.
+_JSON_ANSWER = functools.partial(json.dumps, separators=(",", ":"), cls=Encoder, check_circular=False)
+
+
 class HttpApi(APIGatewayHttpResolver):
     """The resolver of every HTTP function: payload 2.0, routed on the path within the stage."""
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("serializer", _JSON_ANSWER)
+        super().__init__(**options)
 
     def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
         return _StagedEvent(event, self._json_body_deserializer)
