@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from botocore.config import Config
 from pydantic import ValidationError
 
@@ -182,6 +183,27 @@ def _body(batch: PredictionBatch, columns: Mapping[str, Sequence[Any]], start: i
     }
     if batch.event_times is not None:
         body["event_time"] = batch.event_times[start:stop]
+    outputs = batch.values if batch.values is not None else batch.probabilities
+    return encode_body(body, outputs[start:stop])
+
+
+def encode_body(body: dict[str, Any], outputs: Sequence[float]) -> str:
+    """`body` as compact JSON of ASCII characters only, as the standard library writes it.
+
+    orjson writes it in about a tenth of the time. Its text is used when it is what the standard
+    library would accept and say (the same values; a float may be spelled differently, 1e-05 as
+    0.00001): only ASCII, so that SQS takes every character and the length in characters is the
+    length in bytes, and finite model outputs, which orjson would write as null. Anything else (a
+    non-ASCII category, an integer beyond 64 bits, a non-finite output) is encoded by the standard
+    library, which escapes what is not ASCII and refuses what is not finite.
+    """
+    try:
+        fast = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        fast = None
+    # The sum of finite outputs is finite unless it overflows, which only sends the body the slow way.
+    if fast is not None and fast.isascii() and math.isfinite(sum(outputs)):
+        return fast.decode("ascii")
     # ensure_ascii (the default) makes the length in characters the length in bytes.
     return json.dumps(
         body,
