@@ -13,8 +13,11 @@ import base64
 import binascii
 import functools
 import json
+import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import orjson
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
 from aws_lambda_powertools.shared.json_encoder import Encoder
@@ -65,6 +68,21 @@ class HttpApi(APIGatewayHttpResolver):
 
 
 JSON_TYPES = ("application/json",)
+
+
+def json_answer(body: dict[str, Any], outputs: Sequence[float]) -> Response[Any]:
+    """A 200 answer of `body`, its text written by orjson (a tenth of the time) when that text is what
+    the resolver's serializer would write: the same values (a float may be spelled differently, 1e-05
+    as 0.00001), only ASCII, and `outputs` (the model's numbers in it) finite, which orjson would
+    write as null. Otherwise the resolver serializes `body` as any other answer."""
+    answer: Any = body
+    try:
+        fast = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        fast = None
+    if fast is not None and fast.isascii() and math.isfinite(sum(outputs)):
+        answer = fast.decode("ascii")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=answer)
 
 
 def error_response(status: int, message: str, problems: list[dict[str, Any]] | None = None) -> Response:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -21,7 +22,7 @@ from mlops import aws
 from mlops.alarms import DIM_MODEL, DIM_VERSION, Metric
 from mlops.config import ServingSettings
 from mlops.errors import MlopsError
-from mlops.handlers.http import HttpApi, install_error_handlers, json_body
+from mlops.handlers.http import HttpApi, install_error_handlers, json_answer, json_body
 from mlops.handlers.openapi import DOCUMENT
 from mlops.logstore import read_latest_report
 from mlops.observability import count_failure, logger, metrics
@@ -125,7 +126,7 @@ def use_runtime(value: PredictRuntime | None) -> None:
     _runtime = value
 
 
-def post_predict() -> dict[str, Any]:
+def post_predict() -> Response[Any]:
     rt = runtime()
     event = app.current_event
     payload = json_body(event)
@@ -137,7 +138,8 @@ def post_predict() -> dict[str, Any]:
     metrics.add_metric(name=Metric.PREDICTIONS, unit=MetricUnit.Count, value=len(outcome.batch))
     metrics.add_metric(name=Metric.PREDICTION_LATENCY, unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
     metrics.add_metric(name=Metric.UNSEEN_CATEGORIES, unit=MetricUnit.Count, value=outcome.unseen_count)
-    return outcome.body
+    batch = outcome.batch
+    return json_answer(outcome.body, batch.values if batch.values is not None else batch.probabilities)
 
 
 def get_model() -> dict[str, Any]:
