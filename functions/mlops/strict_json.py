@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import chain, compress, repeat
-from operator import is_
 from typing import Any
 
 import orjson
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-# Deeper values are parsed by the standard parser alone, which refuses what nests too deeply.
-_FAST_DEPTH = 64
 _UNDECIDED = object()
-# No float this large is taken from orjson: it may be an integer literal too long for 64 bits.
-_INT64 = 2.0**63
 
 
 class JsonRefused(ValueError):
@@ -68,50 +62,25 @@ def _first_unencodable(value: Any) -> str | None:
     return None
 
 
-def _strings_in(value: Any) -> int | None:
-    """How many strings (keys included) `value` holds; None when it nests deeper than `_FAST_DEPTH`
-    or holds a float of an integer's size beyond 64 bits (orjson reads such an integer as a float).
-    Walked a level at a time, each level's values typed and compared at C speed."""
-    if type(value) is float and abs(value) >= _INT64:
-        return None
-    strings = 1 if type(value) is str else 0
-    level = [value]
-    for _ in range(_FAST_DEPTH):
-        objects = [node for node in level if type(node) is dict]
-        strings += sum(map(len, objects))
-        children = list(
-            chain(
-                chain.from_iterable(map(dict.values, objects)),
-                chain.from_iterable(node for node in level if type(node) is list),
-            )
-        )
-        kinds = list(map(type, children))
-        strings += kinds.count(str)
-        if kinds.count(float) and max(map(abs, compress(children, map(is_, kinds, repeat(float))))) >= _INT64:
-            return None
-        if not kinds.count(dict) + kinds.count(list):
-            return strings
-        level = [child for child, kind in zip(children, kinds, strict=True) if kind is dict or kind is list]
-    return None
-
-
 def _parse_fast(text: str) -> Any:
     """orjson's value of `text` (three times as fast) when it is surely what the standard parser
     below returns, else `_UNDECIDED`.
 
-    Without a backslash every quote opens or closes a string and no escape can hide one, so
-    the text holds twice as many quotes as strings; a repeated key is one string the value does
-    not hold, so equal counts mean no key is repeated. What orjson refuses (NaN, integers beyond
-    64 bits, what is no JSON) and what nests deeper than the standard parser may go are left to it.
+    Without a backslash every quote opens or closes a string and no string holds a quote, so the
+    text holds twice as many quotes as strings, and so does orjson's own text of the value; a
+    repeated key is a string the value lost, so equal counts mean no key is repeated. orjson reads
+    an integer beyond 64 bits as a float, and writes every float from 1e16 on with an exponent
+    ("e+"), so a value without one holds no such integer. Its text also refuses what nests deeper
+    than 254 levels. What orjson refuses (NaN, what is no JSON) is left to the standard parser.
     """
     if "\\" in text or text.startswith("\ufeff"):
         return _UNDECIDED
     try:
         value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        written = orjson.dumps(value)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return _UNDECIDED
-    strings = _strings_in(value)
-    if strings is None or text.count('"') != 2 * strings:
+    if written.count(b'"') != text.count('"') or b"e+" in written:
         return _UNDECIDED
     return value
 

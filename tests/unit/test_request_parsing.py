@@ -114,6 +114,8 @@ def _typed(value: object) -> object:
         '{"a": 1} {"b": 2}',
         '{"a": [' * 70 + "1" + "]}" * 70,
         "[" * 63 + "]" * 63,
+        "[" * 300 + "]" * 300,
+        '{"note": "a string with e+ in it", "n": 1e15}',
     ],
 )
 def test_every_text_parses_or_is_refused_as_the_standard_parser_decides(text):
