@@ -180,6 +180,7 @@ def encode_columns(
         if f.kind is FeatureKind.NUMERIC:
             feeds[f.name] = np.array(column, dtype=np.float64).astype(numeric_dtype, copy=False).reshape(n, 1)
         else:
-            values = [MISSING_CATEGORY if v is None else v for v in column]
+            # Most columns have no missing value: then the column itself is the input, not a copy.
+            values = [MISSING_CATEGORY if v is None else v for v in column] if None in column else column
             feeds[f.name] = np.array(values, dtype=object).reshape(n, 1)
     return feeds

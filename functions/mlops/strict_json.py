@@ -14,7 +14,10 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_UNDECIDED = object()
 
 
 class JsonRefused(ValueError):
@@ -59,6 +62,29 @@ def _first_unencodable(value: Any) -> str | None:
     return None
 
 
+def _parse_fast(text: str) -> Any:
+    """orjson's value of `text` (three times as fast) when it is surely what the standard parser
+    below returns, else `_UNDECIDED`.
+
+    Without a backslash every quote opens or closes a string and no string holds a quote, so the
+    text holds twice as many quotes as strings, and so does orjson's own text of the value; a
+    repeated key is a string the value lost, so equal counts mean no key is repeated. orjson reads
+    an integer beyond 64 bits as a float, and writes every float from 1e16 on with an exponent
+    ("e+"), so a value without one holds no such integer. Its text also refuses what nests deeper
+    than 254 levels. What orjson refuses (NaN, what is no JSON) is left to the standard parser.
+    """
+    if "\\" in text or text.startswith("\ufeff"):
+        return _UNDECIDED
+    try:
+        value = orjson.loads(text)
+        written = orjson.dumps(value)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return _UNDECIDED
+    if written.count(b'"') != text.count('"') or b"e+" in written:
+        return _UNDECIDED
+    return value
+
+
 def parse(text: str) -> Any:
     """The JSON value of `text`; raises JsonRefused (a ValueError) naming the problem."""
     try:
@@ -66,6 +92,9 @@ def parse(text: str) -> Any:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise JsonRefused("the body holds a lone UTF-16 surrogate, which is not a character") from None
+    value = _parse_fast(text)
+    if value is not _UNDECIDED:
+        return value
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:

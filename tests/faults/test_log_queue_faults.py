@@ -25,7 +25,10 @@ from tests.conftest import AwsStack
 from tests.faults.test_redelivery import GOOD_ROW, raw_rows
 from tests.integration.serving_helpers import CONTEXT, FakeClock, load_event, response_json, with_body
 
-ROWS = 1_000  # about 600 KB of records: more than one message, more than one log event
+ROWS = 1_000
+# A long (unseen) device name per row makes about 330 KB of records: more than one message, more
+# than one log event, though the features travel column-wise.
+LONG_DEVICE = "x" * 200
 
 
 @pytest.fixture
@@ -61,7 +64,10 @@ def runtime_with_queue(endpoint: str | None, queue_url: str) -> predict_handler.
 
 
 def predict_many() -> tuple[float, int, list[str]]:
-    rows = [dict(GOOD_ROW, tenure_months=i % 72, support_calls=i % 9) for i in range(ROWS)]
+    rows = [
+        dict(GOOD_ROW, tenure_months=i % 72, support_calls=i % 9, device=f"{LONG_DEVICE}-{i}")
+        for i in range(ROWS)
+    ]
     started = time.monotonic()
     response = predict_handler.handler(
         with_body(load_event("predict_batch.json"), {"instances": rows}), CONTEXT

@@ -72,3 +72,36 @@ def test_messages_whose_object_cannot_be_written_are_reported_failed(aws_stack, 
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(
         r["messageId"] for r in event["Records"]
     )
+
+
+def _column_wise(body: str) -> str:
+    """A format-1 message (features as row objects) rewritten as format 2 (one list per feature)."""
+    message = json.loads(body)
+    rows = message["features"]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    return json.dumps({**message, "v": 2, "features": columns})
+
+
+def test_column_wise_messages_store_the_same_rows_as_row_wise_ones(aws_stack, fresh_settings):
+    # Given the sample batch as queued by earlier releases (row-wise), written once
+    row_wise = load_event("log_writer_batch.json")
+    assert all(json.loads(r["body"])["v"] == 1 for r in row_wise["Records"])
+    assert log_writer_handler.handler(row_wise, CONTEXT) == {"batchItemFailures": []}
+    stored_from_rows = _objects(aws_stack)
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    for key in stored_from_rows:
+        aws_stack.s3.delete_object(Bucket=bucket, Key=key)
+    # When the same predictions arrive column-wise, as the predict function now sends them
+    column_wise = load_event("log_writer_batch.json")
+    for record in column_wise["Records"]:
+        record["body"] = _column_wise(record["body"])
+
+    answer = log_writer_handler.handler(column_wise, CONTEXT)
+
+    # Then the same objects hold the same rows, feature values included
+    assert answer == {"batchItemFailures": []}
+    stored_from_columns = _objects(aws_stack)
+    assert stored_from_columns == stored_from_rows
+    assert sum(len(rows) for rows in stored_from_columns.values()) == sum(
+        len(json.loads(r["body"])["prediction_id"]) for r in row_wise["Records"]
+    )

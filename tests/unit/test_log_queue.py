@@ -47,6 +47,77 @@ def test_bodies_stay_under_the_limit_and_carry_every_row_once_in_order(rows, pad
     assert [r.model_dump(mode="json") for r in records] == batch.records()
 
 
+def test_a_message_carries_the_features_as_one_list_per_feature():
+    # Given three predictions
+    batch = batch_of(3, pad=2)
+    # When they are packed into a message
+    (body,) = message_bodies(batch)
+    # Then each feature's name is written once, with its values in row order
+    message = json.loads(body)
+    assert message["v"] == 2
+    assert message["features"] == {"x": [0.0, 1.0, 2.0], "note": ["nn"] * 3, "device": [None] * 3}
+
+
+def test_a_row_wise_message_of_format_1_still_reads_as_its_records():
+    # Given a message as earlier releases queued it: the features as one object per row
+    batch = batch_of(9, pad=3, event_times=[f"2025-11-26T10:0{i}:00.000000Z" for i in range(9)])
+    message = json.loads(message_bodies(batch)[0])
+    message.update(v=1, features=[dict(row) for row in batch.features])
+    # When the log writer reads it
+    records = parse_message(json.dumps(message))
+    # Then it holds the same records as the column-wise message of today
+    assert [r.model_dump(mode="json") for r in records] == batch.records()
+
+
+def test_rows_of_one_request_with_different_features_are_refused():
+    batch = batch_of(2)
+    rows = [{"x": 1.0}, {"y": 2.0}]
+    with pytest.raises(ValueError, match="same features"):
+        message_bodies(PredictionBatch(**{**batch.__dict__, "features": rows}))
+
+
+def _stdlib_body(body: str) -> str:
+    """What the standard library writes for the same message: the reference encoding."""
+    return json.dumps(json.loads(body), separators=(",", ":"), allow_nan=False)
+
+
+def test_a_message_reads_back_as_the_standard_library_would_have_written_it():
+    # Given predictions whose floats have spellings of their own (tiny, huge, many digits)
+    batch = batch_of(6)
+    tiny = [5.7248975435908456e-05, 1e-300, 0.1 + 0.2, 1 / 3, 0.0, 1.0]
+    batch = PredictionBatch(**{**batch.__dict__, "probabilities": tiny})
+    batch.features[0]["x"] = 1.7976931348623157e308
+    # When it is packed
+    (body,) = message_bodies(batch)
+    # Then it is ASCII and holds exactly the values the standard library's text holds
+    assert body.isascii()
+    assert json.loads(body) == json.loads(_stdlib_body(body))
+    assert [r.model_dump(mode="json") for r in parse_message(body)] == batch.records()
+
+
+@pytest.mark.parametrize(
+    ("feature", "value"),
+    [("note", "caf\u00e9 \u2603 \U0001f600"), ("x", 2**70), ("x", -(2**64))],
+)
+def test_text_beyond_ascii_and_integers_beyond_64_bits_are_written_by_the_standard_library(feature, value):
+    # Given a row with a category beyond ASCII or an integer too large for a 64-bit encoder
+    batch = batch_of(3)
+    batch.features[1][feature] = value
+    # When it is packed
+    (body,) = message_bodies(batch)
+    # Then the text is the standard library's, every character escaped to ASCII, and reads back whole
+    assert body == json.dumps(json.loads(body), separators=(",", ":"))
+    assert body.isascii()
+    assert [r.model_dump(mode="json") for r in parse_message(body)] == batch.records()
+
+
+def test_a_non_finite_model_output_is_refused_not_written_as_null():
+    batch = batch_of(2)
+    broken = PredictionBatch(**{**batch.__dict__, "probabilities": [float("nan"), 0.5]})
+    with pytest.raises(ValueError):
+        message_bodies(broken)
+
+
 def test_a_row_that_cannot_fit_is_refused():
     with pytest.raises(ValueError, match="over the"):
         message_bodies(batch_of(1, pad=5000), max_bytes=1000)
@@ -173,6 +244,10 @@ def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once(clie
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "prediction_id": ["a", ""]}),
         json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "probability": [0.5, 1.5]}),
         message_bodies(batch_of(2))[0].replace('"probability":[0.0,', '"probability":[NaN,'),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "features": [{"x": 1.0}, {"x": 2.0}]}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "features": {"x": [1.0]}}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "features": {"x": 1.0}}),
+        json.dumps({**json.loads(message_bodies(batch_of(2))[0]), "v": 1}),
     ],
 )
 def test_malformed_messages_are_refused(body):

@@ -51,6 +51,100 @@ def test_valid_documents_parse_as_the_standard_parser_does(value):
         assert parse(text) == json.loads(text)
 
 
+def _reference(text: str) -> object:
+    """The standard library alone, refusing repeated keys: what `parse` must agree with."""
+
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("repeated key")
+        return dict(pairs)
+
+    try:
+        return ("value", json.loads(text, object_pairs_hook=unique))
+    except (ValueError, RecursionError):
+        return ("refused", None)
+
+
+def _outcome(text: str) -> object:
+    try:
+        return ("value", parse(text))
+    except JsonRefused:
+        return ("refused", None)
+
+
+def _typed(value: object) -> object:
+    """`value` with each number's type kept, so that 1 and 1.0 (and -0.0 and 0) differ."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":1,"b":{"a":2,"c":[1,{"d":"x","d":"y"}]}}',
+        '{"a":1,"b":2,"a":3}',
+        '{"a": 1 , "a" : 1}',
+        '[{"k":":"},{"k":"\\":"}]',
+        '{"":1,"":2}',
+        '{"instances":[{"x":1,"y":"a"},{"x":2,"y":"b","y":"c"}]}',
+        '{"x": NaN}',
+        '{"x": Infinity, "y": -Infinity}',
+        '{"x": 1e400, "y": -1e400, "z": 1e-400}',
+        '{"big": 123456789012345678901234567890, "neg": -18446744073709551617}',
+        '{"f": 0.1000000000000000055511151231257827, "g": 2.2250738585072011e-308, "h": -0.0, "i": -0}',
+        '{"e": 1E5, "E": 1e+5, "n": 4.9406564584124654e-324}',
+        '"a \u00e9 string"',
+        '"plain"',
+        "12",
+        "123456789012345678901234567890",
+        "[1e19, -9223372036854775809, 18446744073709551615]",
+        "null",
+        "\ufeff{}",
+        '{"a": "tab\there"}',
+        '{"a": "raw\ncontrol"}',
+        '{"a": 1,}',
+        '{"a": "raw\ttab", "b": "raw\nline", "c": "raw\x00nul"}',
+        '{"a": "\u2028 line separator \u00a0"}',
+        "[1, 2,]",
+        "",
+        "   ",
+        '{"a": 1} {"b": 2}',
+        '{"a": [' * 70 + "1" + "]}" * 70,
+        "[" * 63 + "]" * 63,
+        "[" * 300 + "]" * 300,
+        '{"note": "a string with e+ in it", "n": 1e15}',
+    ],
+)
+def test_every_text_parses_or_is_refused_as_the_standard_parser_decides(text):
+    # Given a text the fast path may or may not take
+    # When it is parsed
+    # Then the outcome (the value, numbers' types included, or a refusal) is the standard parser's
+    mine, reference = _outcome(text), _reference(text)
+    assert mine[0] == reference[0]
+    assert _typed(mine[1]) == _typed(reference[1])
+
+
+def test_a_large_batch_of_random_numbers_parses_to_the_very_same_floats():
+    import random
+
+    rng = random.Random(7)
+    rows = [
+        {
+            "x": rng.uniform(-1e6, 1e6),
+            "t": rng.random() * 10 ** rng.randint(-300, 300),
+            "n": rng.randint(-9, 9),
+        }
+        for _ in range(2_000)
+    ]
+    text = json.dumps({"instances": rows})
+    spelled = text.replace("e-", "E-").replace('"n": 1', '"n": 1.0')
+    for body in (text, spelled):
+        assert _typed(parse(body)) == _typed(json.loads(body))
+
+
 def test_an_escaped_surrogate_pair_is_one_character_and_passes():
     assert parse('{"emoji": "\\ud83d\\ude00"}') == {"emoji": "\U0001f600"}
 

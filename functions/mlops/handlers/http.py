@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import orjson
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
@@ -46,14 +51,38 @@ class _StagedEvent(APIGatewayProxyEventV2):
         return raw
 
 
+# Powertools' own serializer, without the cycle check: answers are built from JSON values and
+# cannot hold a cycle, and the check is a sixth of the time to encode a 1,000-row answer.
+_JSON_ANSWER = functools.partial(json.dumps, separators=(",", ":"), cls=Encoder, check_circular=False)
+
+
 class HttpApi(APIGatewayHttpResolver):
     """The resolver of every HTTP function: payload 2.0, routed on the path within the stage."""
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("serializer", _JSON_ANSWER)
+        super().__init__(**options)
 
     def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
         return _StagedEvent(event, self._json_body_deserializer)
 
 
 JSON_TYPES = ("application/json",)
+
+
+def json_answer(body: dict[str, Any], outputs: Sequence[float]) -> Response[Any]:
+    """A 200 answer of `body`, its text written by orjson (a tenth of the time) when that text is what
+    the resolver's serializer would write: the same values (a float may be spelled differently, 1e-05
+    as 0.00001), only ASCII, and `outputs` (the model's numbers in it) finite, which orjson would
+    write as null. Otherwise the resolver serializes `body` as any other answer."""
+    answer: Any = body
+    try:
+        fast = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        fast = None
+    if fast is not None and fast.isascii() and math.isfinite(sum(outputs)):
+        answer = fast.decode("ascii")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=answer)
 
 
 def error_response(status: int, message: str, problems: list[dict[str, Any]] | None = None) -> Response:

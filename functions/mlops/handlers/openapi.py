@@ -28,7 +28,7 @@ def openapi_document() -> dict[str, Any]:
     from mlops.handlers import admin, feedback, predict
 
     merged: dict[str, Any] = {}
-    for app in (predict.app, feedback.app, admin.app):
+    for app in (predict.documented_app(), feedback.app, admin.app):
         doc = json.loads(
             app.get_openapi_json_schema(
                 title=TITLE,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -21,21 +22,11 @@ from mlops import aws
 from mlops.alarms import DIM_MODEL, DIM_VERSION, Metric
 from mlops.config import ServingSettings
 from mlops.errors import MlopsError
-from mlops.handlers.http import HttpApi, install_error_handlers, json_body
+from mlops.handlers.http import HttpApi, install_error_handlers, json_answer, json_body
 from mlops.handlers.openapi import DOCUMENT
 from mlops.logstore import read_latest_report
 from mlops.observability import count_failure, logger, metrics
 from mlops.registry import Champion, Registry
-from mlops.serving.api import (
-    ModelInfo,
-    ModelSchema,
-    PredictBatch,
-    PredictOne,
-    PredictResponse,
-    error_responses,
-    request_body,
-    served_openapi,
-)
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
 from mlops.serving.log_queue import (
     FALLBACK_FIELD,
@@ -46,9 +37,6 @@ from mlops.serving.log_queue import (
 )
 from mlops.serving.predict import describe_model, predict
 from mlops.spec import Task
-
-app = HttpApi()
-install_error_handlers(app)
 
 
 class PredictRuntime:
@@ -138,22 +126,7 @@ def use_runtime(value: PredictRuntime | None) -> None:
     _runtime = value
 
 
-_NO_CHAMPION = {503: "No champion can be served right now"}
-
-
-@app.post(
-    "/predict",
-    summary="Predict one row or a batch with the champion model",
-    responses={
-        200: {
-            "description": "One prediction per row, in input order",
-            "content": {"application/json": {"model": PredictResponse}},
-        },
-        **error_responses(400, 413, 415, 422, 503, described=_NO_CHAMPION),
-    },
-    openapi_extensions=request_body(PredictOne, PredictBatch, description="One row or a batch of rows"),
-)
-def post_predict() -> dict[str, Any]:
+def post_predict() -> Response[Any]:
     rt = runtime()
     event = app.current_event
     payload = json_body(event)
@@ -165,17 +138,10 @@ def post_predict() -> dict[str, Any]:
     metrics.add_metric(name=Metric.PREDICTIONS, unit=MetricUnit.Count, value=len(outcome.batch))
     metrics.add_metric(name=Metric.PREDICTION_LATENCY, unit=MetricUnit.Milliseconds, value=outcome.latency_ms)
     metrics.add_metric(name=Metric.UNSEEN_CATEGORIES, unit=MetricUnit.Count, value=outcome.unseen_count)
-    return outcome.body
+    batch = outcome.batch
+    return json_answer(outcome.body, batch.values if batch.values is not None else batch.probabilities)
 
 
-@app.get(
-    "/model",
-    summary="The champion: version, since when, test-set and latest production figures, feature schema",
-    responses={
-        200: {"description": "The serving model", "content": {"application/json": {"model": ModelInfo}}},
-        **error_responses(503, described=_NO_CHAMPION),
-    },
-)
 def get_model() -> dict[str, Any]:
     rt = runtime()
     model = rt.cache.current()
@@ -189,17 +155,6 @@ def get_model() -> dict[str, Any]:
     return describe_model(model, production)
 
 
-@app.get(
-    "/model/schema",
-    summary="The champion's features (names, kinds, ranges, categories) and the JSON Schema of a row",
-    responses={
-        200: {
-            "description": "How to build a valid row",
-            "content": {"application/json": {"model": ModelSchema}},
-        },
-        **error_responses(503, described=_NO_CHAMPION),
-    },
-)
 def get_model_schema() -> dict[str, Any]:
     rt = runtime()
     model = rt.cache.current()
@@ -218,18 +173,9 @@ def _committed_document() -> dict[str, Any]:
     return document
 
 
-@app.get(
-    "/openapi.json",
-    summary="This document, with the champion's features in the /predict request body",
-    responses={
-        200: {
-            "description": "OpenAPI 3 document of the API",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-        **error_responses(503, described=_NO_CHAMPION),
-    },
-)
 def get_openapi() -> dict[str, Any]:
+    from mlops.serving.api import served_openapi
+
     rt = runtime()
     model = rt.cache.current()
     document = served_openapi(
@@ -240,6 +186,103 @@ def get_openapi() -> dict[str, Any]:
 
         document = regression_document(document, model.schema)
     return document
+
+
+_NO_CHAMPION = {503: "No champion can be served right now"}
+
+
+def _route_details() -> dict[str, dict[str, Any]]:
+    """Each route's OpenAPI answers and request body, from the contract models of `mlops.serving.api`.
+
+    Only the API document needs them; the function serves the committed document, so its cold
+    start neither imports the contract models nor builds their JSON Schemas.
+    """
+    from mlops.serving.api import (
+        ModelInfo,
+        ModelSchema,
+        PredictBatch,
+        PredictOne,
+        PredictResponse,
+        error_responses,
+        request_body,
+    )
+
+    return {
+        "/predict": {
+            "responses": {
+                200: {
+                    "description": "One prediction per row, in input order",
+                    "content": {"application/json": {"model": PredictResponse}},
+                },
+                **error_responses(400, 413, 415, 422, 503, described=_NO_CHAMPION),
+            },
+            "openapi_extensions": request_body(
+                PredictOne, PredictBatch, description="One row or a batch of rows"
+            ),
+        },
+        "/model": {
+            "responses": {
+                200: {
+                    "description": "The serving model",
+                    "content": {"application/json": {"model": ModelInfo}},
+                },
+                **error_responses(503, described=_NO_CHAMPION),
+            },
+        },
+        "/model/schema": {
+            "responses": {
+                200: {
+                    "description": "How to build a valid row",
+                    "content": {"application/json": {"model": ModelSchema}},
+                },
+                **error_responses(503, described=_NO_CHAMPION),
+            },
+        },
+        "/openapi.json": {
+            "responses": {
+                200: {
+                    "description": "OpenAPI 3 document of the API",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **error_responses(503, described=_NO_CHAMPION),
+            },
+        },
+    }
+
+
+def _resolver(documented: bool) -> HttpApi:
+    details = _route_details() if documented else {}
+    resolver = HttpApi()
+    install_error_handlers(resolver)
+    resolver.post(
+        "/predict",
+        summary="Predict one row or a batch with the champion model",
+        **details.get("/predict", {}),
+    )(post_predict)
+    resolver.get(
+        "/model",
+        summary="The champion: version, since when, test-set and latest production figures, feature schema",
+        **details.get("/model", {}),
+    )(get_model)
+    resolver.get(
+        "/model/schema",
+        summary="The champion's features (names, kinds, ranges, categories) and the JSON Schema of a row",
+        **details.get("/model/schema", {}),
+    )(get_model_schema)
+    resolver.get(
+        "/openapi.json",
+        summary="This document, with the champion's features in the /predict request body",
+        **details.get("/openapi.json", {}),
+    )(get_openapi)
+    return resolver
+
+
+def documented_app() -> HttpApi:
+    """The function's routes with their answers and request body described, for the API document."""
+    return _resolver(documented=True)
+
+
+app = _resolver(documented=False)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -47,6 +47,7 @@ def predict_values(
         unseen_categories=unseen,
         features=rows,
         values=values,
+        feature_columns=columns,
     )
     predictions = [{"prediction_id": pid, "value": v} for pid, v in zip(ids, values, strict=True)]
     return PredictionOutcome(

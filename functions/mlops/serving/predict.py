@@ -81,6 +81,7 @@ def predict(
         labels=labels,
         unseen_categories=unseen,
         features=rows,
+        feature_columns=columns,
     )
     predictions = [
         {"prediction_id": pid, "label": label, "probability": p}

@@ -21,7 +21,8 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import itemgetter
+from itertools import repeat
+from operator import contains, itemgetter
 from typing import Any
 
 import numpy as np
@@ -201,17 +202,20 @@ class RowValidator:
         boolean spelling is checked and canonicalized once. Canonical values that differ from
         what was sent are written back into the rows, which are logged as the model saw them.
         """
-        names = self._name_set
-        for row in rows:
-            if type(row) is not dict or row.keys() != names:
-                return None
         if not rows:
             return {name: [] for name in self.names}
-        values = zip(*map(itemgetter(*self.names), rows), strict=True) if len(self.names) > 1 else None
-        if values is None:
-            columns = {self.names[0]: [row[self.names[0]] for row in rows]}
-        else:
-            columns = {name: list(column) for name, column in zip(self.names, values, strict=True)}
+        # A row holds exactly the features when it is a dict of as many keys that has each of them
+        # (itemgetter raises KeyError otherwise): checked at C speed, not key set by key set.
+        if set(map(type, rows)) != {dict} or set(map(len, rows)) != {len(self.names)}:
+            return None
+        try:
+            if len(self.names) > 1:
+                values = zip(*map(itemgetter(*self.names), rows), strict=True)
+                columns = {name: list(column) for name, column in zip(self.names, values, strict=True)}
+            else:
+                columns = {self.names[0]: list(map(itemgetter(self.names[0]), rows))}
+        except KeyError:
+            return None
         for name, lo, hi in self._numeric:
             if not self._numeric_column_valid(columns[name], lo, hi):
                 return None
@@ -497,6 +501,9 @@ def _take_id_column(envelope: Envelope, id_column: str | None) -> list[Problem]:
     """Move the spec's id column out of the rows into the envelope's ids."""
     if id_column is None:
         return []
+    rows = envelope.rows
+    if set(map(type, rows)) == {dict} and not any(map(contains, rows, repeat(id_column))):
+        return []  # the common request: no row carries the id column (checked at C speed)
     present = [isinstance(row, dict) and id_column in row for row in envelope.rows]
     if not any(present):
         return []
