@@ -456,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.task == "regression":
+        # Run as a script, this folder is on sys.path but not the repository root the module needs.
+        sys.path.insert(0, str(ROOT.parent))
         from bench.monitor_regression import bench_regression
 
         figures = bench_regression(args.rows, args.reference_rows)

@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["serving.py"],
     ["monitor.py"],
+    ["monitor.py", "--task", "regression", "--rows", "100000", "--reference-rows", "20000"],
     ["load.py"],
     ["training.py"],
     ["estimation.py"],
