@@ -1,6 +1,6 @@
 """Label-free performance estimation against NannyML's CBPE on generated data with known truth.
 
-The churn generator (`mlops.datagen`) shifts customers' tenure downwards by 0 to 3 standard
+The churn generator (`mlops.datagen.churn`) shifts customers' tenure downwards by 0 to 3 standard
 deviations: covariate shift only, the label's dependence on the inputs unchanged. For
 logistic regression and gradient boosting trained on the same data, every chunk of
 production is estimated by our monitor's code and by CBPE (in its own venv, fitted on the
@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlops.datagen import generate_churn
+from mlops.datagen.churn import generate_churn
+from mlops.model.spec import Estimator, EstimatorKind, load_spec
+from mlops.model.training import TrainingResult, feature_frame, train_model
 from mlops.monitoring.performance import estimate_performance
 from mlops.monitoring.window import ScoreGrid
-from mlops.spec import Estimator, EstimatorKind, load_spec
-from mlops.training import TrainingResult, feature_frame, train_model
 from sklearn import metrics as skm
 
 ROOT = Path(__file__).resolve().parent

@@ -61,14 +61,14 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from mlops import aws
-    from mlops.datagen import generate_churn
-    from mlops.local.bootstrap import ensure_champion
+    from mlops.cloud import aws
+    from mlops.cloud.logstore import PREDICTIONS_PREFIX
+    from mlops.cloud.storage import list_keys
+    from mlops.datagen.churn import generate_churn
+    from mlops.local.first_champion import ensure_champion
     from mlops.local.stack import LocalStack
-    from mlops.logstore import PREDICTIONS_PREFIX
-    from mlops.spec import load_spec
-    from mlops.storage import list_keys
-    from mlops.training import frame_rows
+    from mlops.model.spec import load_spec
+    from mlops.model.training import frame_rows
 
     spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml")
     stack = LocalStack(spec, prefix="load").start()

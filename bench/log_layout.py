@@ -1,9 +1,9 @@
 """Bytes per logged prediction by object size and format, and the GETs and bytes an hour of traffic costs.
 
-Records are the demo model's (`mlops.datagen.generate_churn` rows, uuid prediction ids), written
-as the log writer writes them (gzip JSON Lines, `mlops.logstore.write_predictions`) and, for the
+Records are the demo model's (`mlops.datagen.churn.generate_churn` rows, uuid prediction ids), written
+as the log writer writes them (gzip JSON Lines, `mlops.cloud.logstore.write_predictions`) and, for the
 comparison, as Parquet (pyarrow, zstd). An object holds what one log-writer invocation receives
-for one hour partition, so its size follows the SQS batch (`mlops.resources.LOG_WRITER_BATCH_SIZE`).
+for one hour partition, so its size follows the SQS batch (`mlops.shared.resources.LOG_WRITER_BATCH_SIZE`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from mlops.datagen import generate_churn
-from mlops.logstore import PredictionRecord
-from mlops.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
-from mlops.storage import iso, jsonl_gz
-from mlops.training import frame_rows
+from mlops.cloud.logstore import PredictionRecord
+from mlops.cloud.storage import iso, jsonl_gz
+from mlops.datagen.churn import generate_churn
+from mlops.model.training import frame_rows
+from mlops.shared.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
 
 SIZES = (100, 1_000, 10_000)
 RATES = (10, 100, 1_000)

@@ -53,7 +53,7 @@ def one_run(scenario: str, seed: int) -> dict[str, Any]:
     """Play one story in this process and summarise it (called in a subprocess)."""
     from mlops.cli.local import DEMO_SPEC
     from mlops.local.demo import PERFORMANCE_METRICS, DemoConfig, demo_spec, run_demo
-    from mlops.spec import load_spec
+    from mlops.model.spec import load_spec
 
     covariate, concept = SCENARIOS[scenario]
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,9 +127,9 @@ def alarms_holding_at_end(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Retraining alarms in ALARM at the end: those about the serving champion (each with whether the
     oracle itself clears its bar) and those whose last evaluation still saw the replaced version."""
-    from mlops.alarms import alarm_specs
-    from mlops.local.alarms import period_starts
+    from mlops.local.alarm_evaluator import period_starts
     from mlops.local.demo import ORACLE_TOLERANCE
+    from mlops.shared.alarm_specs import alarm_specs
 
     last_promotion = max(promotions, default=None)
     floor = spec.monitoring.min_production_metric
@@ -138,7 +138,7 @@ def alarms_holding_at_end(
     for alarm in alarm_specs(spec):
         if not alarm.triggers_retraining or final_states.get(alarm.alarm_name("demo", spec.name)) != "ALARM":
             continue
-        # The last evaluation came right after the final monitor run (see mlops.local.alarms); a
+        # The last evaluation came right after the final monitor run (see mlops.local.alarm_evaluator); a
         # datapoint stamped at the promotion itself is the replaced version's.
         range_start = period_starts(alarm, ended_at)[0] if ended_at else None
         if last_promotion is not None and (range_start is None or range_start <= last_promotion):

@@ -34,9 +34,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pandas as pd
-from mlops.config import MonitorSettings
-from mlops.lifecycle import TrainingData, register_model
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     PredictionRecord,
     feedback_key,
@@ -44,14 +42,16 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.cloud.provision import create_resources
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import iso
+from mlops.model.registration import TrainingData, register_model
+from mlops.model.spec import ModelSpec, parse_spec
+from mlops.model.training import TrainingResult, feature_frame, frame_rows, train_model
 from mlops.monitoring.run import VersionReference, accumulate, evaluate, run_monitor
 from mlops.monitoring.window import PredictionBatch
-from mlops.provision import create_resources
-from mlops.registry import Registry
-from mlops.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
-from mlops.spec import ModelSpec, parse_spec
-from mlops.storage import iso
-from mlops.training import TrainingResult, feature_frame, frame_rows, train_model
+from mlops.shared.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
+from mlops.shared.settings import MonitorSettings
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parent

@@ -17,9 +17,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pandas as pd
-from mlops.config import MonitorSettings
-from mlops.lifecycle import TrainingData, register_model
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
     feedback_key,
@@ -27,12 +25,14 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.cloud.provision import create_resources
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import iso
+from mlops.model.registration import TrainingData, register_model
+from mlops.model.spec import ModelSpec, parse_spec
+from mlops.model.training import feature_frame, frame_rows, train_model
 from mlops.monitoring.run import run_monitor
-from mlops.provision import create_resources
-from mlops.registry import Registry
-from mlops.spec import ModelSpec, parse_spec
-from mlops.storage import iso
-from mlops.training import feature_frame, frame_rows, train_model
+from mlops.shared.settings import MonitorSettings
 from moto import mock_aws
 
 from bench.monitor import CATEGORICAL, NUMERIC, OBJECT_ROWS, WINDOW_START, make_rows

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlops.pricing_data import TARGET, generate_prices
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.model.spec import load_spec
+from mlops.model.training import TrainingResult, feature_frame, train_model
 from mlops.regression.estimation import fit_loss_model
 from mlops.regression.uncertainty import LabelledLossSums, LossSums, concept_shift_check, estimate_metric
-from mlops.spec import load_spec
-from mlops.training import TrainingResult, feature_frame, train_model
 from sklearn import metrics as skm
 
 SPEC = Path(__file__).resolve().parent.parent / "functions" / "mlops" / "examples" / "pricing" / "spec.toml"

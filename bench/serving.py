@@ -70,14 +70,14 @@ def free_port() -> int:
 def start_stack() -> tuple[Any, dict[str, str]]:
     """A moto server with every resource, and the demo model registered and promoted."""
     import boto3
-    from mlops import bundle
-    from mlops.datagen import generate_churn
-    from mlops.lifecycle import TrainingData, register_model
-    from mlops.provision import create_resources
-    from mlops.registry import Registry
-    from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
-    from mlops.spec import load_spec
-    from mlops.training import train_model
+    from mlops.cloud.provision import create_resources
+    from mlops.cloud.registry import Registry
+    from mlops.datagen.churn import generate_churn
+    from mlops.model import bundle
+    from mlops.model.registration import TrainingData, register_model
+    from mlops.model.spec import load_spec
+    from mlops.model.training import train_model
+    from mlops.shared.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
     from moto.server import ThreadedMotoServer
 
     # The moto server logs every request; the benchmark prints figures only.
@@ -116,13 +116,13 @@ def add_regression_model(env: dict[str, str]) -> dict[str, str]:
     """The pricing model trained, registered and promoted in the same stack as the churn model; returns
     the environment of its function (its model name, its pipeline for the baseline, a quote to send)."""
     import boto3
-    from mlops import bundle
-    from mlops.lifecycle import TrainingData, register_model
-    from mlops.pricing_data import generate_prices
-    from mlops.registry import Registry
-    from mlops.resources import ARTIFACT_BUCKET, MODEL_NAME_ENV, REGISTRY_TABLE
-    from mlops.spec import load_spec
-    from mlops.training import feature_frame, frame_rows, train_model
+    from mlops.cloud.registry import Registry
+    from mlops.datagen.pricing import generate_prices
+    from mlops.model import bundle
+    from mlops.model.registration import TrainingData, register_model
+    from mlops.model.spec import load_spec
+    from mlops.model.training import feature_frame, frame_rows, train_model
+    from mlops.shared.resources import ARTIFACT_BUCKET, MODEL_NAME_ENV, REGISTRY_TABLE
 
     spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "pricing" / "spec.toml")
     data = generate_prices(4000, seed=1)

@@ -23,10 +23,10 @@ SAFETY = 2.0
 
 
 def measure(rows: int) -> dict[str, float]:
-    from mlops.datagen import generate_churn
-    from mlops.lifecycle import prove_export
-    from mlops.spec import load_spec
-    from mlops.training import train_model
+    from mlops.datagen.churn import generate_churn
+    from mlops.model.registration import prove_export
+    from mlops.model.spec import load_spec
+    from mlops.model.training import train_model
 
     spec = load_spec(ROOT / "functions" / "mlops" / "examples" / "churn" / "spec.toml")
     data = generate_churn(rows, seed=1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.spec import ModelSpec, load_spec
+from mlops.model.spec import ModelSpec, load_spec
 
 from infrastructure.lambdas import CODE_ASSET_DIR, LAYER_BUILD_DIR, ROOT
 

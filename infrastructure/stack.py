@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infrastructure.components.alarms import Alarms
+from infrastructure.components.cloudwatch_alarms import Alarms
 from infrastructure.components.dashboard import Dashboard
 from infrastructure.components.function import RUNTIME
 from infrastructure.components.monitoring import Monitoring

@@ -15,17 +15,17 @@ from typing import Any
 
 import boto3
 import pytest
-from mlops import aws
-from mlops.datagen import generate_churn
+from mlops.cloud import aws
+from mlops.cloud.provision import create_resources
+from mlops.cloud.registry import Registry, VersionRecord
+from mlops.datagen.churn import generate_churn
 from mlops.handlers import admin, feedback, predict
-from mlops.lifecycle import register_model, snapshot_training_data
 from mlops.local.invoke import LocalLambdaContext
 from mlops.local.stack import LocalStack
-from mlops.provision import create_resources
-from mlops.registry import Registry, VersionRecord
-from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
-from mlops.spec import ModelSpec, load_spec
-from mlops.training import TrainingResult, train_model
+from mlops.model.registration import register_model, snapshot_training_data
+from mlops.model.spec import ModelSpec, load_spec
+from mlops.model.training import TrainingResult, train_model
+from mlops.shared.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ class AwsStack:
 
 @pytest.fixture
 def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
-    """Every resource of the stack, created from `mlops.resources` inside `moto.mock_aws`."""
+    """Every resource of the stack, created from `mlops.shared.resources` inside `moto.mock_aws`."""
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

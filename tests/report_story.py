@@ -15,10 +15,8 @@ from typing import Any
 
 import boto3
 import pytest
-from mlops import aws, clock
-from mlops.config import MonitorSettings
-from mlops.datagen import generate_churn
-from mlops.logstore import (
+from mlops.cloud import aws
+from mlops.cloud.logstore import (
     FeedbackRecord,
     PredictionRecord,
     feedback_key,
@@ -26,11 +24,14 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.cloud.provision import create_resources
+from mlops.cloud.storage import iso
+from mlops.datagen.churn import generate_churn
+from mlops.model.training import TrainingResult, feature_frame, frame_rows
 from mlops.monitoring.run import MonitorResult, run_monitor
-from mlops.provision import create_resources
-from mlops.resources import ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
-from mlops.storage import iso
-from mlops.training import TrainingResult, feature_frame, frame_rows
+from mlops.shared import clock
+from mlops.shared.resources import ARTIFACT_BUCKET, LOG_BUCKET, REGISTRY_TABLE, REPORT_BUCKET
+from mlops.shared.settings import MonitorSettings
 from moto import mock_aws
 
 from tests.conftest import AwsStack, register_and_promote

@@ -6,9 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from mlops import bundle
-from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     PredictionRecord,
     feedback_key,
@@ -16,11 +14,13 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
-from mlops.registry import Registry
-from mlops.resources import LOG_BUCKET
-from mlops.schema import FeatureSchema, encode_rows
-from mlops.storage import iso
-from mlops.training import frame_rows
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import iso
+from mlops.model import bundle
+from mlops.model.inference import load_session, predict_proba_onnx, session_numeric_dtype
+from mlops.model.schema import FeatureSchema, encode_rows
+from mlops.model.training import frame_rows
+from mlops.shared.resources import LOG_BUCKET
 
 
 def log_traffic(

@@ -6,7 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
-from mlops.alarms import DIM_FEATURE, DIM_MODEL, NAMESPACE, Metric, alarm_specs
+from mlops.shared.alarm_specs import DIM_FEATURE, DIM_MODEL, NAMESPACE, Metric, alarm_specs
 
 from infrastructure.components.function import MlopsFunction
 from infrastructure.config import StageConfig

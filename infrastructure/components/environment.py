@@ -1,16 +1,16 @@
-"""Function environments derived from the settings classes in `mlops.config`, never listed twice."""
+"""Function environments derived from the settings classes in `mlops.shared.settings`, never listed twice."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mlops import config as settings
-from mlops.config import EnvironmentSettings
-from mlops.observability import SERVICE
-from mlops.resources import (
+from mlops.shared import settings
+from mlops.shared.observability import SERVICE
+from mlops.shared.resources import (
     METRICS_NAMESPACE,
     MODEL_NAME_ENV,
 )
+from mlops.shared.settings import EnvironmentSettings
 
 # Which settings class each function validates at cold start.
 SETTINGS: dict[str, type[EnvironmentSettings] | tuple[str, ...]] = {

@@ -13,8 +13,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from mlops.bundle import model_prefix
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FEEDBACK_PARTITION_KEYS,
     FEEDBACK_PREFIX,
     FEEDBACK_TABLE,
@@ -27,7 +26,9 @@ from mlops.logstore import (
     prediction_columns,
     unique_predictions_sql,
 )
-from mlops.resources import (
+from mlops.model.bundle import model_prefix
+from mlops.model.spec import FeatureKind, ModelSpec
+from mlops.shared.resources import (
     ARTIFACT_BUCKET,
     ATHENA_WORKGROUP_ENV,
     GLUE_DATABASE_ENV,
@@ -37,7 +38,6 @@ from mlops.resources import (
     REPORT_BUCKET,
     SCAN_ENGINE_ENV,
 )
-from mlops.spec import FeatureKind, ModelSpec
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.registry import Registry, grant_registry_read
@@ -180,7 +180,7 @@ class Monitoring(Construct):
         """`predictions_unique`: the predictions table with each prediction once, as every reader counts.
 
         SQS delivers at least once, so a prediction can sit in two objects of its partition; the
-        view keeps the copy the monitor keeps (`mlops.logstore.unique_predictions_sql`). Athena
+        view keeps the copy the monitor keeps (`mlops.cloud.logstore.unique_predictions_sql`). Athena
         stores a view in Glue as a Presto view: its SQL and column types, base64-encoded.
         """
         columns = unique_view_columns(spec)
@@ -230,7 +230,7 @@ class Monitoring(Construct):
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name="predictions",
-                description="One row per served prediction (mlops.logstore.PredictionRecord)",
+                description="One row per served prediction (mlops.cloud.logstore.PredictionRecord)",
                 table_type="EXTERNAL_TABLE",
                 # Partition projection: Athena computes partitions from these ranges, so no crawler
                 # and no MSCK REPAIR are needed as new hours arrive. Versions are injected: a query

@@ -1,4 +1,5 @@
-"""The alarm topic of `mlops.resources`: KMS-encrypted, SSL-only, with an optional e-mail subscriber."""
+"""The alarm topic of `mlops.shared.resources`: KMS-encrypted, SSL-only, with an optional e-mail
+subscriber."""
 
 from __future__ import annotations
 

@@ -7,8 +7,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from mlops.logstore import PREDICTIONS_PREFIX
-from mlops.resources import LOG_BUCKET, LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S, PREDICTION_QUEUE
+from mlops.cloud.logstore import PREDICTIONS_PREFIX
+from mlops.shared.resources import (
+    LOG_BUCKET,
+    LOG_WRITER_BATCH_SIZE,
+    LOG_WRITER_BATCHING_WINDOW_S,
+    PREDICTION_QUEUE,
+)
 
 from infrastructure.components.function import stage_function
 from infrastructure.components.storage import Storage, grant_objects

@@ -1,4 +1,4 @@
-"""The DynamoDB tables of `mlops.resources` (model registry, feedback index), with PITR."""
+"""The DynamoDB tables of `mlops.shared.resources` (model registry, feedback index), with PITR."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from mlops.resources import ALL_RESOURCES, FEEDBACK_TABLE, REGISTRY_TABLE, ResourceKind
+from mlops.shared.resources import ALL_RESOURCES, FEEDBACK_TABLE, REGISTRY_TABLE, ResourceKind
 
 
 class Registry(Construct):

@@ -14,10 +14,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from mlops.api import ROUTES as API_ROUTES
-from mlops.bundle import model_prefix
-from mlops.logstore import FEEDBACK_PREFIX, LATEST_REPORTS_PREFIX, REPORTS_PREFIX
-from mlops.resources import (
+from mlops.cloud.logstore import FEEDBACK_PREFIX, LATEST_REPORTS_PREFIX, REPORTS_PREFIX
+from mlops.model.bundle import model_prefix
+from mlops.shared.resources import (
     ARTIFACT_BUCKET,
     FEEDBACK_TABLE,
     LOG_BUCKET,
@@ -26,6 +25,7 @@ from mlops.resources import (
     REPORT_BUCKET,
     RETRAIN_FUNCTION_ENV,
 )
+from mlops.shared.routes import ROUTES as API_ROUTES
 
 from infrastructure.components.function import MlopsFunction, log_group, stage_function
 from infrastructure.components.prediction_log import PredictionLog
@@ -42,7 +42,7 @@ from infrastructure.nag import acknowledge, logical_id
 Route = tuple[apigwv2.HttpMethod, str]
 
 # Routes for model consumers and for operators; each set gets its own invoke policy.
-# Routes come from the one table the local gateway uses too (`mlops.api.ROUTES`).
+# Routes come from the one table the local gateway uses too (`mlops.shared.routes.ROUTES`).
 _FUNCTION_KEYS = {"predict": "Predict", "feedback": "Feedback"}
 CLIENT_ROUTES: dict[str, tuple[Route, ...]] = {
     key: tuple((apigwv2.HttpMethod(r.method), r.path) for r in API_ROUTES if r.function == name)

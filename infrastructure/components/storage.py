@@ -1,4 +1,4 @@
-"""The S3 buckets of `mlops.resources`, plus the bucket their server access logs go to."""
+"""The S3 buckets of `mlops.shared.resources`, plus the bucket their server access logs go to."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from mlops.bundle import retraining_snapshots_prefix
-from mlops.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
-from mlops.resources import ALL_RESOURCES, ARTIFACT_BUCKET, LOG_BUCKET, REPORT_BUCKET, Resource, ResourceKind
+from mlops.cloud.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.model.bundle import retraining_snapshots_prefix
+from mlops.shared.resources import (
+    ALL_RESOURCES,
+    ARTIFACT_BUCKET,
+    LOG_BUCKET,
+    REPORT_BUCKET,
+    Resource,
+    ResourceKind,
+)
 
 from infrastructure.config import StageConfig
 from infrastructure.nag import acknowledge, logical_id

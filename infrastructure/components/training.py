@@ -7,10 +7,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from mlops.alarms import alarm_specs
-from mlops.bundle import datasets_prefix, model_prefix, retraining_snapshots_prefix
-from mlops.logstore import FEEDBACK_PREFIX, GATES_PREFIX, PREDICTIONS_PREFIX
-from mlops.resources import (
+from mlops.cloud.logstore import FEEDBACK_PREFIX, GATES_PREFIX, PREDICTIONS_PREFIX
+from mlops.model.bundle import datasets_prefix, model_prefix, retraining_snapshots_prefix
+from mlops.shared.alarm_specs import alarm_specs
+from mlops.shared.resources import (
     ALARM_TOPIC,
     ARTIFACT_BUCKET,
     LOG_BUCKET,

@@ -20,8 +20,8 @@ from typing import Any, NoReturn
 
 import boto3
 import pytest
-from mlops.provision import create_resources
-from mlops.training import TrainingResult
+from mlops.cloud.provision import create_resources
+from mlops.model.training import TrainingResult
 from moto.server import ThreadedMotoServer
 
 from infrastructure.artifact import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mlops.training import TrainingResult
+from mlops.model.training import TrainingResult
 
 from tests.artifact.conftest import ReadOnlyArtifact, ServerStack
 from tests.integration.test_monitor_handler import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mlops.datagen import generate_churn
+from mlops.datagen.churn import generate_churn
 
 from tests.artifact.conftest import ReadOnlyArtifact, ServerStack
 from tests.integration.serving_helpers import load_event

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from mlops.logstore import FEEDBACK_PREFIX, iter_predictions
-from mlops.resources import LOG_BUCKET
-from mlops.storage import list_keys
-from mlops.training import TrainingResult, feature_frame
+from mlops.cloud.logstore import FEEDBACK_PREFIX, iter_predictions
+from mlops.cloud.storage import list_keys
+from mlops.model.training import TrainingResult, feature_frame
+from mlops.shared.resources import LOG_BUCKET
 
 from infrastructure.artifact import LambdaProcess
 from tests.artifact.conftest import ReadOnlyArtifact, ServerStack, assert_ran_as_on_lambda

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops import aws
 from mlops.cli.local import DEMO_SPEC
+from mlops.cloud import aws
 from mlops.local.demo import Api, DemoConfig, run_demo
 from mlops.local.stack import LocalStack
 
@@ -78,8 +78,8 @@ def test_a_covariate_shift_alone_is_a_quiet_run_and_the_demo_exits_zero(tmp_path
 
 
 def _row() -> dict[str, Any]:
-    from mlops.datagen import generate_churn
-    from mlops.training import frame_rows
+    from mlops.datagen.churn import generate_churn
+    from mlops.model.training import frame_rows
 
     frame = generate_churn(1, seed=99)
     features = [c for c in frame.columns if c not in ("customer_id", "churned")]

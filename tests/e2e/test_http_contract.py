@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from mlops.handlers import openapi
 from mlops.local.gateway import compile_routes, http_api_event, match
-from mlops.serving.api import (
+from mlops.serving.contract import (
     ErrorBody,
     FeedbackResponse,
     History,

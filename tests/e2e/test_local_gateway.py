@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from mlops.api import ROUTES
 from mlops.cli import main
 from mlops.local.gateway import compile_routes, http_api_event, match
+from mlops.shared.routes import ROUTES
 
 from tests.integration.serving_helpers import load_event
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
     feedback_key,
@@ -23,12 +23,12 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.cloud.storage import iso, list_keys
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.model.spec import load_spec
+from mlops.model.training import TrainingResult, feature_frame, frame_rows, train_model
 from mlops.monitoring.run import run_monitor
-from mlops.pricing_data import TARGET, generate_prices
-from mlops.resources import LOG_BUCKET, REPORT_BUCKET
-from mlops.spec import load_spec
-from mlops.storage import iso, list_keys
-from mlops.training import TrainingResult, feature_frame, frame_rows, train_model
+from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.browser import Browser
 from tests.conftest import AwsStack

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from mlops.cli import main
-from mlops.training import TrainingResult
+from mlops.model.training import TrainingResult
 
 from tests.browser import Browser, PageCheck
 from tests.report_story import monitored_life, moto_stack

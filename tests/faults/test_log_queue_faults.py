@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from mlops import aws
 from mlops.cli import main as cli_main
-from mlops.config import ServingSettings
+from mlops.cloud import aws
+from mlops.cloud.logstore import iter_predictions
+from mlops.cloud.storage import utcnow
 from mlops.handlers import predict as predict_handler
-from mlops.logstore import iter_predictions
-from mlops.observability import logger
-from mlops.resources import LOG_BUCKET, PREDICTION_QUEUE
 from mlops.serving.log_queue import FALLBACK_FIELD, LOG_EVENT_MAX_BYTES, SEND_CLIENT_CONFIG
-from mlops.storage import utcnow
+from mlops.shared.observability import logger
+from mlops.shared.resources import LOG_BUCKET, PREDICTION_QUEUE
+from mlops.shared.settings import ServingSettings
 
 from tests.conftest import AwsStack
 from tests.faults.test_redelivery import GOOD_ROW, raw_rows

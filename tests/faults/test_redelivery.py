@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops import clock
+from mlops.cloud.logstore import FeedbackRecord, feedback_key, unique_predictions_sql, write_feedback
+from mlops.cloud.storage import iso, read_jsonl_gz
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import monitor
 from mlops.handlers import predict as predict_handler
-from mlops.logstore import FeedbackRecord, feedback_key, unique_predictions_sql, write_feedback
-from mlops.resources import LOG_BUCKET
+from mlops.model.spec import ModelSpec
 from mlops.retraining.data import labelled_production_rows
-from mlops.spec import ModelSpec
-from mlops.storage import iso, read_jsonl_gz
+from mlops.shared import clock
+from mlops.shared.resources import LOG_BUCKET
 
 from tests.integration.serving_helpers import (
     CONTEXT,
@@ -165,7 +165,7 @@ def unique_by_sql(spec: ModelSpec, stored: list[tuple[str, dict[str, Any]]]) -> 
 
 def test_first_copy_in_key_order_wins_and_memory_is_one_partition(aws_stack):
     # Given copies of one prediction in two objects of an hour, and the same id in the next hour
-    from mlops.logstore import FirstSeen
+    from mlops.cloud.logstore import FirstSeen
 
     first = FirstSeen()
     hour = "predictions/model_version=1/dt=2026-11-20/hour=09/"

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mlops import bundle
 from mlops.cli import main as cli_main
 from mlops.handlers import admin
+from mlops.model import bundle
 
 from tests.conftest import AwsStack, register_and_promote
 from tests.integration.serving_helpers import CONTEXT, load_event, response_json, with_body

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from mlops import aws
-from mlops.resources import RETRAIN_FUNCTION_ENV
+from mlops.cloud import aws
+from mlops.shared.resources import RETRAIN_FUNCTION_ENV
 
 from tests.conftest import AwsStack
 from tests.iam.deployed import DeployedStack, source_digest

@@ -1,7 +1,7 @@
 """What the synthesized template gives each function's role, resolved onto the moto resources.
 
 Synthesis runs jsii and takes most of a minute, so the parts the IAM tier needs (the template, and
-which logical id is which function's role and which resource of `mlops.resources`) are cached in
+which logical id is which function's role and which resource of `mlops.shared.resources`) are cached in
 pytest's cache under a key made from every file the stack is built from.
 """
 
@@ -14,12 +14,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlops.resources import ALL_RESOURCES, ResourceKind
+from mlops.shared.resources import ALL_RESOURCES, ResourceKind
 
 from tests.iam.policy import ACCOUNT, PARTITION, REGION, function_arn, queue_arn, table_arn
 
 ROOT = Path(__file__).resolve().parents[2]
-# Bindings of the template that are not in `mlops.resources`.
+# Bindings of the template that are not in `mlops.shared.resources`.
 TOPIC_KEY = "TopicKey"
 RETRAIN_FUNCTION = "RetrainFunction"
 # Stand-in ARN of the topic's KMS key (moto's SNS does not encrypt, so no key is needed there).
@@ -54,7 +54,9 @@ def source_digest() -> str:
 class DeployedStack:
     template: dict[str, Any]
     roles: dict[str, str]  # function key -> logical id of its role
-    bindings: dict[str, str]  # mlops.resources logical id (and the extras above) -> template logical id
+    bindings: dict[
+        str, str
+    ]  # mlops.shared.resources logical id (and the extras above) -> template logical id
 
     def to_json(self) -> dict[str, Any]:
         return {"template": self.template, "roles": self.roles, "bindings": self.bindings}

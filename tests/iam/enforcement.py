@@ -1,6 +1,6 @@
 """Run function code as its deployed role: every boto3 call it makes is authorized first.
 
-The functions build their clients through `mlops.aws`; the enforcer installs a boto3 session there
+The functions build their clients through `mlops.cloud.aws`; the enforcer installs a boto3 session there
 whose `before-parameter-build` hook authorizes each call against the statements of the role the
 test is acting as. A refused call raises the AccessDenied error AWS would return (so the code's
 own error handling runs) and is recorded, and leaving `acting_as` fails the test with every
@@ -18,7 +18,7 @@ import boto3
 import botocore.session
 import pytest
 from botocore.exceptions import ClientError
-from mlops import aws
+from mlops.cloud import aws
 
 from tests.iam.deployed import DeployedStack, athena_results, moto_bindings, resolve, topic_keys
 from tests.iam.policy import (
@@ -64,7 +64,7 @@ class IamEnforcer:
         self.denials: list[Denial] = []
         self.unmapped: list[str] = []
         self._s3: Any = None
-        # The functions' clients come from one botocore session (mlops.aws): hook that one.
+        # The functions' clients come from one botocore session (mlops.cloud.aws): hook that one.
         self.session = botocore.session.get_session()
         self.session.register("before-parameter-build", self._authorize)
         self.session.register("after-call.athena.StartQueryExecution", self._record_query)

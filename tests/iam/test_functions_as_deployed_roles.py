@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from mlops.alarms import DIM_MODEL, NAMESPACE, Metric
-from mlops.datagen import generate_churn
+from mlops.cloud.logstore import latest_report_key
+from mlops.cloud.registry import VersionRecord
+from mlops.cloud.storage import iso, list_keys
+from mlops.datagen.churn import generate_churn
 from mlops.handlers import admin as admin_handler
 from mlops.handlers import feedback as feedback_handler
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import monitor as monitor_handler
 from mlops.handlers import predict as predict_handler
 from mlops.handlers import retrain as retrain_handler
-from mlops.logstore import latest_report_key
 from mlops.monitoring.engine import duckdb_feedback, duckdb_predictions
-from mlops.registry import VersionRecord
-from mlops.resources import (
+from mlops.shared.alarm_specs import DIM_MODEL, NAMESPACE, Metric
+from mlops.shared.resources import (
     ATHENA_WORKGROUP_ENV,
     GLUE_DATABASE_ENV,
     LOG_BUCKET,
@@ -32,7 +33,6 @@ from mlops.resources import (
     SCAN_ENGINE_ENV,
     SCAN_ENGINE_MIN_BYTES_ENV,
 )
-from mlops.storage import iso, list_keys
 
 from tests.conftest import AwsStack, register_and_promote
 from tests.iam.conftest import create_retrain_function

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from mlops import aws
-from mlops.bundle import dataset_key
-from mlops.errors import NotFoundError, StorageError
-from mlops.logstore import latest_report_key
-from mlops.storage import get_bytes
+from mlops.cloud import aws
+from mlops.cloud.logstore import latest_report_key
+from mlops.cloud.storage import get_bytes
+from mlops.model.bundle import dataset_key
+from mlops.shared.errors import NotFoundError, StorageError
 
 from tests.conftest import AwsStack
 from tests.iam.deployed import DeployedStack

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.alarms import FAILURE_DIMENSIONS, Subject, operational_alarm_specs
-from mlops.observability import failure_dimensions
+from mlops.shared.alarm_specs import FAILURE_DIMENSIONS, Subject, operational_alarm_specs
+from mlops.shared.observability import failure_dimensions
 
 from tests.iam.deployed import resolve
 from tests.iam.policy import ACCOUNT, REGION, AuthRequest, is_allowed

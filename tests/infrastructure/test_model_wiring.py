@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlops.alarms import DIM_MODEL, NAMESPACE, alarm_specs
-from mlops.logstore import unique_predictions_sql
-from mlops.resources import RETRAIN_REQUEST_SOURCE, RETRAIN_RETRY_DETAIL_TYPE, RETRAINING_ALARMS_ENV
-from mlops.spec import FeatureKind
+from mlops.cloud.logstore import unique_predictions_sql
+from mlops.model.spec import FeatureKind
+from mlops.shared.alarm_specs import DIM_MODEL, NAMESPACE, alarm_specs
+from mlops.shared.resources import RETRAIN_REQUEST_SOURCE, RETRAIN_RETRY_DETAIL_TYPE, RETRAINING_ALARMS_ENV
 
 from infrastructure.components.environment import required_and_optional
 from infrastructure.components.monitoring import UNIQUE_PREDICTIONS_VIEW
@@ -223,8 +223,8 @@ def test_spec_file_default_is_the_demo(synth: Synthesised) -> None:
 
 
 def test_feature_names_as_given_are_quoted_in_the_log_table_type() -> None:
-    from mlops.logstore import features_type
-    from mlops.spec import parse_spec
+    from mlops.cloud.logstore import features_type
+    from mlops.model.spec import parse_spec
 
     spec = parse_spec(
         {

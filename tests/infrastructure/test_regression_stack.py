@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlops.alarms import DIM_MODEL, NAMESPACE, Metric
+from mlops.shared.alarm_specs import DIM_MODEL, NAMESPACE, Metric
 
 from infrastructure.lambdas import ROOT
 from tests.infrastructure.synth_support import Synthesised, synthesise

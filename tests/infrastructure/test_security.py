@@ -6,15 +6,15 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match
-from mlops.api import ROUTES as API_ROUTES
-from mlops.bundle import bundle_prefix, dataset_key
-from mlops.resources import (
+from mlops.model.bundle import bundle_prefix, dataset_key
+from mlops.shared.resources import (
     ALL_RESOURCES,
     LOG_WRITER_BATCH_SIZE,
     LOG_WRITER_BATCHING_WINDOW_S,
     PREDICTION_QUEUE,
     ResourceKind,
 )
+from mlops.shared.routes import ROUTES as API_ROUTES
 
 from infrastructure.components.registry import REGISTRY_READ_ACTIONS
 from infrastructure.components.serving import ADMIN_ROUTES, CLIENT_ROUTES

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from mlops import aws
-from mlops.config import ServingSettings
+from mlops.cloud import aws
 from mlops.handlers import feedback as feedback_handler
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import predict as predict_handler
+from mlops.shared.settings import ServingSettings
 
 from tests.integration.serving_helpers import AwsStack, FakeClock
 

@@ -49,7 +49,7 @@ class FakeClock:
 
 def drain_queue(stack: AwsStack) -> list[dict[str, Any]]:
     """Every message on the prediction queue, as SQS delivers them to the log writer."""
-    from mlops.resources import PREDICTION_QUEUE
+    from mlops.shared.resources import PREDICTION_QUEUE
 
     url = stack.env[PREDICTION_QUEUE.env_var]
     messages: list[dict[str, Any]] = []

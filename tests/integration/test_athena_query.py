@@ -1,7 +1,7 @@
 """The Athena query of infrastructure/README.md, run with DuckDB over logs the log writer wrote.
 
 The logs are written by the log-writer handler on moto, copied with their keys unchanged, and read
-through the Glue table's columns and partition keys (`mlops.logstore`), so the query text, the key
+through the Glue table's columns and partition keys (`mlops.cloud.logstore`), so the query text, the key
 layout and the schema are the ones Athena would use together.
 """
 
@@ -14,16 +14,16 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from mlops.handlers import log_writer as log_writer_handler
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
     prediction_columns,
     unique_predictions_sql,
 )
-from mlops.resources import LOG_BUCKET, PREDICTION_QUEUE
+from mlops.cloud.storage import list_keys
+from mlops.handlers import log_writer as log_writer_handler
 from mlops.serving.log_queue import PredictionBatch, send_predictions
-from mlops.storage import list_keys
+from mlops.shared.resources import LOG_BUCKET, PREDICTION_QUEUE
 
 from infrastructure.config import StageConfig
 from tests.integration.serving_helpers import CONTEXT, drain_queue, load_event, sqs_event_from
@@ -130,7 +130,7 @@ def test_the_readme_query_counts_what_the_log_writer_wrote(aws_stack, fresh_sett
 
 
 def test_the_prediction_table_has_every_logged_field_once(churn_spec):
-    from mlops.logstore import PredictionRecord
+    from mlops.cloud.logstore import PredictionRecord
 
     names = [n for n, _, _ in prediction_columns(churn_spec)] + [n for n, _, _ in PREDICTION_PARTITION_KEYS]
     assert sorted(names) == sorted([*PredictionRecord.model_fields, "dt", "hour"])

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from mlops import aws, bundle
 from mlops.cli import main
-from mlops.datagen import generate_churn
-from mlops.lifecycle import TrainingData, load_training_data
+from mlops.cloud import aws
+from mlops.datagen.churn import generate_churn
+from mlops.model import bundle
+from mlops.model.registration import TrainingData, load_training_data
 
 from tests.conftest import DEMO_SPEC
 
@@ -123,7 +124,7 @@ def test_help_loads_no_heavy_library():
 
 
 def test_logs_go_to_stderr_so_stdout_is_only_json(aws_stack, champion, capsys):
-    from mlops.observability import logger
+    from mlops.shared.observability import logger
 
     # Given the shared logger at INFO (a local stack started earlier in this process quiets it),
     before = logger.log_level

@@ -17,19 +17,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from mlops import aws, clock
-from mlops.config import ServingSettings
+from mlops.cloud import aws
+from mlops.cloud.logstore import PredictionRecord
+from mlops.cloud.registry import VersionRecord
+from mlops.cloud.storage import iso, read_jsonl_gz
 from mlops.handlers import feedback as feedback_handler
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import predict as predict_handler
-from mlops.logstore import PredictionRecord
+from mlops.model.spec import ModelSpec, parse_spec
+from mlops.model.training import TrainingResult, labels, load_table, rows_frame, train_model
 from mlops.monitoring.run import iter_prediction_batches
-from mlops.registry import VersionRecord
-from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV
-from mlops.serving.api import ErrorBody, PredictRequest, PredictResponse
-from mlops.spec import ModelSpec, parse_spec
-from mlops.storage import iso, read_jsonl_gz
-from mlops.training import TrainingResult, labels, load_table, rows_frame, train_model
+from mlops.serving.contract import ErrorBody, PredictRequest, PredictResponse
+from mlops.shared import clock
+from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV
+from mlops.shared.settings import ServingSettings
 from pydantic import TypeAdapter
 from sklearn.metrics import roc_auc_score
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from mlops.cloud.logstore import iter_feedback
+from mlops.cloud.storage import utcnow
 from mlops.handlers import feedback as feedback_handler
-from mlops.logstore import iter_feedback
-from mlops.resources import LOG_BUCKET
-from mlops.serving.api import ErrorBody, FeedbackResponse
-from mlops.storage import utcnow
+from mlops.serving.contract import ErrorBody, FeedbackResponse
+from mlops.shared.resources import LOG_BUCKET
 
 from tests.integration.serving_helpers import CONTEXT, load_event, response_json, with_body
 

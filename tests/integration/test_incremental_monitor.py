@@ -14,9 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops.datagen import generate_churn
-from mlops.handlers import monitor
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     PredictionRecord,
     feedback_key,
@@ -26,6 +24,11 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.cloud.registry import VersionRecord
+from mlops.cloud.storage import iso, list_keys
+from mlops.datagen.churn import generate_churn
+from mlops.handlers import monitor
+from mlops.model.training import TrainingResult, feature_frame, frame_rows
 from mlops.monitoring.rollup import DayRollup
 from mlops.monitoring.run import (
     accumulate,
@@ -34,10 +37,7 @@ from mlops.monitoring.run import (
     load_reference,
     received_in,
 )
-from mlops.registry import VersionRecord
-from mlops.resources import LOG_BUCKET, REPORT_BUCKET
-from mlops.storage import iso, list_keys
-from mlops.training import TrainingResult, feature_frame, frame_rows
+from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 from sklearn.metrics import roc_auc_score
 
 from tests.conftest import AwsStack

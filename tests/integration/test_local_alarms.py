@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from mlops.alarms import DIM_MODEL, DIM_VERSION, NAMESPACE, alarm_specs
-from mlops.local.alarms import AlarmEvaluator, AlarmState
+from mlops.local.alarm_evaluator import AlarmEvaluator, AlarmState
+from mlops.shared.alarm_specs import DIM_MODEL, DIM_VERSION, NAMESPACE, alarm_specs
 
 
 def test_gap_series_fires_metric_gap_alarm_and_delivers_the_event(aws_stack, churn_spec):

@@ -12,11 +12,11 @@ import pytest
 import urllib3.util.connection
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
-from mlops import aws
+from mlops.cloud import aws
 from mlops.local.stack import LocalStack
 from mlops.local.transport import InProcessMoto
-from mlops.resources import LOG_BUCKET, REGISTRY_TABLE
-from mlops.spec import ModelSpec
+from mlops.model.spec import ModelSpec
+from mlops.shared.resources import LOG_BUCKET, REGISTRY_TABLE
 
 
 @pytest.fixture(scope="module")

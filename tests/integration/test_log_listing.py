@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops.logstore import prediction_objects
-from mlops.resources import LOG_BUCKET
+from mlops.cloud.logstore import prediction_objects
+from mlops.shared.resources import LOG_BUCKET
 
 from tests.conftest import AwsStack
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from mlops.cloud.storage import read_jsonl_gz
 from mlops.handlers import log_writer as log_writer_handler
-from mlops.resources import LOG_BUCKET
-from mlops.storage import read_jsonl_gz
+from mlops.shared.resources import LOG_BUCKET
 
 from tests.integration.serving_helpers import CONTEXT, load_event
 

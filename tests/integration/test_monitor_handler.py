@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from mlops.cli import main as cli_main
-from mlops.datagen import generate_churn
-from mlops.handlers import monitor
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     PredictionRecord,
     feedback_key,
@@ -20,9 +18,11 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
-from mlops.resources import LOG_BUCKET, REPORT_BUCKET
-from mlops.storage import iso
-from mlops.training import TrainingResult, feature_frame, frame_rows
+from mlops.cloud.storage import iso
+from mlops.datagen.churn import generate_churn
+from mlops.handlers import monitor
+from mlops.model.training import TrainingResult, feature_frame, frame_rows
+from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.conftest import AwsStack
 from tests.integration.serving_helpers import CONTEXT, load_event
@@ -143,7 +143,7 @@ def test_challenger_traffic_is_monitored_under_its_version_only(
     aws_stack: AwsStack, champion: Any, trained: TrainingResult
 ) -> None:
     registry = aws_stack.registry()
-    from mlops.lifecycle import TrainingData, register_model
+    from mlops.model.registration import TrainingData, register_model
 
     v2 = register_model(
         trained, registry, aws_stack.s3, aws_stack.artifact_bucket, TrainingData(sha256="1" * 64, rows=1)

@@ -8,15 +8,15 @@ import sys
 from typing import Any
 
 import numpy as np
-from mlops import bundle
-from mlops.alarms import FAILURE_DIMENSIONS
+from mlops.cloud.logstore import PredictionRecord, latest_report_key
+from mlops.cloud.storage import parse_time, read_jsonl_gz
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import predict as predict_handler
-from mlops.logstore import PredictionRecord, latest_report_key
-from mlops.resources import LOG_BUCKET, REPORT_BUCKET
-from mlops.serving.api import ErrorBody, ModelInfo, PredictResponse
-from mlops.storage import parse_time, read_jsonl_gz
-from mlops.training import rows_frame
+from mlops.model import bundle
+from mlops.model.training import rows_frame
+from mlops.serving.contract import ErrorBody, ModelInfo, PredictResponse
+from mlops.shared.alarm_specs import FAILURE_DIMENSIONS
+from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.conftest import register_and_promote
 from tests.integration.serving_helpers import (

@@ -6,10 +6,10 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mlops import bundle
-from mlops.errors import ConflictError, IntegrityError, NotFoundError
-from mlops.lifecycle import TrainingData, register_model
-from mlops.registry import Action, Registry, VersionStatus
+from mlops.cloud.registry import Action, Registry, VersionStatus
+from mlops.model import bundle
+from mlops.model.registration import TrainingData, register_model
+from mlops.shared.errors import ConflictError, IntegrityError, NotFoundError
 
 from tests.integration.racing import RacingStore, race
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from mlops import bundle
-from mlops.pricing_data import TARGET, generate_prices
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.model import bundle
 from mlops.regression.profile import read_regression_profile
 
 from tests.integration.test_cli import run

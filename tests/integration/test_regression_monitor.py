@@ -10,10 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops.alarms import Metric, alarm_specs
-from mlops.handlers import monitor
-from mlops.local.alarms import AlarmEvaluator, AlarmState
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
     feedback_key,
@@ -21,11 +18,14 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
-from mlops.pricing_data import TARGET, generate_prices
-from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
-from mlops.spec import load_spec
-from mlops.storage import iso
-from mlops.training import feature_frame, frame_rows, train_model
+from mlops.cloud.storage import iso
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.handlers import monitor
+from mlops.local.alarm_evaluator import AlarmEvaluator, AlarmState
+from mlops.model.spec import load_spec
+from mlops.model.training import feature_frame, frame_rows, train_model
+from mlops.shared.alarm_specs import Metric, alarm_specs
+from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
 from sklearn import metrics as skm
 
 from tests.conftest import register_and_promote

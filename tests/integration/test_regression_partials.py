@@ -9,9 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops import bundle
-from mlops.handlers import monitor
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
     feedback_key,
@@ -21,16 +19,18 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
+from mlops.cloud.storage import iso
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.handlers import monitor
+from mlops.model import bundle
+from mlops.model.spec import load_spec, spec_from_json
+from mlops.model.training import TrainingResult, feature_frame, frame_rows, train_model
 from mlops.monitoring.partials import PartialStore
-from mlops.pricing_data import TARGET, generate_prices
 from mlops.regression.estimation import estimated_metrics, expected_losses
 from mlops.regression.monitoring import evaluate_window, read_window, window_in_memory
 from mlops.regression.partials import regression_window_from_partials
 from mlops.regression.profile import read_regression_profile
-from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
-from mlops.spec import load_spec, spec_from_json
-from mlops.storage import iso
-from mlops.training import TrainingResult, feature_frame, frame_rows, train_model
+from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
 from sklearn import metrics as skm
 
 from tests.conftest import AwsStack, register_and_promote

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from mlops import bundle
-from mlops.lifecycle import prove_export
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     RegressionPredictionRecord,
     feedback_key,
@@ -18,13 +16,15 @@ from mlops.logstore import (
     write_feedback,
     write_predictions,
 )
-from mlops.pricing_data import TARGET, generate_prices
+from mlops.cloud.storage import iso
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.model import bundle
+from mlops.model.registration import prove_export
+from mlops.model.spec import load_spec
+from mlops.model.training import feature_frame, frame_rows, train_model
 from mlops.regression.retraining import paired_loss_test, run_regression_gate
-from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV
 from mlops.retraining.gate import LabelledRows
-from mlops.spec import load_spec
-from mlops.storage import iso
-from mlops.training import feature_frame, frame_rows, train_model
+from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV
 from scipy import stats
 
 from tests.conftest import register_and_promote

@@ -11,18 +11,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops import aws
-from mlops.config import ServingSettings
+from mlops.cloud import aws
+from mlops.cloud.logstore import RegressionPredictionRecord, iter_feedback, latest_values
+from mlops.cloud.storage import read_jsonl_gz, utcnow
+from mlops.datagen.pricing import generate_prices
 from mlops.handlers import feedback as feedback_handler
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import predict as predict_handler
-from mlops.logstore import RegressionPredictionRecord, iter_feedback, latest_values
-from mlops.pricing_data import generate_prices
+from mlops.model.spec import load_spec
+from mlops.model.training import frame_rows, rows_frame, train_model
 from mlops.regression.feedback import task_environment
-from mlops.resources import LOG_BUCKET, MODEL_NAME_ENV
-from mlops.spec import load_spec
-from mlops.storage import read_jsonl_gz, utcnow
-from mlops.training import frame_rows, rows_frame, train_model
+from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV
+from mlops.shared.settings import ServingSettings
 
 from tests.conftest import register_and_promote
 from tests.integration.serving_helpers import (

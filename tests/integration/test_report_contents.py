@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from mlops.logstore import FeedbackRecord, feedback_key, history_keys, write_feedback
+from mlops.cloud.logstore import FeedbackRecord, feedback_key, history_keys, write_feedback
+from mlops.cloud.storage import iso
+from mlops.model.training import TrainingResult
 from mlops.monitoring.history import read_history
 from mlops.monitoring.run import MonitorResult, run_monitor
-from mlops.resources import LOG_BUCKET, REPORT_BUCKET
-from mlops.storage import iso
-from mlops.training import TrainingResult
+from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.conftest import AwsStack, register_and_promote
 from tests.integration.test_reports import cli

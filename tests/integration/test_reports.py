@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from mlops.cli import main
-from mlops.datagen import generate_churn
-from mlops.logstore import history_keys
+from mlops.cloud.logstore import history_keys
+from mlops.cloud.storage import parse_time
+from mlops.datagen.churn import generate_churn
+from mlops.model.training import TrainingResult, feature_frame
 from mlops.monitoring.history import ModelHistory, shift_onsets
-from mlops.storage import parse_time
-from mlops.training import TrainingResult, feature_frame
 from sklearn.metrics import roc_auc_score
 
 from tests.conftest import AwsStack

@@ -6,12 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mlops.alarms import operational_alarm_specs
-from mlops.bundle import dataset_key
-from mlops.datagen import generate_churn
-from mlops.errors import RetrainFailed
-from mlops.local.alarms import AlarmState, evaluate
-from mlops.observability import failure_dimensions
+from mlops.datagen.churn import generate_churn
+from mlops.local.alarm_evaluator import AlarmState, evaluate
+from mlops.model.bundle import dataset_key
+from mlops.shared.alarm_specs import operational_alarm_specs
+from mlops.shared.errors import RetrainFailed
+from mlops.shared.observability import failure_dimensions
 
 from tests.integration.serving_helpers import load_event
 from tests.traffic import log_traffic

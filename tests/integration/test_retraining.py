@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mlops import bundle
-from mlops.datagen import generate_churn
-from mlops.errors import StorageError
-from mlops.logstore import gate_report_key
-from mlops.registry import Registry, VersionStatus
+from mlops.cloud.logstore import gate_report_key
+from mlops.cloud.registry import Registry, VersionStatus
+from mlops.datagen.churn import generate_churn
+from mlops.model import bundle
+from mlops.model.spec import Retraining
 from mlops.retraining.run import Outcome, RetrainContext, Trigger, TriggerKind, run_retraining
-from mlops.spec import Retraining
+from mlops.shared.errors import StorageError
 
 from tests.conftest import register_and_promote
 from tests.traffic import log_traffic
@@ -132,7 +132,7 @@ def test_failed_bundle_write_leaves_registry_and_champion_as_they_were(aws_stack
     def broken_put(*args, **kwargs):
         raise StorageError("write s3://artifacts/models/...: InternalError")
 
-    monkeypatch.setattr("mlops.bundle.put_new_bytes", broken_put)
+    monkeypatch.setattr("mlops.model.bundle.put_new_bytes", broken_put)
     result = run_retraining(ctx, ALARM)
 
     assert result.outcome is Outcome.FAILED and "InternalError" in result.detail

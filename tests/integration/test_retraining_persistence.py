@@ -7,8 +7,8 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from mlops.datagen import generate_churn
-from mlops.registry import Registry
+from mlops.cloud.registry import Registry
+from mlops.datagen.churn import generate_churn
 from mlops.retraining import persistence
 from mlops.retraining import run as run_module
 from mlops.retraining.persistence import ConditionState, load_condition, set_paused

@@ -8,23 +8,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops.handlers import monitor
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     feedback_key,
     feedback_objects_between,
     prediction_prefix,
     write_feedback,
 )
+from mlops.cloud.registry import VersionRecord
+from mlops.cloud.storage import iso, list_objects, parse_time, read_jsonl_gz
+from mlops.handlers import monitor
+from mlops.model.training import TrainingResult
 from mlops.monitoring.engine import duckdb_hour_engine, hour_profile_sql
 from mlops.monitoring.labels import Label
 from mlops.monitoring.partials import python_hour_profile
 from mlops.monitoring.rollup import HourLabels, sql_labels
 from mlops.monitoring.run import load_reference
-from mlops.registry import VersionRecord
-from mlops.resources import LOG_BUCKET, SCAN_ENGINE_ENV, SCAN_ENGINE_MIN_BYTES_ENV
-from mlops.storage import iso, list_objects, parse_time, read_jsonl_gz
-from mlops.training import TrainingResult
+from mlops.shared.resources import LOG_BUCKET, SCAN_ENGINE_ENV, SCAN_ENGINE_MIN_BYTES_ENV
 
 from tests.conftest import AwsStack
 from tests.integration.test_incremental_monitor import (

@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mlops.alarms import AlarmSpec, Comparison, Metric, MissingData, Severity
-from mlops.local.alarms import AlarmState, evaluate, period_starts
+from mlops.local.alarm_evaluator import AlarmState, evaluate, period_starts
+from mlops.shared.alarm_specs import AlarmSpec, Comparison, Metric, MissingData, Severity
 
 OK, ALARM, NODATA = AlarmState.OK, AlarmState.ALARM, AlarmState.INSUFFICIENT_DATA
 BASE = AlarmSpec(

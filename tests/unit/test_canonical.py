@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mlops.canonical import canonical_boolean, canonical_category
-from mlops.schema import FeatureField, FeatureSchema, canonicalize_rows
-from mlops.spec import FeatureKind, parse_spec
-from mlops.training import feature_frame, read_csv_text
+from mlops.model.canonical import canonical_boolean, canonical_category
+from mlops.model.schema import FeatureField, FeatureSchema, canonicalize_rows
+from mlops.model.spec import FeatureKind, parse_spec
+from mlops.model.training import feature_frame, read_csv_text
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_training_and_serving_agree_on_a_csv_that_pandas_would_read_as_floats():
 @given(st.lists(st.one_of(scalars, st.none()), min_size=1, max_size=5))
 def test_the_serving_shortcut_gives_exactly_the_canonical_form(values):
     # The serving path skips values it can tell are canonical already; it must never skip others.
-    from mlops.schema import RowCanonicalizer
+    from mlops.model.schema import RowCanonicalizer
 
     schema = FeatureSchema(
         model_name="m", target="y", features=[FeatureField(name="c", kind=FeatureKind.CATEGORICAL)]

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from mlops.errors import ValidationFailed
-from mlops.schema import FeatureField, FeatureSchema
+from mlops.model.schema import FeatureField, FeatureSchema
+from mlops.model.spec import FeatureKind
 from mlops.serving import validation
 from mlops.serving.validation import RowValidator, read_request
-from mlops.spec import FeatureKind
+from mlops.shared.errors import ValidationFailed
 
 SCHEMA = FeatureSchema(
     model_name="m",

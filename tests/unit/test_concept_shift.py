@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from mlops.datagen import generate_churn
+from mlops.datagen.churn import generate_churn
+from mlops.model.training import TrainingResult, feature_frame
 from mlops.monitoring import estimation
 from mlops.monitoring.performance import ConceptShiftCheck, concept_shift_check, production_performance
+from mlops.monitoring.profile import PerformanceReference
 from mlops.monitoring.window import ScoreGrid
-from mlops.profile import PerformanceReference
-from mlops.training import TrainingResult, feature_frame
 from sklearn import metrics as skm
 
 TEST_ROWS = 1250

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops.datagen import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET, generate_churn
-from mlops.training import feature_frame
+from mlops.datagen.churn import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET, generate_churn
+from mlops.model.training import feature_frame
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from mlops.datagen import generate_churn
-from mlops.errors import UnsupportedProfileFormat
+from mlops.datagen.churn import generate_churn
+from mlops.model.spec import TASK_ESTIMATORS, Estimator, EstimatorKind, ModelSpec, Task
+from mlops.model.training import feature_frame, train_model
 from mlops.monitoring import estimation
+from mlops.monitoring.profile import CalibrationMap, read_reference_profile
 from mlops.monitoring.window import ScoreGrid
-from mlops.profile import CalibrationMap, read_reference_profile
-from mlops.spec import TASK_ESTIMATORS, Estimator, EstimatorKind, ModelSpec, Task
-from mlops.training import feature_frame, train_model
+from mlops.shared.errors import UnsupportedProfileFormat
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
@@ -219,7 +219,8 @@ def test_window_scores_of_a_real_model_are_estimated_near_sklearn_under_covariat
     spec = result.spec  # type: ignore[attr-defined]
     if spec.estimator.kind is EstimatorKind.RANDOM_FOREST:
         # Vote shares mix rows of different risk: under covariate shift their calibration moves
-        # too (a limit of every confidence-based estimate, documented in the monitoring README).
+        # too (a limit of every confidence-based estimate, documented in the monitoring notes
+        # (docs/monitoring.md)).
         pytest.skip("random forest scores are not a function of the risk alone")
     shifted = generate_churn(20_000, seed=43, covariate_shift=1.0)
     p = result.pipeline.predict_proba(feature_frame(shifted, spec))[:, 1]  # type: ignore[attr-defined]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from mlops.datagen import generate_churn
-from mlops.lifecycle import prove_export
+from mlops.datagen.churn import generate_churn
+from mlops.model.registration import prove_export
+from mlops.model.training import feature_frame, frame_rows, train_model
 from mlops.retraining.gate import LabelledRows, run_gate
-from mlops.training import feature_frame, frame_rows, train_model
 from sklearn import metrics as skm
 
 

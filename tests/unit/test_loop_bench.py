@@ -7,7 +7,7 @@ from typing import Any
 
 from mlops.cli.local import DEMO_SPEC
 from mlops.local.demo import DemoConfig, demo_spec
-from mlops.spec import load_spec
+from mlops.model.spec import load_spec
 
 from bench.loop import alarms_holding_at_end, judge
 

@@ -11,19 +11,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops.datagen import generate_churn
+from mlops.cloud.registry import VersionRecord, VersionStatus
+from mlops.datagen.churn import generate_churn
+from mlops.model.training import TrainingResult, feature_frame
 from mlops.monitoring.report import VersionReport
 from mlops.monitoring.run import VersionReference, evaluate
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator
-from mlops.registry import VersionRecord, VersionStatus
-from mlops.training import TrainingResult, feature_frame
 from sklearn import metrics as skm
 
 WINDOWS = 50
 ROWS = 2000
 END = datetime(2026, 11, 20, tzinfo=UTC)
 SHIFTED = ("monthly_charges", "support_calls")
-# Covariate shift of half a standard deviation of each feature's mean (see mlops.datagen).
+# Covariate shift of half a standard deviation of each feature's mean (see mlops.datagen.churn).
 COVARIATE_SHIFT = 0.5
 # The generator derives these from the shifted ones (tenure x monthly charges; calls lower
 # satisfaction), so they move too: real drift, not false alarms.

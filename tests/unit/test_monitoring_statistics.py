@@ -11,7 +11,7 @@ from mlops.monitoring.performance import (
     production_performance,
     rank_auc,
 )
-from mlops.profile import (
+from mlops.monitoring.profile import (
     FINE_BINS,
     build_dataset_profile,
     categorical_counts,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops.datagen import generate_churn
-from mlops.errors import ExportError
-from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
-from mlops.lifecycle import prove_export
-from mlops.onnx_export import PARITY_TOLERANCE, edge_rows, export_onnx
-from mlops.schema import encode_rows
-from mlops.spec import Estimator, EstimatorKind
-from mlops.training import rows_frame, train_model
+from mlops.datagen.churn import generate_churn
+from mlops.model.inference import load_session, predict_proba_onnx, session_numeric_dtype
+from mlops.model.onnx_export import PARITY_TOLERANCE, edge_rows, export_onnx
+from mlops.model.registration import prove_export
+from mlops.model.schema import encode_rows
+from mlops.model.spec import Estimator, EstimatorKind
+from mlops.model.training import rows_frame, train_model
+from mlops.shared.errors import ExportError
 
 
 def test_logistic_regression_export_runs_in_float64_and_matches(trained):
@@ -49,7 +49,7 @@ def test_edge_rows_are_served_like_sklearn(trained):
 def test_a_mismatching_export_is_refused_with_the_worst_rows(trained, churn_spec, monkeypatch):
     other = train_model(generate_churn(1000, seed=11, concept_shift=1.0), churn_spec)
     foreign = export_onnx(other.pipeline, other.schema, other.spec.estimator.kind)
-    monkeypatch.setattr("mlops.lifecycle.export_onnx", lambda *a, **k: foreign)
+    monkeypatch.setattr("mlops.model.registration.export_onnx", lambda *a, **k: foreign)
     with pytest.raises(ExportError) as err:
         prove_export(trained)
     assert "differs from sklearn" in str(err.value)

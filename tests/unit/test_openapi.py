@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from mlops.api import ROUTES
+from mlops.cloud.registry import MAX_REASON_LENGTH
 from mlops.handlers import openapi
-from mlops.registry import MAX_REASON_LENGTH
+from mlops.shared.routes import ROUTES
 
 
 def _body_schema(operation: dict) -> dict:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from mlops.datagen import generate_churn
-from mlops.profile import (
+from mlops.datagen.churn import generate_churn
+from mlops.model.training import feature_frame
+from mlops.monitoring.profile import (
     ProfileMismatch,
     build_dataset_profile,
     categorical_counts,
@@ -14,7 +15,6 @@ from mlops.profile import (
     profile_columns,
     quantile_edges,
 )
-from mlops.training import feature_frame
 
 
 def _columns(frame):

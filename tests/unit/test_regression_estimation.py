@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops.pricing_data import generate_prices
+from mlops.datagen.pricing import generate_prices
+from mlops.model.spec import load_spec
+from mlops.model.training import feature_frame, train_model
 from mlops.regression.estimation import LOSS_MAX_DEPTH, LOSS_MIN_LEAF, LOSS_TREES, encode, expected_losses
 from mlops.regression.metrics import regression_metrics
 from mlops.regression.monitoring import metric_gap
 from mlops.regression.training import numeric_target
-from mlops.spec import load_spec
-from mlops.training import feature_frame, train_model
 from sklearn.ensemble import RandomForestRegressor
 
 from tests.unit.test_regression_spec import PRICING_SPEC

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from mlops.errors import SpecError
-from mlops.spec import EstimatorKind, PrimaryMetric, Task, load_spec, parse_spec, spec_from_json
+from mlops.model.spec import EstimatorKind, PrimaryMetric, Task, load_spec, parse_spec, spec_from_json
+from mlops.shared.errors import SpecError
 
 from tests.conftest import ROOT
 

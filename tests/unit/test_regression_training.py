@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops.errors import DataError, ExportError
-from mlops.lifecycle import prove_export
-from mlops.pricing_data import TARGET, generate_prices
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.model.registration import prove_export
+from mlops.model.spec import EstimatorKind, load_spec
+from mlops.model.training import train_model
 from mlops.regression.metrics import metric_interval, regression_metrics
 from mlops.regression.profile import RegressionProfile, read_regression_profile
-from mlops.spec import EstimatorKind, load_spec
-from mlops.training import train_model
+from mlops.shared.errors import DataError, ExportError
 from sklearn import metrics as skm
 
 from tests.unit.test_regression_spec import PRICING_SPEC

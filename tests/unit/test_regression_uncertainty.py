@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlops.pricing_data import TARGET, generate_prices
+from mlops.datagen.pricing import TARGET, generate_prices
+from mlops.model.spec import load_spec
+from mlops.model.training import TrainingResult, feature_frame, train_model
 from mlops.regression.estimation import LossModel, fit_loss_model, residual_slope
 from mlops.regression.uncertainty import (
     CONCEPT_SHIFT_ALPHA,
@@ -23,8 +25,6 @@ from mlops.regression.uncertainty import (
     concept_shift_check,
     estimate_metric,
 )
-from mlops.spec import load_spec
-from mlops.training import TrainingResult, feature_frame, train_model
 from scipy import stats
 from sklearn import metrics as skm
 

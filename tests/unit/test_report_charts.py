@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 from mlops.monitoring.history import AlarmFlag, HistoryRun, shift_onsets
-from mlops.svgplot import (
+from mlops.shared.svgplot import (
     Marker,
     Series,
     _rows,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from mlops.admin import parse_version
-from mlops.errors import ValidationFailed
-from mlops.storage import parse_time
-from mlops.strict_json import JsonRefused, parse
+from mlops.cloud.storage import parse_time
+from mlops.model.admin import parse_version
+from mlops.shared.errors import ValidationFailed
+from mlops.shared.strict_json import JsonRefused, parse
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ import sys
 
 import jsonschema_rs
 import pytest
-from mlops.errors import ValidationFailed
-from mlops.schema import FeatureField, FeatureSchema
+from mlops.model.schema import FeatureField, FeatureSchema
+from mlops.model.spec import FeatureKind
 from mlops.serving.validation import RowValidator, read_envelope
-from mlops.spec import FeatureKind
+from mlops.shared.errors import ValidationFailed
 
 SCHEMA = FeatureSchema(
     model_name="m",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from mlops import resources as r
-from mlops.config import MonitorSettings, ServingSettings
+from mlops.shared import resources as r
+from mlops.shared.settings import MonitorSettings, ServingSettings
 from pydantic import ValidationError
 
 SERVING_ENV = {

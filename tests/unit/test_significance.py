@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from mlops.alarms import alarm_specs
+from mlops.model.spec import Monitoring, Retraining
 from mlops.monitoring.drift import FeatureDrift, largest_feature_drift
 from mlops.monitoring.significance import (
     auc_standard_error,
@@ -16,7 +16,7 @@ from mlops.monitoring.significance import (
     reference_metric,
 )
 from mlops.retraining.persistence import backoff, retry_base
-from mlops.spec import Monitoring, Retraining
+from mlops.shared.alarm_specs import alarm_specs
 from sklearn.metrics import roc_auc_score
 
 INTERCEPT, SLOPE = -0.8, 1.6
@@ -142,7 +142,7 @@ def test_retry_backoff_starts_at_the_cooldown_doubles_and_is_bounded():
 
 
 def _spec(monitoring: Monitoring, retraining: Retraining | None = None):
-    from mlops.spec import ModelSpec
+    from mlops.model.spec import ModelSpec
 
     return ModelSpec(
         name="m",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from mlops.errors import SpecError
-from mlops.spec import EstimatorKind, FeatureKind, load_spec, parse_spec
+from mlops.model.spec import EstimatorKind, FeatureKind, load_spec, parse_spec
+from mlops.shared.errors import SpecError
 
 MINIMAL = {
     "name": "m",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlops.datagen import generate_churn
-from mlops.errors import DataError, SpecError
-from mlops.evaluation import classification_metrics, expected_calibration_error, group_metrics
-from mlops.training import feature_frame, train_model
+from mlops.datagen.churn import generate_churn
+from mlops.model.evaluation import classification_metrics, expected_calibration_error, group_metrics
+from mlops.model.training import feature_frame, train_model
+from mlops.shared.errors import DataError, SpecError
 from sklearn import metrics as skm
 
 

@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from mlops.errors import DataError
-from mlops.spec import parse_spec
-from mlops.training import binary_target, feature_frame, labels, load_table, target_classes
+from mlops.model.spec import parse_spec
+from mlops.model.training import binary_target, feature_frame, labels, load_table, target_classes
+from mlops.shared.errors import DataError
 
 SPEC = parse_spec(
     {

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from mlops.errors import MlopsError
+from mlops.shared.errors import MlopsError
 
 NO_CREDENTIALS = "no AWS credentials: set them, or use --endpoint-url for a local stack"
 
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _logs_to_stderr() -> None:
     """The shared Powertools logger writes to stdout, as Lambda wants; a command's stdout is its result."""
-    from mlops.observability import logger
+    from mlops.shared.observability import logger
 
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):

@@ -13,10 +13,10 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops import resources as r
+from mlops.shared import resources as r
 
 if TYPE_CHECKING:
-    from mlops.registry import Registry
+    from mlops.cloud.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def settings(args: argparse.Namespace, *wanted: Setting) -> dict[str, str]:
 
 
 def registry(found: dict[str, str], model_name: str | None = None) -> Registry:
-    from mlops import aws
-    from mlops.registry import Registry
+    from mlops.cloud import aws
+    from mlops.cloud.registry import Registry
 
     return Registry(aws.client("dynamodb"), found["table"], model_name or found["model"])
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datagen", help="generate demo customer-churn data (see mlops.datagen for the knobs)")
+    p = sub.add_parser(
+        "datagen", help="generate demo customer-churn data (see mlops.datagen.churn for the knobs)"
+    )
     p.add_argument(
         "--task",
         choices=("binary_classification", "regression"),
         default="binary_classification",
-        help="churn data (default) or the pricing data of the regression demo (mlops.pricing_data)",
+        help="churn data (default) or the pricing data of the regression demo (mlops.datagen.pricing)",
     )
     p.add_argument("--rows", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
@@ -29,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlops.datagen import DEFAULT_SHIFT_FEATURES, generate_churn
+    from mlops.datagen.churn import DEFAULT_SHIFT_FEATURES, generate_churn
 
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".parquet"):
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rows < 1:
         raise ValueError("--rows must be at least 1")
     if args.task == "regression":
-        from mlops.pricing_data import generate_prices
+        from mlops.datagen.pricing import generate_prices
 
         if not 0 <= args.concept_shift <= 1:
             raise ValueError("--concept-shift must be between 0 and 1")

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mlops.resources import REGISTRY_TABLE
+from mlops.shared.resources import REGISTRY_TABLE
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "churn" / "spec.toml"
 
@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _training_data(args: argparse.Namespace, spec_path: Path) -> Any:
-    from mlops.datagen import generate_churn
-    from mlops.training import load_table
+    from mlops.datagen.churn import generate_churn
+    from mlops.model.training import load_table
 
     if args.data:
         return load_table(args.data)
@@ -61,10 +61,10 @@ def _training_data(args: argparse.Namespace, spec_path: Path) -> Any:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from mlops import clock
-    from mlops.local.bootstrap import ensure_champion
+    from mlops.local.first_champion import ensure_champion
     from mlops.local.stack import LocalStack
-    from mlops.spec import load_spec
+    from mlops.model.spec import load_spec
+    from mlops.shared import clock
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, not {args.port}")
@@ -128,11 +128,11 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_traffic(args: argparse.Namespace) -> int:
     from mlops.cli.common import print_json
-    from mlops.datagen import generate_churn
+    from mlops.datagen.churn import generate_churn
     from mlops.local.demo import Api
     from mlops.local.traffic import send_traffic
-    from mlops.spec import load_spec
-    from mlops.training import frame_rows, load_table
+    from mlops.model.spec import load_spec
+    from mlops.model.training import frame_rows, load_table
 
     if args.rows < 1:
         raise ValueError("--rows must be at least 1")

@@ -6,8 +6,8 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from mlops import resources as r
 from mlops.cli.common import LOG_BUCKET, Setting, print_json, settings
+from mlops.shared import resources as r
 
 LOG_GROUP = Setting("log_group", "--log-group", r.PREDICT_LOG_GROUP_ENV)
 
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _time(flag: str, text: str) -> datetime:
-    from mlops.storage import parse_time
+    from mlops.cloud.storage import parse_time
 
     try:
         return parse_time(text)
@@ -45,9 +45,9 @@ def _time(flag: str, text: str) -> datetime:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from mlops import aws
+    from mlops.cloud import aws
+    from mlops.cloud.storage import utcnow
     from mlops.serving.log_replay import log_group_events, replay
-    from mlops.storage import utcnow
 
     wanted = (LOG_BUCKET,) if args.file is not None else (LOG_BUCKET, LOG_GROUP)
     found = settings(args, *wanted)

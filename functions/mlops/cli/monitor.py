@@ -66,10 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlops import aws
-    from mlops.config import MonitorSettings
+    from mlops.cloud import aws
+    from mlops.cloud.storage import parse_time, utcnow
     from mlops.monitoring.run import MAX_WINDOW_HOURS, run_monitor
-    from mlops.storage import parse_time, utcnow
+    from mlops.shared.settings import MonitorSettings
 
     found = settings(args, MODEL, TABLE, BUCKET, LOG_BUCKET, REPORT_BUCKET)
     for version in args.version or ():

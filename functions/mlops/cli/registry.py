@@ -19,7 +19,7 @@ from mlops.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mlops.registry import Registry
+    from mlops.cloud.registry import Registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from mlops.admin import model_list
+    from mlops.model.admin import model_list
 
     print_json(model_list(_registry(args))["versions"])
     return 0
@@ -67,8 +67,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     """The same answer as the admin API's GET /models/{version}."""
-    from mlops import aws
-    from mlops.admin import model_detail
+    from mlops.cloud import aws
+    from mlops.model.admin import model_detail
 
     found = settings(args, TABLE, MODEL, BUCKET)
     report_bucket = getattr(args, REPORT_BUCKET.attr) or os.environ.get(REPORT_BUCKET.env_var)
@@ -78,8 +78,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlops import aws
-    from mlops.admin import promote_version
+    from mlops.cloud import aws
+    from mlops.model.admin import promote_version
 
     found = settings(args, TABLE, MODEL, BUCKET)
     entry = promote_version(
@@ -90,8 +90,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from mlops import aws
-    from mlops.admin import rollback_champion
+    from mlops.cloud import aws
+    from mlops.model.admin import rollback_champion
 
     found = settings(args, TABLE, MODEL, BUCKET)
     entry = rollback_champion(registry(found), aws.client("s3"), found["bucket"], _actor(), args.reason)
@@ -100,7 +100,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from mlops.admin import served_at_answer
+    from mlops.model.admin import served_at_answer
 
     found = _registry(args)
     if args.at:

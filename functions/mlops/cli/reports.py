@@ -47,9 +47,9 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _history(model: str, bucket: str) -> Any:
-    from mlops import aws
-    from mlops.errors import NotFoundError
+    from mlops.cloud import aws
     from mlops.monitoring.history import read_history
+    from mlops.shared.errors import NotFoundError
 
     history = read_history(aws.client("s3"), bucket, model)
     if history is None:
@@ -94,8 +94,8 @@ def run_rows(history: Any, version: int | None, limit: int) -> list[dict[str, An
 
 def _list(args: argparse.Namespace) -> int:
     from mlops.cli.common import print_json
-    from mlops.errors import NotFoundError
-    from mlops.logstore import history_keys
+    from mlops.cloud.logstore import history_keys
+    from mlops.shared.errors import NotFoundError
 
     model, bucket = _target(args)
     history = _history(model, bucket)
@@ -108,7 +108,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _copy(s3: Any, bucket: str, key: str, out: Path) -> Path:
     """The object at `key` written under `out` at the same relative path (relative links keep working)."""
-    from mlops.storage import get_bytes
+    from mlops.cloud.storage import get_bytes
 
     path = out.joinpath(*key.split("/"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,9 +117,9 @@ def _copy(s3: Any, bucket: str, key: str, out: Path) -> Path:
 
 
 def _open(args: argparse.Namespace) -> int:
-    from mlops import aws
-    from mlops.errors import NotFoundError
-    from mlops.logstore import history_keys
+    from mlops.cloud import aws
+    from mlops.cloud.logstore import history_keys
+    from mlops.shared.errors import NotFoundError
 
     model, bucket = _target(args)
     history = _history(model, bucket)

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlops import aws
+    from mlops.cloud import aws
     from mlops.retraining.persistence import load_condition, note_run, set_paused
     from mlops.retraining.run import RetrainContext, Trigger, TriggerKind, run_retraining
 

@@ -25,11 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlops import aws
-    from mlops.admin import promote_version
-    from mlops.lifecycle import register_model, snapshot_training_data
-    from mlops.spec import load_spec
-    from mlops.training import load_table, train_model
+    from mlops.cloud import aws
+    from mlops.model.admin import promote_version
+    from mlops.model.registration import register_model, snapshot_training_data
+    from mlops.model.spec import load_spec
+    from mlops.model.training import load_table, train_model
 
     found = settings(args, TABLE, BUCKET)
     spec = load_spec(args.spec)

@@ -16,8 +16,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops import aws
-from mlops.admin import (
+from mlops.cloud import aws
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import utcnow
+from mlops.handlers.http import HttpApi, install_error_handlers, json_body, parse_body
+from mlops.model.admin import (
     VERSION_PATTERN,
     RetrainDispatch,
     lambda_dispatch,
@@ -29,12 +32,7 @@ from mlops.admin import (
     rollback_champion,
     served_at_answer,
 )
-from mlops.config import AdminSettings
-from mlops.errors import UnavailableError
-from mlops.handlers.http import HttpApi, install_error_handlers, json_body, parse_body
-from mlops.observability import logger
-from mlops.registry import Registry
-from mlops.serving.api import (
+from mlops.serving.contract import (
     ChangeRequest,
     History,
     HistoryRow,
@@ -46,7 +44,9 @@ from mlops.serving.api import (
     error_responses,
     request_body,
 )
-from mlops.storage import utcnow
+from mlops.shared.errors import UnavailableError
+from mlops.shared.observability import logger
+from mlops.shared.settings import AdminSettings
 
 app = HttpApi()
 install_error_handlers(app)

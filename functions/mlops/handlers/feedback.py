@@ -7,13 +7,19 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from mlops import aws
-from mlops.config import FeedbackSettings
+from mlops.cloud import aws
 from mlops.handlers.http import HttpApi, install_error_handlers, json_body
-from mlops.observability import logger
 from mlops.regression.feedback import NumericLabel
-from mlops.serving.api import FeedbackBatch, FeedbackItem, FeedbackResponse, error_responses, request_body
+from mlops.serving.contract import (
+    FeedbackBatch,
+    FeedbackItem,
+    FeedbackResponse,
+    error_responses,
+    request_body,
+)
 from mlops.serving.feedback import LabelCheck, binary_label, submit_feedback
+from mlops.shared.observability import logger
+from mlops.shared.settings import FeedbackSettings
 
 app = HttpApi()
 install_error_handlers(app)

@@ -26,8 +26,8 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 from pydantic import ValidationError as ModelValidationError
 
-from mlops import strict_json
-from mlops.errors import (
+from mlops.shared import strict_json
+from mlops.shared.errors import (
     ConflictError,
     IntegrityError,
     NotFoundError,
@@ -35,7 +35,7 @@ from mlops.errors import (
     UnavailableError,
     ValidationFailed,
 )
-from mlops.observability import logger
+from mlops.shared.observability import logger
 
 Body = TypeVar("Body", bound=BaseModel)
 

@@ -13,12 +13,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from mlops import aws
-from mlops.config import LogWriterSettings
-from mlops.logstore import AnyPredictionRecord
-from mlops.observability import logger
+from mlops.cloud import aws
+from mlops.cloud.logstore import AnyPredictionRecord
 from mlops.serving.log_queue import parse_message
 from mlops.serving.log_writer import plan_log_objects, write_log_objects
+from mlops.shared.observability import logger
+from mlops.shared.settings import LogWriterSettings
 
 # Raising on an all-failed batch would make SQS retry it the same way; reporting every
 # item as failed does that too and keeps one answer shape.

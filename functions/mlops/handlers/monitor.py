@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlops import aws
-from mlops.config import MonitorSettings
+from mlops.cloud import aws
+from mlops.cloud.storage import parse_time
 from mlops.monitoring.run import MAX_WINDOW_HOURS, run_monitor
-from mlops.observability import logger
-from mlops.resources import MONITOR_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
-from mlops.storage import parse_time
+from mlops.shared.observability import logger
+from mlops.shared.resources import MONITOR_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
+from mlops.shared.settings import MonitorSettings
 
 
 class MonitorRequest(BaseModel):

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DOCUMENT = Path(__file__).with_name("openapi.json")
+# Generated data, kept out of the package source: functions/ is the code asset's root
+# (/var/task on Lambda), so the document ships with every function that serves it.
+DOCUMENT = Path(__file__).resolve().parents[2] / "openapi.json"
 TITLE = "serverless-mlops"
 API_VERSION = "1"
 DESCRIPTION = (

@@ -3,7 +3,7 @@ behind an API Gateway HTTP API (payload 2.0).
 
 Powertools request validation is off on purpose: the per-schema `RowValidator` checks
 rows against the *champion's* schema (which a static model cannot) in a fraction of the
-time; the OpenAPI document is still generated from the models in `mlops.serving.api`.
+time; the OpenAPI document is still generated from the models in `mlops.serving.contract`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mlops import aws
-from mlops.alarms import DIM_MODEL, DIM_VERSION, Metric
-from mlops.config import ServingSettings
-from mlops.errors import MlopsError
+from mlops.cloud import aws
+from mlops.cloud.logstore import read_latest_report
+from mlops.cloud.registry import Champion, Registry
 from mlops.handlers.http import HttpApi, install_error_handlers, json_answer, json_body
 from mlops.handlers.openapi import DOCUMENT
-from mlops.logstore import read_latest_report
-from mlops.observability import count_failure, logger, metrics
-from mlops.registry import Champion, Registry
+from mlops.model.spec import Task
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
 from mlops.serving.log_queue import (
     FALLBACK_FIELD,
@@ -36,7 +33,10 @@ from mlops.serving.log_queue import (
     send_predictions,
 )
 from mlops.serving.predict import describe_model, predict
-from mlops.spec import Task
+from mlops.shared.alarm_specs import DIM_MODEL, DIM_VERSION, Metric
+from mlops.shared.errors import MlopsError
+from mlops.shared.observability import count_failure, logger, metrics
+from mlops.shared.settings import ServingSettings
 
 
 class PredictRuntime:
@@ -174,7 +174,7 @@ def _committed_document() -> dict[str, Any]:
 
 
 def get_openapi() -> dict[str, Any]:
-    from mlops.serving.api import served_openapi
+    from mlops.serving.contract import served_openapi
 
     rt = runtime()
     model = rt.cache.current()
@@ -182,7 +182,7 @@ def get_openapi() -> dict[str, Any]:
         _committed_document(), model.validator.json_schema(), rt.settings.max_batch_rows
     )
     if model.schema.task is Task.REGRESSION:
-        from mlops.regression.api import regression_document
+        from mlops.regression.contract import regression_document
 
         document = regression_document(document, model.schema)
     return document
@@ -192,12 +192,12 @@ _NO_CHAMPION = {503: "No champion can be served right now"}
 
 
 def _route_details() -> dict[str, dict[str, Any]]:
-    """Each route's OpenAPI answers and request body, from the contract models of `mlops.serving.api`.
+    """Each route's OpenAPI answers and request body, from the contract models of `mlops.serving.contract`.
 
     Only the API document needs them; the function serves the committed document, so its cold
     start neither imports the contract models nor builds their JSON Schemas.
     """
-    from mlops.serving.api import (
+    from mlops.serving.contract import (
         ModelInfo,
         ModelSchema,
         PredictBatch,

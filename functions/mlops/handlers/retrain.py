@@ -1,8 +1,8 @@
 """Retrain function: EventBridge schedule, CloudWatch alarm state change, a retrain request, or the
 retry tick that keeps retraining going while a retraining condition holds.
 
-Its metrics carry exactly `mlops.alarms.FAILURE_DIMENSIONS` (model name and the Powertools service),
-the dimensions the RetrainFailures and CandidatesRejected alarms watch. A FAILED run raises.
+Its metrics carry exactly `mlops.shared.alarm_specs.FAILURE_DIMENSIONS` (model name and the Powertools
+service), the dimensions the RetrainFailures and CandidatesRejected alarms watch. A FAILED run raises.
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops import aws
-from mlops.alarms import DIM_MODEL, Metric
-from mlops.config import RetrainSettings
-from mlops.errors import RetrainFailed
-from mlops.observability import logger, metrics
-from mlops.registry import Registry
-from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE, RETRAIN_RETRY_DETAIL_TYPE
+from mlops.cloud import aws
+from mlops.cloud.registry import Registry
 from mlops.retraining import persistence
 from mlops.retraining.run import (
     Outcome,
@@ -29,6 +24,15 @@ from mlops.retraining.run import (
     TriggerKind,
     run_retraining,
 )
+from mlops.shared.alarm_specs import DIM_MODEL, Metric
+from mlops.shared.errors import RetrainFailed
+from mlops.shared.observability import logger, metrics
+from mlops.shared.resources import (
+    RETRAIN_REQUEST_DETAIL_TYPE,
+    RETRAIN_REQUEST_SOURCE,
+    RETRAIN_RETRY_DETAIL_TYPE,
+)
+from mlops.shared.settings import RetrainSettings
 
 
 @functools.cache

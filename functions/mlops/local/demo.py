@@ -29,20 +29,22 @@ from typing import Any
 
 import numpy as np
 
-from mlops import aws, bundle, clock
-from mlops.alarms import Metric
-from mlops.datagen import generate_churn
-from mlops.evaluation import classification_metrics
-from mlops.local.bootstrap import ensure_champion
+from mlops.cloud import aws
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import parse_time
+from mlops.datagen.churn import generate_churn
 from mlops.local.demo_report import metric_series, model_dims, write_demo_report
+from mlops.local.first_champion import ensure_champion
 from mlops.local.stack import LocalStack
-from mlops.registry import Registry
-from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
+from mlops.model import bundle
+from mlops.model.evaluation import classification_metrics
+from mlops.model.schema import FeatureSchema
+from mlops.model.spec import ModelSpec, load_spec
+from mlops.model.training import feature_frame, frame_rows, train_model
 from mlops.retraining.gate import Scorer
-from mlops.schema import FeatureSchema
-from mlops.spec import ModelSpec, load_spec
-from mlops.storage import parse_time
-from mlops.training import feature_frame, frame_rows, train_model
+from mlops.shared import clock
+from mlops.shared.alarm_specs import Metric
+from mlops.shared.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
 
 BATCH = 20  # rows per /predict request
 ORACLE_ROWS = 30_000

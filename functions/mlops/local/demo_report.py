@@ -7,13 +7,13 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops import aws
-from mlops.alarms import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
-from mlops.local.alarms import exact_series
-from mlops.registry import Registry
-from mlops.spec import ModelSpec
-from mlops.storage import parse_time
-from mlops.svgplot import bar_chart, format_time, line_chart
+from mlops.cloud import aws
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import parse_time
+from mlops.local.alarm_evaluator import exact_series
+from mlops.model.spec import ModelSpec
+from mlops.shared.alarm_specs import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
+from mlops.shared.svgplot import bar_chart, format_time, line_chart
 
 if TYPE_CHECKING:
     from mlops.local.demo import Outcome, Timeline

@@ -1,6 +1,6 @@
 """A local stand-in for API Gateway (HTTP API): HTTP requests in, payload format 2.0 events out.
 
-Each request is matched against `mlops.api.ROUTES`, turned into the event API Gateway
+Each request is matched against `mlops.shared.routes.ROUTES`, turned into the event API Gateway
 would send, handed to the same handler code the Lambda runs, and its response written
 back. Unknown routes answer 404 and handler crashes 500, as API Gateway does.
 
@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from mlops.api import ROUTES, Route
 from mlops.local.invoke import LocalLambdas
+from mlops.shared.routes import ROUTES, Route
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 STATIC_PREFIX = "/reports"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from mlops.api import HANDLERS, ROUTES
-from mlops.observability import metrics
+from mlops.shared.observability import metrics
+from mlops.shared.routes import HANDLERS, ROUTES
 
 
 @dataclass

@@ -23,21 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from mlops import aws, bundle, clock
-from mlops.alarms import Metric
-from mlops.local.bootstrap import ensure_champion
+from mlops.cloud import aws
+from mlops.cloud.registry import Registry
+from mlops.datagen.pricing import TARGET, generate_prices
 from mlops.local.demo import Api, Timeline, demo_spec
 from mlops.local.demo_report import metric_series, model_dims
+from mlops.local.first_champion import ensure_champion
 from mlops.local.stack import LocalStack
-from mlops.pricing_data import TARGET, generate_prices
-from mlops.registry import Registry
+from mlops.model import bundle
+from mlops.model.schema import FeatureSchema
+from mlops.model.spec import ModelSpec, load_spec
+from mlops.model.training import feature_frame, frame_rows, train_model
 from mlops.regression.metrics import regression_metrics
 from mlops.regression.retraining import ValueScorer
-from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
-from mlops.schema import FeatureSchema
-from mlops.spec import ModelSpec, load_spec
-from mlops.svgplot import Marker, bar_chart, line_chart
-from mlops.training import feature_frame, frame_rows, train_model
+from mlops.shared import clock
+from mlops.shared.alarm_specs import Metric
+from mlops.shared.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
+from mlops.shared.svgplot import Marker, bar_chart, line_chart
 
 PRICING_SPEC = Path(__file__).resolve().parents[1] / "examples" / "pricing" / "spec.toml"
 ORACLE_ROWS = 20_000

@@ -1,7 +1,7 @@
 """The embedded local stack: everything the CDK stack deploys, on one machine, with no AWS account.
 
 A moto server on 127.0.0.1 stands in for S3, DynamoDB, SQS, SNS, CloudWatch and
-EventBridge; resources are created from `mlops.resources` (the same definitions the
+EventBridge; resources are created from `mlops.shared.resources` (the same definitions the
 stack uses); the same handler code runs in-process behind a local API gateway, an SQS
 poller (event source mapping with partial batch failures), a scheduler, and an alarm
 evaluator that applies CloudWatch semantics to the alarm specs.
@@ -19,22 +19,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlops import aws, clock
-from mlops.alarms import alarm_specs, schedule_period_seconds
-from mlops.errors import MlopsError, RetrainFailed
-from mlops.local.alarms import AlarmEvaluator, Transition
+from mlops.cloud import aws
+from mlops.cloud.provision import create_resources
+from mlops.local.alarm_evaluator import AlarmEvaluator, Transition
 from mlops.local.gateway import LocalGateway
 from mlops.local.invoke import LocalLambdas
-from mlops.provision import create_resources
+from mlops.model.spec import ModelSpec
 from mlops.regression.feedback import task_environment
-from mlops.resources import (
+from mlops.shared import clock
+from mlops.shared.alarm_specs import alarm_specs, schedule_period_seconds
+from mlops.shared.errors import MlopsError, RetrainFailed
+from mlops.shared.resources import (
     PREDICTION_QUEUE,
     REPORT_BUCKET,
     RETRAIN_REQUEST_SOURCE,
     RETRAIN_RETRY_DETAIL_TYPE,
     RETRAINING_ALARMS_ENV,
 )
-from mlops.spec import ModelSpec
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -191,7 +192,7 @@ class LocalStack:
                 "MLOPS_CHAMPION_REFRESH_SECONDS": os.environ.get("MLOPS_CHAMPION_REFRESH_SECONDS", "1"),
             }
         )
-        from mlops.observability import logger
+        from mlops.shared.observability import logger
 
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])  # the logger may predate the variable
         aws.reset_clients()
@@ -259,16 +260,16 @@ class LocalStack:
     @property
     def reports_url(self) -> str:
         """The model's history page behind the local gateway (each run's report is linked from it)."""
-        from mlops.logstore import history_keys
+        from mlops.cloud.logstore import history_keys
 
         assert self.gateway is not None, "start() first"
         return f"{self.gateway.url}/{history_keys(self.spec.name)[1]}"
 
     def report_file(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """GET /reports/<key>: an object of the report bucket under reports/ (page links are relative)."""
-        from mlops.errors import NotFoundError
-        from mlops.logstore import REPORTS_PREFIX, history_keys
-        from mlops.storage import get_bytes
+        from mlops.cloud.logstore import REPORTS_PREFIX, history_keys
+        from mlops.cloud.storage import get_bytes
+        from mlops.shared.errors import NotFoundError
 
         key = path.lstrip("/")
         if key.rstrip("/") + "/" == REPORTS_PREFIX:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.errors import MlopsError
 from mlops.local.demo import Api
+from mlops.shared.errors import MlopsError
 
 # Rows per request: large enough that a thousand customers take a few requests, far under the limit.
 PREDICT_BATCH = 100

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from mlops.config import MonitorSettings
-from mlops.errors import StorageError
-from mlops.logstore import FEEDBACK_TABLE, UNIQUE_PREDICTIONS_VIEW
+from mlops.cloud.logstore import FEEDBACK_TABLE, UNIQUE_PREDICTIONS_VIEW
+from mlops.cloud.storage import aws_call, get_bytes
+from mlops.model.spec import ModelSpec
 from mlops.monitoring.engine import (
     hour_label_range,
     hour_profile_sql,
@@ -26,9 +26,9 @@ from mlops.monitoring.engine import (
     partial_from_rows,
 )
 from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest
-from mlops.profile import ReferenceProfile
-from mlops.spec import ModelSpec
-from mlops.storage import aws_call, get_bytes
+from mlops.monitoring.profile import ReferenceProfile
+from mlops.shared.errors import StorageError
+from mlops.shared.settings import MonitorSettings
 
 # Athena answers a profile query in seconds; the function's own timeout bounds the rest.
 POLL_SECONDS = 0.5

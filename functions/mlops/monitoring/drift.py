@@ -30,8 +30,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
-from mlops.profile import PSI_BINS, CategoricalCounts, DatasetProfile, NumericHistogram
-from mlops.spec import Monitoring
+from mlops.model.spec import Monitoring
+from mlops.monitoring.profile import PSI_BINS, CategoricalCounts, DatasetProfile, NumericHistogram
 
 # Proportions of empty bins are floored at this value so PSI stays finite (a new
 # category at 5% then adds ~0.31: drift, as it should be).

@@ -4,7 +4,7 @@
 bin edges, category counts, the score grid, selection by group) in SQL that DuckDB and Athena
 (Trino) both run unchanged: standard aggregates, `VALUES` bins, double literals in exponent form,
 struct fields as `features.<name>`. It reads the deduplicated predictions relation
-(`mlops.logstore.unique_predictions_sql` over the Glue table, or DuckDB over the same objects),
+(`mlops.cloud.logstore.unique_predictions_sql` over the Glue table, or DuckDB over the same objects),
 so a prediction counts once whichever engine profiles its hour. Which engine runs an hour is
 configuration: the hour's listed bytes against `scan_engine_min_bytes`.
 """
@@ -22,9 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops.config import MonitorSettings
-from mlops.evaluation import DECISION_THRESHOLD
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FEEDBACK_PARTITION_KEYS,
     FEEDBACK_PREFIX,
     FEEDBACK_TABLE,
@@ -35,17 +33,19 @@ from mlops.logstore import (
     prediction_columns,
     unique_predictions_sql,
 )
+from mlops.cloud.storage import get_bytes, iso
+from mlops.model.evaluation import DECISION_THRESHOLD
+from mlops.model.spec import ModelSpec
 from mlops.monitoring.partials import HourEngine, HourPartial, HourRows, Manifest, python_hour_profile
-from mlops.monitoring.window import MISSING_GROUP, SCORE_GRID_BINS
-from mlops.profile import (
+from mlops.monitoring.profile import (
     CategoricalCounts,
     DatasetProfile,
     NumericHistogram,
     ReferenceProfile,
     is_missing_category,
 )
-from mlops.spec import ModelSpec
-from mlops.storage import get_bytes, iso
+from mlops.monitoring.window import MISSING_GROUP, SCORE_GRID_BINS
+from mlops.shared.settings import MonitorSettings
 
 # Result columns of the profile query, in order.
 RESULT_COLUMNS = ("kind", "name", "bin", "cat", "n", "s", "s2", "mn", "mx")

@@ -35,9 +35,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats
 
-from mlops.evaluation import DECISION_THRESHOLD
+from mlops.model.evaluation import DECISION_THRESHOLD
+from mlops.monitoring.profile import CalibrationMap, PerformanceReference
 from mlops.monitoring.window import SCORE_GRID_BINS, ScoreGrid
-from mlops.profile import CalibrationMap, PerformanceReference
 
 ESTIMATED_METRICS = ("roc_auc", "average_precision", "accuracy", "precision", "recall", "f1")
 # The metric of the whole ranking that the logistic map (when chosen) estimates. Threshold metrics

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.alarms import Metric
-from mlops.errors import ConflictError, NotFoundError
-from mlops.logstore import history_keys
-from mlops.storage import get_bytes, get_versioned, parse_time, put_bytes, put_if_unchanged
-from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, Marker, Series, format_time, line_chart
+from mlops.cloud.logstore import history_keys
+from mlops.cloud.storage import get_bytes, get_versioned, parse_time, put_bytes, put_if_unchanged
+from mlops.shared.alarm_specs import Metric
+from mlops.shared.errors import ConflictError, NotFoundError
+from mlops.shared.svgplot import PALETTE, THRESHOLD_COLOUR, Marker, Series, format_time, line_chart
 
 if TYPE_CHECKING:  # the statistics stack is not needed to read or draw a history
     from mlops.monitoring.report import VersionReport

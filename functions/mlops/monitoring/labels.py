@@ -1,6 +1,6 @@
 """Labels as they arrive: which feedback a run has read, and labels still waiting for their prediction.
 
-Feedback objects are named by arrival time (`mlops.logstore.feedback_key`), so a run lists and reads
+Feedback objects are named by arrival time (`mlops.cloud.logstore.feedback_key`), so a run lists and reads
 only what arrived since the previous run. The state of that reading is one object,
 `reports/partials/labels.json`: how far feedback was read, the keys read near that point (an object
 stamped just before a run can land just after it, so each run lists `LANDING_MARGIN` back and skips
@@ -18,13 +18,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     PARTIALS_PREFIX,
     FeedbackRecord,
     feedback_key_at,
     feedback_objects_between,
 )
-from mlops.storage import get_bytes, get_versioned, iso, put_if_unchanged, read_jsonl_gz
+from mlops.cloud.storage import get_bytes, get_versioned, iso, put_if_unchanged, read_jsonl_gz
 
 LABEL_STATE_KEY = f"{PARTIALS_PREFIX}labels.json"
 LABEL_STATE_FORMAT = 1

@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.errors import NotFoundError
-from mlops.logstore import FirstSeen, partial_prefix, prediction_prefix
+from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_prefix
+from mlops.cloud.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.monitoring.profile import DatasetProfile, NumericHistogram, ReferenceProfile
 from mlops.monitoring.window import (
     PredictionBatch,
     WindowAccumulator,
     parse_prediction_log,
 )
-from mlops.profile import DatasetProfile, NumericHistogram, ReferenceProfile
-from mlops.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.shared.errors import NotFoundError
 
 PARTIAL_FORMAT = 1
 PARTIAL_NAME = "partial.json"

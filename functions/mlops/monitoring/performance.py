@@ -31,15 +31,15 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats
 from sklearn import metrics as skm
 
-from mlops.evaluation import DECISION_THRESHOLD, classification_metrics, fairness_gap, group_metrics
+from mlops.model.evaluation import DECISION_THRESHOLD, classification_metrics, fairness_gap, group_metrics
 from mlops.monitoring.estimation import (
     agreement_limits,
     estimate_interval,
     estimate_metrics,
     estimated_gap_threshold,
 )
+from mlops.monitoring.profile import PerformanceReference
 from mlops.monitoring.window import ScoreGrid
-from mlops.profile import PerformanceReference
 
 BOOTSTRAP_RESAMPLES = 200
 CONFIDENCE = 0.95

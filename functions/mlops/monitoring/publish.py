@@ -1,7 +1,7 @@
 """CloudWatch datums of a monitor run, and the put_metric_data calls that send them.
 
 Every figure goes out with ModelName+ModelVersion; the champion's also with ModelName
-alone, the series the alarms of `mlops.alarms` watch. A figure that is unknown (too few
+alone, the series the alarms of `mlops.shared.alarm_specs` watch. A figure that is unknown (too few
 labels, empty window) is left out, so alarms see missing data rather than a false zero.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from mlops.alarms import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
+from mlops.cloud.storage import aws_call
 from mlops.monitoring.report import VersionReport
-from mlops.storage import aws_call
+from mlops.shared.alarm_specs import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
 
 # CloudWatch accepts at most 1,000 datums per PutMetricData call.
 MAX_DATUMS_PER_CALL = 1000

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.cloud.storage import parse_time
 from mlops.monitoring.drift import Band, DatasetDrift, DistributionPlot, FeatureDrift, PredictionDrift
 from mlops.monitoring.performance import (
     FAIRNESS_MIN_POSITIVES,
@@ -21,8 +22,7 @@ from mlops.monitoring.performance import (
     ProductionPerformance,
 )
 from mlops.monitoring.significance import GapSignificance
-from mlops.storage import parse_time
-from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, format_time, nice_ticks, text_width, tick_label
+from mlops.shared.svgplot import PALETTE, THRESHOLD_COLOUR, format_time, nice_ticks, text_width, tick_label
 
 # 2: the estimate's interval and gap threshold, and the concept-shift check.
 REPORT_FORMAT = 2

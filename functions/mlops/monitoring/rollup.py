@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops.errors import NotFoundError
-from mlops.logstore import PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
+from mlops.cloud.logstore import PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
+from mlops.cloud.storage import get_bytes, iso, put_bytes
 from mlops.monitoring.labels import Label
 from mlops.monitoring.partials import (
     HourEngine,
@@ -38,9 +38,9 @@ from mlops.monitoring.partials import (
     partial_of,
     python_hour_profile,
 )
+from mlops.monitoring.profile import ReferenceProfile
 from mlops.monitoring.window import WindowAccumulator
-from mlops.profile import ReferenceProfile
-from mlops.storage import get_bytes, iso, put_bytes
+from mlops.shared.errors import NotFoundError
 
 ROLLUP_FORMAT = 2
 ROLLUP_NAME = "day.json.gz"

@@ -15,11 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops import bundle
-from mlops.alarms import Metric, alarm_specs
-from mlops.config import MonitorSettings
-from mlops.errors import NotFoundError
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FeedbackRecord,
     FirstSeen,
     has_predictions,
@@ -28,6 +24,10 @@ from mlops.logstore import (
     prediction_objects,
     report_prefix,
 )
+from mlops.cloud.registry import Registry, VersionRecord
+from mlops.cloud.storage import get_bytes, iso, parse_time, put_bytes, utcnow
+from mlops.model import bundle
+from mlops.model.spec import ModelSpec, spec_from_json
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
 from mlops.monitoring.engine import scan_engine
 from mlops.monitoring.history import Promotion, history_run, update_history
@@ -47,16 +47,16 @@ from mlops.monitoring.performance import (
     fairness,
     production_performance,
 )
+from mlops.monitoring.profile import ReferenceProfile, read_reference_profile
 from mlops.monitoring.publish import metric_datums, put_metrics, report_figures
 from mlops.monitoring.report import AlarmCheck, LabelStats, VersionReport, render_html
 from mlops.monitoring.rollup import window_from_rollups
 from mlops.monitoring.significance import gap_significance
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
-from mlops.observability import logger
-from mlops.profile import ReferenceProfile, read_reference_profile
-from mlops.registry import Registry, VersionRecord
-from mlops.spec import ModelSpec, spec_from_json
-from mlops.storage import get_bytes, iso, parse_time, put_bytes, utcnow
+from mlops.shared.alarm_specs import Metric, alarm_specs
+from mlops.shared.errors import NotFoundError
+from mlops.shared.observability import logger
+from mlops.shared.settings import MonitorSettings
 
 # Longer than any window a Lambda can read in its 15 minutes: a unit mistake (days for hours) is refused.
 MAX_WINDOW_HOURS = 24 * 90

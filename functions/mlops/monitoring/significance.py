@@ -19,8 +19,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
-from mlops.evaluation import classification_metrics
-from mlops.profile import ReferenceMetric
+from mlops.model.evaluation import classification_metrics
+from mlops.monitoring.profile import ReferenceMetric
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 200
@@ -162,7 +162,7 @@ def paired_comparison(
         se = float(np.sqrt(max(var, 0.0)))
         delta, method, cand, champ = auc_a - auc_b, "paired DeLong", auc_a, auc_b
     else:
-        from mlops.evaluation import LOWER_IS_BETTER
+        from mlops.model.evaluation import LOWER_IS_BETTER
 
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
         cand = classification_metrics(y, a)[metric] or 0.0

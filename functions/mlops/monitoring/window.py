@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops.evaluation import DECISION_THRESHOLD
-from mlops.profile import (
+from mlops.model.evaluation import DECISION_THRESHOLD
+from mlops.monitoring.profile import (
     MISSING_CATEGORY,
     CategoricalCounts,
     DatasetProfile,
@@ -29,7 +29,7 @@ from mlops.profile import (
 # Uniform score grid for the label-free estimate: fine enough that ties within a bin
 # move an expected ROC AUC by far less than its sampling error.
 SCORE_GRID_BINS = 1000
-# The group name of a missing sensitive attribute, as mlops.evaluation.group_metrics names it.
+# The group name of a missing sensitive attribute, as mlops.model.evaluation.group_metrics names it.
 MISSING_GROUP = "(missing)"
 
 
@@ -99,7 +99,7 @@ def parse_prediction_log(
 
 
 def _in_window(stamps: list[str], start: str | None, end: str | None) -> np.ndarray:
-    from mlops.storage import iso, parse_time
+    from mlops.cloud.storage import iso, parse_time
 
     canonical = len({len(s) for s in stamps}) <= 1 and all(s.endswith("Z") for s in stamps)
     if canonical and stamps and len(stamps[0]) == 27:
@@ -142,7 +142,7 @@ class _NumericCounts:
         self.missing += int(values.size - finite.size)
         if finite.size == 0:
             return
-        # Same bin convention as mlops.profile.numeric_histogram: (edge[i-1], edge[i]].
+        # Same bin convention as mlops.monitoring.profile.numeric_histogram: (edge[i-1], edge[i]].
         idx = np.searchsorted(self.edges, finite, side="left")
         self.counts += np.bincount(idx, minlength=self.counts.size)
         below, above = tail_sums(finite, idx, self.edges.size)

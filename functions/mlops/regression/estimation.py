@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.profile import MISSING_CATEGORY
+from mlops.monitoring.profile import MISSING_CATEGORY
 
 LOSS_TREES = 40
 LOSS_MAX_DEPTH = 6

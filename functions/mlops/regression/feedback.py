@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlops.spec import ModelSpec, Task
+from mlops.model.spec import ModelSpec, Task
 
 FEEDBACK_LABEL_ENV = "MLOPS_FEEDBACK_LABEL"
 TARGET_MIN_ENV = "MLOPS_TARGET_MIN"

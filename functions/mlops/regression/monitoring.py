@@ -27,10 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops import bundle
-from mlops.alarms import DIM_MODEL, DIM_VERSION, Metric, alarm_specs
-from mlops.config import MonitorSettings
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FirstSeen,
     RegressionPredictionRecord,
     iter_feedback,
@@ -39,14 +36,17 @@ from mlops.logstore import (
     prediction_objects,
     report_prefix,
 )
+from mlops.cloud.registry import Registry, VersionRecord
+from mlops.cloud.storage import get_bytes, iso, parse_time, put_bytes, read_jsonl_gz, utcnow
+from mlops.model import bundle
+from mlops.model.spec import ModelSpec, spec_from_json
 from mlops.monitoring.drift import DatasetDrift, DriftPolicy, PredictionDrift, dataset_drift, prediction_drift
 from mlops.monitoring.history import Promotion, update_history
 from mlops.monitoring.partials import PartialStore
+from mlops.monitoring.profile import numeric_histogram
 from mlops.monitoring.publish import _datum, put_metrics
 from mlops.monitoring.report import AlarmCheck
 from mlops.monitoring.run import MonitorResult, _status, versions_with_traffic
-from mlops.profile import numeric_histogram
-from mlops.registry import Registry, VersionRecord
 from mlops.regression.metrics import (
     MetricInterval,
     group_error_gap,
@@ -66,8 +66,8 @@ from mlops.regression.uncertainty import (
     concept_shift_check,
     estimate_metric,
 )
-from mlops.spec import ModelSpec, spec_from_json
-from mlops.storage import get_bytes, iso, parse_time, put_bytes, read_jsonl_gz, utcnow
+from mlops.shared.alarm_specs import DIM_MODEL, DIM_VERSION, Metric, alarm_specs
+from mlops.shared.settings import MonitorSettings
 
 REGRESSION_METRICS = frozenset({"rmse", "mae", "r2"})
 _NORMAL = NormalDist()

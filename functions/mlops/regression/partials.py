@@ -24,17 +24,17 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.errors import NotFoundError
-from mlops.logstore import FirstSeen, partial_prefix, prediction_prefix
+from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_prefix
+from mlops.cloud.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.model.spec import ModelSpec
 from mlops.monitoring.partials import Manifest, PartialStore, ReadStats, hour_spans
+from mlops.monitoring.profile import DatasetProfile, NumericHistogram, numeric_histogram, profile_columns
 from mlops.monitoring.window import _in_window, _numeric_column
-from mlops.profile import DatasetProfile, NumericHistogram, numeric_histogram, profile_columns
 from mlops.regression.estimation import expected_losses
 from mlops.regression.metrics import _group_text
 from mlops.regression.profile import RegressionProfile
 from mlops.regression.uncertainty import LossSums
-from mlops.spec import ModelSpec
-from mlops.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.shared.errors import NotFoundError
 
 REGRESSION_PARTIAL_FORMAT = 1
 # Next to the classification partial's names under the same hour prefix: a version has one task.

@@ -2,7 +2,7 @@
 
 Stored as the bundle's profile artifact like the classification profile, told apart by ``task``.
 Histograms are on quantile edges of the held-out rows, so windows profiled on the same
-edges merge exactly (see `mlops.profile`).
+edges merge exactly (see `mlops.monitoring.profile`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlops.errors import UnsupportedProfileFormat
-from mlops.profile import PROFILE_FORMAT, DatasetProfile, NumericHistogram
+from mlops.monitoring.profile import PROFILE_FORMAT, DatasetProfile, NumericHistogram
 from mlops.regression.estimation import LossModel
 from mlops.regression.metrics import MetricInterval
+from mlops.shared.errors import UnsupportedProfileFormat
 
 
 class RegressionProfile(BaseModel):

@@ -8,6 +8,7 @@ the drift of predictions, targets and features.
 
 from __future__ import annotations
 
+from mlops.cloud.storage import parse_time
 from mlops.monitoring.history import AlarmFlag, HistoryRun
 from mlops.monitoring.report import (
     _CSS,
@@ -20,8 +21,7 @@ from mlops.monitoring.report import (
 )
 from mlops.regression.metrics import lower_is_better
 from mlops.regression.monitoring import RegressionReport
-from mlops.storage import parse_time
-from mlops.svgplot import PALETTE, THRESHOLD_COLOUR, Series, line_chart
+from mlops.shared.svgplot import PALETTE, THRESHOLD_COLOUR, Series, line_chart
 
 
 def alarm_level(metric: str, reference: float | None, max_gap: float) -> float | None:

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.inference import predict_values_onnx
-from mlops.logstore import (
+from mlops.cloud.logstore import (
     FirstSeen,
     RegressionPredictionRecord,
     iter_feedback,
@@ -31,7 +30,12 @@ from mlops.logstore import (
     model_versions_logged,
     prediction_objects,
 )
-from mlops.onnx_export import ParityReport
+from mlops.cloud.storage import get_bytes, iso, parse_time, read_jsonl_gz
+from mlops.model.inference import predict_values_onnx
+from mlops.model.onnx_export import ParityReport
+from mlops.model.schema import FeatureSchema, encode_rows
+from mlops.model.spec import ModelSpec
+from mlops.model.training import feature_frame, frame_rows
 from mlops.regression.metrics import group_error_gap, group_error_metrics, regression_metrics
 from mlops.regression.monitoring import metric_gap
 from mlops.regression.training import numeric_target
@@ -46,10 +50,6 @@ from mlops.retraining.gate import (
     parity_check,
     schema_check,
 )
-from mlops.schema import FeatureSchema, encode_rows
-from mlops.spec import ModelSpec
-from mlops.storage import get_bytes, iso, parse_time, read_jsonl_gz
-from mlops.training import feature_frame, frame_rows
 
 RESIDUAL_BIAS_SHARE = 0.5
 CONFIDENCE = 0.95

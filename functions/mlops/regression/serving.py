@@ -8,13 +8,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from mlops.inference import predict_values_onnx
-from mlops.schema import encode_columns
+from mlops.cloud.storage import iso
+from mlops.model.inference import predict_values_onnx
+from mlops.model.schema import encode_columns
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.predict import PredictionOutcome
 from mlops.serving.validation import read_request
-from mlops.storage import iso
 
 
 def predict_values(

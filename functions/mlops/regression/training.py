@@ -1,6 +1,6 @@
 """Training a regression version: the numeric target, the regressors, and the reference profile.
 
-`mlops.training.train_model` hands regression specs here, so the CLI, retraining and the demo
+`mlops.model.training.train_model` hands regression specs here, so the CLI, retraining and the demo
 keep one entry point; the preprocessing is the same `build_pipeline` as for classification.
 """
 
@@ -14,16 +14,16 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import train_test_split
 
-from mlops.errors import DataError
-from mlops.profile import FINE_BINS, build_dataset_profile, numeric_histogram, quantile_edges
+from mlops.model.schema import schema_from_spec
+from mlops.model.spec import EstimatorKind, ModelSpec
+from mlops.monitoring.profile import FINE_BINS, build_dataset_profile, numeric_histogram, quantile_edges
 from mlops.regression.estimation import fit_loss_model
 from mlops.regression.metrics import group_error_metrics, metric_interval, regression_metrics
 from mlops.regression.profile import RegressionProfile
-from mlops.schema import schema_from_spec
-from mlops.spec import EstimatorKind, ModelSpec
+from mlops.shared.errors import DataError
 
 if TYPE_CHECKING:
-    from mlops.training import TrainingResult
+    from mlops.model.training import TrainingResult
 
 MIN_DISTINCT_TARGETS = 2
 
@@ -79,8 +79,8 @@ def train_regression(
     sample_weight: np.ndarray | None = None,
     test_data: pd.DataFrame | None = None,
 ) -> TrainingResult:
-    """Fit, evaluate on held-out rows, and profile (see `mlops.training.train_model`)."""
-    from mlops.training import TrainingResult, build_pipeline, estimator_params, feature_frame
+    """Fit, evaluate on held-out rows, and profile (see `mlops.model.training.train_model`)."""
+    from mlops.model.training import TrainingResult, build_pipeline, estimator_params, feature_frame
 
     if len(data) < spec.split.min_rows:
         raise DataError(

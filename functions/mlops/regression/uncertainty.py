@@ -31,7 +31,8 @@ mean deviation over its standard error (the labelled rows' own spread plus the l
 error) beyond the two-sided `CONCEPT_SHIFT_ALPHA` quantile means the relation between inputs and
 target changed. RMSE and r2 compare the squared error, MAE the absolute. The estimate's blind spot
 is the check's too: rows shifted where the reference rows hardly reach carry errors the loss model
-cannot follow, and a large covariate shift alone can then be flagged (see the monitoring README).
+cannot follow, and a large covariate shift alone can then be flagged (see the monitoring notes
+(docs/monitoring.md)).
 
 Every figure comes from sums over rows (`LossSums`, `LabelledLossSums`), which add across hours,
 so partial windows merge exactly.

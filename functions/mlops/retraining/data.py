@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mlops.logstore import iter_feedback, iter_predictions, latest_labels, model_versions_logged
+from mlops.cloud.logstore import iter_feedback, iter_predictions, latest_labels, model_versions_logged
+from mlops.model.spec import ModelSpec
+from mlops.model.training import binary_target, feature_frame, frame_rows, labels, target_classes
 from mlops.retraining.gate import LabelledRows
-from mlops.spec import ModelSpec
-from mlops.training import binary_target, feature_frame, frame_rows, labels, target_classes
 
 HOLDOUT_SHARE = 0.3
 TIMESTAMP = "_logged_at"

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from mlops.evaluation import LOWER_IS_BETTER, classification_metrics, fairness_gap, group_metrics
-from mlops.inference import load_session, predict_proba_onnx, session_numeric_dtype
+from mlops.model.evaluation import LOWER_IS_BETTER, classification_metrics, fairness_gap, group_metrics
+from mlops.model.inference import load_session, predict_proba_onnx, session_numeric_dtype
+from mlops.model.onnx_export import ParityReport
+from mlops.model.schema import FeatureSchema, encode_rows
+from mlops.model.spec import ModelSpec
 from mlops.monitoring.performance import FAIRNESS_MIN_POSITIVES
 from mlops.monitoring.significance import paired_comparison
-from mlops.onnx_export import ParityReport
-from mlops.schema import FeatureSchema, encode_rows
-from mlops.spec import ModelSpec
 
 LATENCY_CALLS = 300
 # Groups smaller than this are left out of disparity figures: their rates are mostly noise.

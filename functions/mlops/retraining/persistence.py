@@ -39,10 +39,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mlops.alarms import alarm_specs, evaluation_period_starts, schedule_period_seconds
-from mlops.errors import ConflictError
-from mlops.notify import notify
-from mlops.registry import Registry
+from mlops.cloud.notify import notify
+from mlops.cloud.registry import Registry
+from mlops.cloud.storage import aws_call, iso, parse_time
+from mlops.model.spec import ModelSpec
 from mlops.retraining.run import (
     LOCK_NAME,
     Outcome,
@@ -53,8 +53,8 @@ from mlops.retraining.run import (
     champion_spec,
     run_retraining,
 )
-from mlops.spec import ModelSpec
-from mlops.storage import aws_call, iso, parse_time
+from mlops.shared.alarm_specs import alarm_specs, evaluation_period_starts, schedule_period_seconds
+from mlops.shared.errors import ConflictError
 
 MIN_RETRY_DELAY = timedelta(hours=1)
 

@@ -19,25 +19,25 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from mlops import bundle
-from mlops.admin import promote_version
-from mlops.errors import ConflictError, MlopsError, NotFoundError
-from mlops.lifecycle import (
+from mlops.cloud.logstore import gate_report_key
+from mlops.cloud.notify import notify
+from mlops.cloud.registry import Registry, VersionRecord, VersionStatus
+from mlops.cloud.storage import iso, put_bytes
+from mlops.model import bundle
+from mlops.model.admin import promote_version
+from mlops.model.registration import (
     TrainingData,
     load_training_data,
     prove_export,
     register_model,
     snapshot_training_data,
 )
-from mlops.logstore import gate_report_key
-from mlops.notify import notify
-from mlops.registry import Registry, VersionRecord, VersionStatus
+from mlops.model.schema import FeatureSchema
+from mlops.model.spec import ModelSpec, Task, spec_from_json
+from mlops.model.training import TrainingResult, train_model
 from mlops.retraining.data import build_training_set, labelled_production_rows
 from mlops.retraining.gate import run_gate
-from mlops.schema import FeatureSchema
-from mlops.spec import ModelSpec, Task, spec_from_json
-from mlops.storage import iso, put_bytes
-from mlops.training import TrainingResult, train_model
+from mlops.shared.errors import ConflictError, MlopsError, NotFoundError
 
 LOCK_NAME = "retrain"
 # A run that dies without releasing the lock blocks others for at most this long

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from mlops.bundle import MODEL_ONNX, SCHEMA, read_artifact
-from mlops.errors import MlopsError, UnavailableError
-from mlops.inference import load_session, session_numeric_dtype
-from mlops.registry import Champion, Registry
-from mlops.schema import FeatureSchema
+from mlops.cloud.registry import Champion, Registry
+from mlops.cloud.storage import parse_time
+from mlops.model.bundle import MODEL_ONNX, SCHEMA, read_artifact
+from mlops.model.inference import load_session, session_numeric_dtype
+from mlops.model.schema import FeatureSchema
+from mlops.model.spec import FeatureKind
 from mlops.serving.validation import RowValidator
-from mlops.spec import FeatureKind
-from mlops.storage import parse_time
+from mlops.shared.errors import MlopsError, UnavailableError
 
 
 @dataclass(frozen=True)

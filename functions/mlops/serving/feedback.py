@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.errors import ConflictError, MlopsError, StorageError, UnavailableError, ValidationFailed
-from mlops.logstore import FeedbackRecord, feedback_key, write_feedback
+from mlops.cloud.logstore import FeedbackRecord, feedback_key, write_feedback
+from mlops.cloud.storage import aws_call, error_code, iso, parse_time, utcnow
 from mlops.serving.validation import Problem, problem
-from mlops.storage import aws_call, error_code, iso, parse_time, utcnow
+from mlops.shared.errors import ConflictError, MlopsError, StorageError, UnavailableError, ValidationFailed
 
 SOURCES = ("explicit", "implicit")
 MAX_ID_LENGTH = 128

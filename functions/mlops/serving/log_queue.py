@@ -41,9 +41,9 @@ import orjson
 from botocore.config import Config
 from pydantic import ValidationError
 
-from mlops.errors import StorageError
-from mlops.logstore import AnyPredictionRecord, PredictionRecord, RegressionPredictionRecord
-from mlops.storage import aws_call, parse_time
+from mlops.cloud.logstore import AnyPredictionRecord, PredictionRecord, RegressionPredictionRecord
+from mlops.cloud.storage import aws_call, parse_time
+from mlops.shared.errors import StorageError
 
 MESSAGE_FORMAT = 2
 # Format 1 (features as row objects) is what earlier releases queued; the log writer still reads it.

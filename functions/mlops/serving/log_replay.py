@@ -4,7 +4,7 @@ When the log queue does not take a request's records in time, the predict functi
 them as pieces (`mlops.serving.log_queue.fallback_pieces`). Replay reads those pieces from
 the function's CloudWatch Logs group (or from saved log lines) and writes each as one log
 object keyed by its prediction ids: replaying twice writes the same keys, and a record that
-also reached the queue is counted once by every reader (`mlops.logstore.FirstSeen`).
+also reached the queue is counted once by every reader (`mlops.cloud.logstore.FirstSeen`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mlops.logstore import write_predictions
+from mlops.cloud.logstore import write_predictions
+from mlops.cloud.storage import aws_call
 from mlops.serving.log_queue import FALLBACK_FIELD, MalformedMessage, parse_message, pieces_in_log_event
 from mlops.serving.log_writer import plan_log_objects
-from mlops.storage import aws_call
 
 
 @dataclass

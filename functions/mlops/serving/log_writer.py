@@ -1,13 +1,13 @@
 """Turn a batch of queue messages into prediction log objects in S3.
 
 One gzip JSON Lines object per (model version, hour) group of a batch. Its key is derived
-from the prediction ids it holds (`mlops.logstore.prediction_key`), so a retried batch, or
+from the prediction ids it holds (`mlops.cloud.logstore.prediction_key`), so a retried batch, or
 a message the predict function sent twice, writes the same key again. A message that SQS
 delivers twice within one batch, or a prediction that two messages carry, is written once.
 
 Redelivery with other batch companions still lands a prediction in a second object: SQS
 is at-least-once, and object keys cannot know the other batches. Readers therefore count
-a prediction id once per hour partition (`mlops.logstore.FirstSeen`).
+a prediction id once per hour partition (`mlops.cloud.logstore.FirstSeen`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mlops.errors import MlopsError
-from mlops.logstore import AnyPredictionRecord, prediction_key, write_predictions
-from mlops.storage import parse_time
+from mlops.cloud.logstore import AnyPredictionRecord, prediction_key, write_predictions
+from mlops.cloud.storage import parse_time
+from mlops.shared.errors import MlopsError
 
 
 @dataclass

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlops.inference import predict_proba_onnx
-from mlops.schema import encode_columns
+from mlops.cloud.storage import iso, utcnow
+from mlops.model.inference import predict_proba_onnx
+from mlops.model.schema import encode_columns
+from mlops.model.spec import Task
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import read_request
-from mlops.spec import Task
-from mlops.storage import iso, utcnow
 
 DECISION_THRESHOLD = 0.5
 

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from mlops.canonical import BOOLEAN_SPELLINGS, canonical_boolean, canonical_category
-from mlops.errors import ValidationFailed
-from mlops.schema import FeatureSchema, RowCanonicalizer
-from mlops.spec import FeatureKind
-from mlops.storage import iso
+from mlops.cloud.storage import iso
+from mlops.model.canonical import BOOLEAN_SPELLINGS, canonical_boolean, canonical_category
+from mlops.model.schema import FeatureSchema, RowCanonicalizer
+from mlops.model.spec import FeatureKind
+from mlops.shared.errors import ValidationFailed
 
 # A category is a label, not free text; the bound also keeps every log record far below
 # the SQS message size limit whatever the client sends.

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from mlops import bundle
-from mlops.errors import StorageError, ValidationFailed
-from mlops.logstore import read_latest_report, report_runs
-from mlops.registry import VERSION_DIGITS, HistoryEntry, Registry, VersionCheck, VersionRecord
-from mlops.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
-from mlops.storage import aws_call, iso, parse_time
+from mlops.cloud.logstore import read_latest_report, report_runs
+from mlops.cloud.registry import VERSION_DIGITS, HistoryEntry, Registry, VersionCheck, VersionRecord
+from mlops.cloud.storage import aws_call, iso, parse_time
+from mlops.model import bundle
+from mlops.shared.errors import StorageError, ValidationFailed
+from mlops.shared.resources import RETRAIN_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 
 # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
 VERSION_PATTERN = f"^[0-9]{{1,{VERSION_DIGITS}}}$"

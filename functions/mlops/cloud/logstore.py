@@ -41,9 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.errors import NotFoundError
-from mlops.spec import FeatureKind, ModelSpec, Task
-from mlops.storage import (
+from mlops.cloud.storage import (
     aws_call,
     get_bytes,
     jsonl_gz,
@@ -53,6 +51,8 @@ from mlops.storage import (
     put_bytes,
     read_jsonl_gz,
 )
+from mlops.model.spec import FeatureKind, ModelSpec, Task
+from mlops.shared.errors import NotFoundError
 
 PREDICTIONS_PREFIX = "predictions/"
 FEEDBACK_PREFIX = "feedback/"

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.bundle import ArtifactRef
-from mlops.config import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_FEEDBACK_ITEMS
-from mlops.registry import MAX_REASON_LENGTH, Action, VersionRecord, VersionStatus
-from mlops.schema import FeatureField, FeatureSchema
+from mlops.cloud.registry import MAX_REASON_LENGTH, Action, VersionRecord, VersionStatus
+from mlops.model.bundle import ArtifactRef
+from mlops.model.schema import FeatureField, FeatureSchema
 from mlops.serving.validation import MAX_CATEGORY_LENGTH, MAX_CLOCK_SKEW, PREDICTION_ID_PATTERN
+from mlops.shared.settings import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_FEEDBACK_ITEMS
 
 # Categories may be sent as strings, numbers or booleans: 21, "21" and 21.0 are one category.
 FeatureValue = bool | float | Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)] | None

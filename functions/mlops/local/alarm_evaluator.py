@@ -1,6 +1,6 @@
 """CloudWatch alarm semantics for the local stack, where moto stores metrics but evaluates no alarm.
 
-The alarms are the ones `mlops.alarms.alarm_specs` defines for the stack. Evaluation
+The alarms are the ones `mlops.shared.alarm_specs.alarm_specs` defines for the stack. Evaluation
 follows CloudWatch: the last `evaluation_periods` periods ending at the evaluation time,
 one statistic per period, "M out of N" (`datapoints_to_alarm` of `evaluation_periods`),
 and the treatment of missing data:
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from mlops.alarms import (
+from mlops.shared.alarm_specs import (
     DIM_MODEL,
     EVALUATION_INTERVAL_S,
     NAMESPACE,

@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops import clock
-from mlops.errors import NotFoundError, StorageError
+from mlops.shared import clock
+from mlops.shared.errors import NotFoundError, StorageError
 
 
 def utcnow() -> datetime:

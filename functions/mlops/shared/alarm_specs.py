@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from statistics import NormalDist
 
-from mlops.resources import METRICS_NAMESPACE
-from mlops.spec import ModelSpec
+from mlops.model.spec import ModelSpec
+from mlops.shared.resources import METRICS_NAMESPACE
 
 NAMESPACE = METRICS_NAMESPACE
 DIM_MODEL = "ModelName"
@@ -305,7 +305,7 @@ def monitor_alarm_period(schedule: str) -> int:
     return min(max(60, schedule_period_seconds(schedule) // 60 * 60), 86400)
 
 
-DIM_SERVICE = "service"  # Powertools adds it to every EMF metric (mlops.observability.SERVICE)
+DIM_SERVICE = "service"  # Powertools adds it to every EMF metric (mlops.shared.observability.SERVICE)
 # The failure counts the functions publish as EMF, each in a document of its own with exactly
 # these dimensions (a request's own metrics also carry its model version, which no alarm can name).
 FAILURE_DIMENSIONS = (DIM_MODEL, DIM_SERVICE)

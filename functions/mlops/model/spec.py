@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from mlops.canonical import canonical_category
-from mlops.errors import SpecError
+from mlops.model.canonical import canonical_category
+from mlops.shared.errors import SpecError
 
 # The model name becomes part of AWS resource names, hence the narrow alphabet.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
@@ -66,7 +66,7 @@ class Task(StrEnum):
 class FeatureKind(StrEnum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
-    # Served and stored as the categories "false"/"true" (see mlops.canonical).
+    # Served and stored as the categories "false"/"true" (see mlops.model.canonical).
     BOOLEAN = "boolean"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlops.errors import UnsupportedProfileFormat
+from mlops.shared.errors import UnsupportedProfileFormat
 
 # 2: tail sums on numeric histograms, and the performance reference (calibration map and
 # chunk-to-chunk variability) for label-free estimation. Format 1 is refused when read.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops.storage import aws_call
+from mlops.cloud.storage import aws_call
 
 
 def notify(sns: Any, topic_arn: str | None, subject: str, message: dict[str, Any]) -> str | None:

@@ -24,12 +24,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops.canonical import FALSE, TRUE, canonical_boolean, canonical_category
-from mlops.errors import DataError, SpecError
-from mlops.evaluation import classification_metrics, group_metrics
+from mlops.model.canonical import FALSE, TRUE, canonical_boolean, canonical_category
+from mlops.model.evaluation import classification_metrics, group_metrics
+from mlops.model.schema import FeatureSchema, schema_from_spec
+from mlops.model.spec import EstimatorKind, ModelSpec, Task
 from mlops.monitoring.estimation import fit_performance_reference
-from mlops.monitoring.significance import reference_metric
-from mlops.profile import (
+from mlops.monitoring.profile import (
     FINE_BINS,
     MISSING_CATEGORY,
     ReferenceProfile,
@@ -37,8 +37,8 @@ from mlops.profile import (
     numeric_histogram,
     quantile_edges,
 )
-from mlops.schema import FeatureSchema, schema_from_spec
-from mlops.spec import EstimatorKind, ModelSpec, Task
+from mlops.monitoring.significance import reference_metric
+from mlops.shared.errors import DataError, SpecError
 
 if TYPE_CHECKING:
     from mlops.regression.profile import RegressionProfile
@@ -182,8 +182,8 @@ def feature_frame(data: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """Features in the canonical encoding the pipeline is fitted on.
 
     Numeric columns become float64 (NaN = missing). Categorical and boolean columns become
-    their canonical text (`mlops.canonical`) with "" for missing, exactly what serving
-    makes of the same values before `mlops.schema.encode_rows` feeds the ONNX model.
+    their canonical text (`mlops.model.canonical`) with "" for missing, exactly what serving
+    makes of the same values before `mlops.model.schema.encode_rows` feeds the ONNX model.
     """
     missing = [c for c in spec.feature_names if c not in data.columns]
     if missing:

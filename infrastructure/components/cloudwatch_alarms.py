@@ -1,6 +1,6 @@
-"""CloudWatch alarms: one per `mlops.alarms.alarm_specs` and `operational_alarm_specs` entry (bound here
-to the stack's functions, queues and rules) plus function errors, throttles, latency and API 5xx. Every
-alarm tells the topic when it fires and when it is OK again."""
+"""CloudWatch alarms: one per `mlops.shared.alarm_specs.alarm_specs` and `operational_alarm_specs` entry
+(bound here to the stack's functions, queues and rules) plus function errors, throttles, latency and API 5xx.
+Every alarm tells the topic when it fires and when it is OK again."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from mlops.alarms import (
+from mlops.shared.alarm_specs import (
     DIM_MODEL,
     NAMESPACE,
     AlarmSpec,
@@ -23,7 +23,7 @@ from mlops.alarms import (
     alarm_specs,
     operational_alarm_specs,
 )
-from mlops.observability import failure_dimensions
+from mlops.shared.observability import failure_dimensions
 
 from infrastructure.components.function import MlopsFunction
 from infrastructure.config import StageConfig

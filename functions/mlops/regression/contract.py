@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.schema import FeatureSchema
+from mlops.model.schema import FeatureSchema
 
 
 class RegressionPrediction(BaseModel):

@@ -1,6 +1,6 @@
 """Function configuration from the environment, validated once at cold start.
 
-Variable names come from `mlops.resources`, so the CDK stack, the local runtime and
+Variable names come from `mlops.shared.resources`, so the CDK stack, the local runtime and
 the functions cannot disagree. Logic below the handlers takes plain arguments. Each class
 is built on first use: a function reads one of them, and building the others cost its cold start.
 
@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlops import resources as r
 from mlops.serving.log_queue import SEND_CALL_SECONDS
+from mlops.shared import resources as r
 
 
 class EnvironmentSettings(BaseModel):

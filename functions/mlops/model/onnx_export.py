@@ -9,7 +9,7 @@ export reproduces sklearn to rounding error. Two gaps are closed or reported:
 - Tree ensembles have no float64 kernels in onnxruntime: for them numeric inputs are
   float32, which is what sklearn's trees use internally anyway.
 
-The parity check runs the export through `mlops.schema.canonicalize_rows` and
+The parity check runs the export through `mlops.model.schema.canonicalize_rows` and
 `encode_rows`, the same encoding serving uses, on the test set plus generated edge rows.
 """
 
@@ -28,10 +28,10 @@ from skl2onnx.operator_converters.common import concatenate_variables
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 from sklearn.pipeline import Pipeline
 
-from mlops.errors import ExportError
-from mlops.inference import load_session, predict_proba_onnx, predict_values_onnx, session_numeric_dtype
-from mlops.schema import FeatureSchema, canonicalize_rows, encode_rows
-from mlops.spec import EstimatorKind, FeatureKind
+from mlops.model.inference import load_session, predict_proba_onnx, predict_values_onnx, session_numeric_dtype
+from mlops.model.schema import FeatureSchema, canonicalize_rows, encode_rows
+from mlops.model.spec import EstimatorKind, FeatureKind
+from mlops.shared.errors import ExportError
 
 PARITY_TOLERANCE = 1e-6
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}

@@ -26,9 +26,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from mlops.bundle import ArtifactRef
-from mlops.errors import ConflictError, NotFoundError, StorageError, ValidationFailed
-from mlops.storage import aws_call, error_code, iso, parse_time, utcnow
+from mlops.cloud.storage import aws_call, error_code, iso, parse_time, utcnow
+from mlops.model.bundle import ArtifactRef
+from mlops.shared.errors import ConflictError, NotFoundError, StorageError, ValidationFailed
 
 # Version sort keys are zero-padded to this many digits, so no version has more.
 VERSION_DIGITS = 6
@@ -89,7 +89,7 @@ class HistoryEntry(BaseModel):
     reason: str
 
 
-# A check of a version before it becomes the champion (`mlops.admin.servable_check`).
+# A check of a version before it becomes the champion (`mlops.model.admin.servable_check`).
 VersionCheck = Callable[["VersionRecord"], None]
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops.errors import ConflictError, IntegrityError, NotFoundError
-from mlops.storage import get_bytes, put_new_bytes, sha256_hex
+from mlops.cloud.storage import get_bytes, put_new_bytes, sha256_hex
+from mlops.shared.errors import ConflictError, IntegrityError, NotFoundError
 
 MODEL_ONNX = "model.onnx"
 PIPELINE = "pipeline.joblib"
@@ -143,8 +143,8 @@ def verify_servable(s3: Any, bucket: str, version: int, refs: Mapping[str, Artif
 
 def _check_loads(version: int, onnx_bytes: bytes) -> None:
     # Imported here: onnxruntime costs cold start to functions that never verify a model.
-    from mlops.errors import ExportError
-    from mlops.inference import load_session
+    from mlops.model.inference import load_session
+    from mlops.shared.errors import ExportError
 
     try:
         load_session(onnx_bytes)

@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from mlops.alarms import DIM_MODEL, DIM_SERVICE, Metric
-from mlops.resources import METRICS_NAMESPACE
+from mlops.shared.alarm_specs import DIM_MODEL, DIM_SERVICE, Metric
+from mlops.shared.resources import METRICS_NAMESPACE
 
 SERVICE = "serverless-mlops"
 
@@ -21,7 +21,8 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 
 def failure_dimensions(model_name: str) -> dict[str, str]:
-    """The dimensions of every failure count (`mlops.alarms.FAILURE_DIMENSIONS`), with their values."""
+    """The dimensions of every failure count (`mlops.shared.alarm_specs.FAILURE_DIMENSIONS`), with their
+    values."""
     return {DIM_MODEL: model_name, DIM_SERVICE: SERVICE}
 
 

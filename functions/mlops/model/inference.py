@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from mlops.errors import ExportError
+from mlops.shared.errors import ExportError
 
 PROBABILITY_OUTPUT = "probabilities"
 

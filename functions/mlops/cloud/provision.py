@@ -1,4 +1,4 @@
-"""Create the resources of `mlops.resources` where no CDK runs: moto in tests and the local stack.
+"""Create the resources of `mlops.shared.resources` where no CDK runs: moto in tests and the local stack.
 
 Returns the environment the functions need to find them, the same variables the CDK
 stack sets on each function.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops.resources import (
+from mlops.shared.resources import (
     ALL_RESOURCES,
     MODEL_NAME_ENV,
     Resource,

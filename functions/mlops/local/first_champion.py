@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlops import aws
-from mlops.admin import promote_version
-from mlops.lifecycle import register_model, snapshot_training_data
-from mlops.registry import Registry, VersionRecord
-from mlops.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
-from mlops.spec import ModelSpec
-from mlops.training import train_model
+from mlops.cloud import aws
+from mlops.cloud.registry import Registry, VersionRecord
+from mlops.model.admin import promote_version
+from mlops.model.registration import register_model, snapshot_training_data
+from mlops.model.spec import ModelSpec
+from mlops.model.training import train_model
+from mlops.shared.resources import ARTIFACT_BUCKET, REGISTRY_TABLE
 
 
 def ensure_champion(

@@ -2,7 +2,7 @@
 
 The parity check and serving both turn rows into model inputs through `RowCanonicalizer`
 then `encode_rows`, so the export is proven on exactly the encoding that serving uses;
-training reduces values with the same `mlops.canonical` rules. A missing categorical value
+training reduces values with the same `mlops.model.canonical` rules. A missing categorical value
 is the empty string (ONNX string tensors have no null); a missing numeric value is NaN.
 Numpy only: the serving function imports this.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.canonical import BOOLEAN_CATEGORIES, canonical_boolean, canonical_category
-from mlops.profile import MISSING_CATEGORY
-from mlops.spec import FeatureKind, ModelSpec, Task
+from mlops.model.canonical import BOOLEAN_CATEGORIES, canonical_boolean, canonical_category
+from mlops.model.spec import FeatureKind, ModelSpec, Task
+from mlops.monitoring.profile import MISSING_CATEGORY
 
 # Stored only for regression: a classification schema is written exactly as before regression existed.
 _REGRESSION_FIELDS = ("task", "target_min", "target_max")

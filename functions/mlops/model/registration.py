@@ -18,13 +18,13 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from mlops import bundle
-from mlops.errors import DataError, ExportError, IntegrityError
-from mlops.onnx_export import PARITY_TOLERANCE, ParityReport, check_parity, export_onnx
-from mlops.registry import Registry, VersionRecord, VersionStatus
-from mlops.spec import Task
-from mlops.storage import get_bytes, iso, put_new_bytes, sha256_hex
-from mlops.training import TrainingResult, frame_rows, read_csv_text, rows_frame
+from mlops.cloud.registry import Registry, VersionRecord, VersionStatus
+from mlops.cloud.storage import get_bytes, iso, put_new_bytes, sha256_hex
+from mlops.model import bundle
+from mlops.model.onnx_export import PARITY_TOLERANCE, ParityReport, check_parity, export_onnx
+from mlops.model.spec import Task
+from mlops.model.training import TrainingResult, frame_rows, read_csv_text, rows_frame
+from mlops.shared.errors import DataError, ExportError, IntegrityError
 
 
 @dataclass(frozen=True)

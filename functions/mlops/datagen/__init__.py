@@ -1,0 +1,1 @@
+"""Seeded generators of demo data with controllable drift (churn and pricing)."""
