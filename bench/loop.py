@@ -52,7 +52,8 @@ DAYS, SHIFT_DAY, ROWS_PER_SLOT, BATCH_ROWS = 5, 2, 400, 400
 def one_run(scenario: str, seed: int) -> dict[str, Any]:
     """Play one story in this process and summarise it (called in a subprocess)."""
     from mlops.cli.local import DEMO_SPEC
-    from mlops.local.demo import PERFORMANCE_METRICS, DemoConfig, demo_spec, run_demo
+    from mlops.local.demo import DemoConfig, demo_spec, run_demo
+    from mlops.local.demo_outcome import PERFORMANCE_METRICS
     from mlops.model.spec import load_spec
 
     covariate, concept = SCENARIOS[scenario]

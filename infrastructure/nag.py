@@ -1,18 +1,14 @@
 """cdk-nag acknowledgements: each finding this stack accepts, with the reason next to it.
 
 Findings tied to one grant (an S3 prefix, an API path parameter) are acknowledged where the
-grant is made, through `acknowledge`; the stack-wide ones are in `acknowledge_findings`.
+grant is made, through `acknowledge`; the stack-wide ones are acknowledged next to the stack
+they read (`infrastructure.stack.acknowledge_findings`), so this module imports nothing of the app.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from constructs import IConstruct
-
-if TYPE_CHECKING:
-    from infrastructure.stack import MlopsStack
 
 PACK = "AwsSolutions"
 
@@ -29,24 +25,3 @@ def logical_id(construct: IConstruct) -> str:
     assert isinstance(element, CfnElement), f"{construct.node.path} has no CloudFormation resource"
     stack = Stack.of(construct)
     return str(stack.resolve(stack.get_logical_id(element)))
-
-
-def acknowledge_findings(stack: MlopsStack) -> None:
-    for fn in stack.functions:
-        reason = (
-            "X-Ray trace upload (xray:PutTraceSegments, PutTelemetryRecords) has no resource-level "
-            "permissions, so active tracing needs Resource '*'."
-        )
-        if fn is stack.monitoring.monitor:
-            reason += (
-                " cloudwatch:PutMetricData has none either; it is bound by a condition on the "
-                "ServerlessMLOps namespace instead."
-            )
-        acknowledge(fn.role, "IAM5[Resource::*]", reason)
-        if not fn.definition.layer.ships_as_image:
-            acknowledge(
-                fn.function,
-                "L1",
-                "Python 3.12 on purpose: the serving layer's binary wheels (onnxruntime, numpy, "
-                "pydantic-core) are built for cp312 by layers/build.py; runtime and layer move together.",
-            )

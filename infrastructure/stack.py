@@ -19,7 +19,7 @@ from infrastructure.components.serving import Serving
 from infrastructure.components.storage import Storage
 from infrastructure.components.training import Training
 from infrastructure.config import ArtifactSources, StageConfig
-from infrastructure.nag import acknowledge_findings
+from infrastructure.nag import acknowledge
 
 
 class MlopsStack(Stack):
@@ -127,3 +127,24 @@ class MlopsStack(Stack):
         ):
             CfnOutput(self, name, value=value)
         acknowledge_findings(self)
+
+
+def acknowledge_findings(stack: MlopsStack) -> None:
+    for fn in stack.functions:
+        reason = (
+            "X-Ray trace upload (xray:PutTraceSegments, PutTelemetryRecords) has no resource-level "
+            "permissions, so active tracing needs Resource '*'."
+        )
+        if fn is stack.monitoring.monitor:
+            reason += (
+                " cloudwatch:PutMetricData has none either; it is bound by a condition on the "
+                "ServerlessMLOps namespace instead."
+            )
+        acknowledge(fn.role, "IAM5[Resource::*]", reason)
+        if not fn.definition.layer.ships_as_image:
+            acknowledge(
+                fn.function,
+                "L1",
+                "Python 3.12 on purpose: the serving layer's binary wheels (onnxruntime, numpy, "
+                "pydantic-core) are built for cp312 by layers/build.py; runtime and layer move together.",
+            )

@@ -22,7 +22,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from mlops.cloud import aws
 from mlops.cloud.registry import Registry
 from mlops.cloud.storage import parse_time
 from mlops.datagen.churn import generate_churn
+from mlops.local.demo_outcome import Outcome, Recovery, Timeline
 from mlops.local.demo_report import metric_series, model_dims, write_demo_report
 from mlops.local.first_champion import ensure_champion
 from mlops.local.stack import LocalStack
@@ -51,9 +52,6 @@ ORACLE_ROWS = 30_000
 EVALUATION_ROWS = 20_000
 # Recovery means serving within this distance of the oracle on fresh traffic of the final world.
 ORACLE_TOLERANCE = 0.05
-PERFORMANCE_METRICS = frozenset(
-    {Metric.METRIC_GAP, Metric.METRIC_GAP_Z, Metric.PRODUCTION_METRIC, Metric.ESTIMATED_METRIC_GAP}
-)
 
 
 @dataclass(frozen=True)
@@ -88,15 +86,6 @@ def demo_spec(base: ModelSpec, slot_hours: int) -> ModelSpec:
     return base.model_copy(update={"monitoring": monitoring, "retraining": retraining})
 
 
-@dataclass
-class Timeline:
-    entries: list[tuple[datetime, str]] = field(default_factory=list)
-
-    def add(self, at: datetime, text: str) -> None:
-        self.entries.append((at, text))
-        print(f"  {at:%a %d %b %H:%M}  {text}", flush=True)
-
-
 class Api:
     """A small HTTP client for the local API (what any client would do with curl)."""
 
@@ -112,47 +101,6 @@ class Api:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
-
-
-@dataclass
-class Recovery:
-    """Production performance against the level before the shift and against the oracle."""
-
-    pre_shift: float | None
-    final_production: float | None
-    champion_fresh: float
-    oracle: float
-    metric: str
-
-    @property
-    def oracle_gap(self) -> float:
-        return self.oracle - self.champion_fresh
-
-
-@dataclass
-class Outcome:
-    alarm_fired: bool = False
-    promoted_version: int | None = None
-    serving_version: int | None = None
-    final_gap: float | None = None
-    threshold: float = 0.0
-    quiet_expected: bool = False
-    shift_at: datetime | None = None
-    ended_at: datetime | None = None
-    alarms: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, alarm, metric)
-    final_states: dict[str, str] = field(default_factory=dict)
-    promotions: list[tuple[datetime, int]] = field(default_factory=list)
-    retrain_runs: list[dict[str, Any]] = field(default_factory=list)
-    recovery: Recovery | None = None
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    @property
-    def performance_alarms(self) -> list[tuple[datetime, str, str]]:
-        return [a for a in self.alarms if a[2] in PERFORMANCE_METRICS]
 
 
 def run_demo(

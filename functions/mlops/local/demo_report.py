@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops.cloud import aws
 from mlops.cloud.registry import Registry
 from mlops.cloud.storage import parse_time
 from mlops.local.alarm_evaluator import exact_series
+from mlops.local.demo_outcome import Outcome, Timeline
 from mlops.model.spec import ModelSpec
 from mlops.shared.alarm_specs import DIM_FEATURE, DIM_MODEL, DIM_VERSION, NAMESPACE, Metric
 from mlops.shared.svgplot import bar_chart, format_time, line_chart
-
-if TYPE_CHECKING:
-    from mlops.local.demo import Outcome, Timeline
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:900px;margin:24px auto;color:#1f2328;padding:0 12px}

@@ -26,7 +26,8 @@ import numpy as np
 from mlops.cloud import aws
 from mlops.cloud.registry import Registry
 from mlops.datagen.pricing import TARGET, generate_prices
-from mlops.local.demo import Api, Timeline, demo_spec
+from mlops.local.demo import Api, demo_spec
+from mlops.local.demo_outcome import Timeline
 from mlops.local.demo_report import metric_series, model_dims
 from mlops.local.first_champion import ensure_champion
 from mlops.local.stack import LocalStack
