@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -230,7 +230,52 @@ def hour_spans(start: datetime, end: datetime) -> Iterator[tuple[datetime, str |
         hour = nxt
 
 
+class StoredPartial(Protocol):
+    """What the hour loop needs of a stored partial, whichever task's it is."""
+
+    @property
+    def format(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def covers(self) -> list[tuple[str, str]]: ...
+
+    @property
+    def bytes_read(self) -> int: ...
+
+    @property
+    def engine(self) -> str: ...
+
+    def model_dump_json(self) -> str: ...
+
+
+class StoredRows(Protocol):
+    def to_bytes(self) -> bytes: ...
+
+
+P = TypeVar("P", bound=StoredPartial)
+R = TypeVar("R", bound=StoredRows)
+
+
+@dataclass(frozen=True)
+class PartialKind(Generic[P, R]):
+    """How one task's hour partial and its rows are named, versioned and read back."""
+
+    partial_name: str
+    rows_name: str
+    format: int
+    parse_partial: Callable[[bytes], P]
+    parse_rows: Callable[[bytes, Sequence[str]], R]
+
+
+# An hour's (partial, rows) computed from its log objects: (hour, covers, their bytes, lo, hi).
+HourCompute = Callable[[datetime, Manifest, int, str | None, str | None], tuple[P, R]]
+
+
 def read_stored(
+    kind: PartialKind[P, R],
     s3: Any,
     bucket: str,
     version: int,
@@ -238,34 +283,76 @@ def read_stored(
     covers: Manifest,
     sensitive: Sequence[str],
     stats: ReadStats,
-) -> tuple[HourPartial, HourRows] | None:
+) -> tuple[P, R] | None:
     """The stored partial of a whole hour and its rows, if it covers exactly the listed objects."""
     prefix = partial_prefix(version, hour)
     try:
-        raw = get_bytes(s3, bucket, prefix + PARTIAL_NAME)
+        raw = get_bytes(s3, bucket, prefix + kind.partial_name)
     except NotFoundError:
         return None
     stats.partial_gets += 1
     stats.partial_bytes += len(raw)
     try:
-        partial = HourPartial.model_validate_json(raw)
+        partial = kind.parse_partial(raw)
     except ValueError:
         return None  # written by another format: computed again
-    if partial.format != PARTIAL_FORMAT or [tuple(c) for c in partial.covers] != covers:
+    if partial.format != kind.format or [tuple(c) for c in partial.covers] != covers:
         return None
-    data = get_bytes(s3, bucket, prefix + ROWS_NAME)
+    data = get_bytes(s3, bucket, prefix + kind.rows_name)
     stats.partial_gets += 1
     stats.partial_bytes += len(data)
-    return partial, HourRows.from_bytes(data, sensitive)
+    return partial, kind.parse_rows(data, sensitive)
 
 
-def store(s3: Any, bucket: str, partial: HourPartial, rows: HourRows, hour: datetime) -> None:
+def store(kind: PartialKind[P, R], s3: Any, bucket: str, partial: P, rows: R, hour: datetime) -> None:
     """Rows first, then the partial: a partial on S3 always has its rows."""
     prefix = partial_prefix(partial.version, hour)
-    put_bytes(s3, bucket, prefix + ROWS_NAME, rows.to_bytes(), "application/gzip")
+    put_bytes(s3, bucket, prefix + kind.rows_name, rows.to_bytes(), "application/gzip")
     put_bytes(
-        s3, bucket, prefix + PARTIAL_NAME, partial.model_dump_json().encode("utf-8"), "application/json"
+        s3, bucket, prefix + kind.partial_name, partial.model_dump_json().encode("utf-8"), "application/json"
     )
+
+
+def hour_partials(
+    kind: PartialKind[P, R],
+    store_at: PartialStore,
+    version: int,
+    start: datetime,
+    end: datetime,
+    sensitive: Sequence[str],
+    compute: HourCompute[P, R],
+    stats: ReadStats,
+) -> Iterator[tuple[datetime, P, R]]:
+    """Each hour of one version's window [start, end) that holds predictions, with its partial.
+
+    A whole hour whose stored manifest matches its listing is reused; any other whole hour is
+    profiled again and stored; hours cut by the window are profiled for their part and not stored.
+    """
+    s3 = store_at.s3
+    for hour, lo, hi in hour_spans(start, end):
+        listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
+        covers: Manifest = [(key, etag) for key, etag, _ in listed]
+        if not covers:
+            continue
+        whole = lo is None and hi is None
+        held = (
+            read_stored(kind, s3, store_at.partial_bucket, version, hour, covers, sensitive, stats)
+            if whole
+            else None
+        )
+        if held is not None:
+            partial, rows = held
+            stats.hours_reused += 1
+        else:
+            partial, rows = compute(hour, covers, sum(size for _, _, size in listed), lo, hi)
+            stats.hours_computed += 1
+            if partial.bytes_read:  # the function read the objects (Athena reads them itself)
+                stats.log_gets += len(covers)
+                stats.log_bytes += partial.bytes_read
+            stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
+            if whole:
+                store(kind, s3, store_at.partial_bucket, partial, rows, hour)
+        yield hour, partial, rows
 
 
 @dataclass(frozen=True)
@@ -275,6 +362,11 @@ class PartialStore:
     s3: Any
     log_bucket: str
     partial_bucket: str
+
+
+HOUR: PartialKind[HourPartial, HourRows] = PartialKind(
+    PARTIAL_NAME, ROWS_NAME, PARTIAL_FORMAT, HourPartial.model_validate_json, HourRows.from_bytes
+)
 
 
 def window_from_partials(
@@ -299,44 +391,17 @@ def window_from_partials(
     """
     stats = stats if stats is not None else ReadStats()
     s3 = store_at.s3
-    acc = WindowAccumulator(reference, sensitive)
-    for hour, lo, hi in hour_spans(start, end):
-        listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
-        covers: Manifest = [(key, etag) for key, etag, _ in listed]
-        whole = lo is None and hi is None
-        held = (
-            read_stored(s3, store_at.partial_bucket, version, hour, covers, sensitive, stats)
-            if whole and covers
-            else None
+
+    def compute(
+        hour: datetime, covers: Manifest, size: int, lo: str | None, hi: str | None
+    ) -> tuple[HourPartial, HourRows]:
+        engine = choose_engine(size) if choose_engine else python_hour_profile
+        return engine(
+            s3, store_at.log_bucket, reference, sensitive, numeric, categorical, version, hour, covers, lo, hi
         )
-        if held is not None:
-            partial, rows = held
-            stats.hours_reused += 1
-        elif not covers:
-            continue
-        else:
-            size = sum(s for _, _, s in listed)
-            engine = choose_engine(size) if choose_engine else python_hour_profile
-            partial, rows = engine(
-                s3,
-                store_at.log_bucket,
-                reference,
-                sensitive,
-                numeric,
-                categorical,
-                version,
-                hour,
-                covers,
-                lo,
-                hi,
-            )
-            stats.hours_computed += 1
-            if partial.bytes_read:  # the function read the objects (Athena reads them itself)
-                stats.log_gets += len(covers)
-                stats.log_bytes += partial.bytes_read
-            stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
-            if whole:
-                store(s3, store_at.partial_bucket, partial, rows, hour)
+
+    acc = WindowAccumulator(reference, sensitive)
+    for _, partial, rows in hour_partials(HOUR, store_at, version, start, end, sensitive, compute, stats):
         merge_into(acc, partial)
         join_labels(acc, rows, labels)
     return acc

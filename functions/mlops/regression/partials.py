@@ -24,17 +24,22 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_prefix
-from mlops.cloud.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.cloud.logstore import FirstSeen
+from mlops.cloud.storage import get_bytes, iso
 from mlops.model.spec import ModelSpec
-from mlops.monitoring.partials import Manifest, PartialStore, ReadStats, hour_spans
+from mlops.monitoring.partials import (
+    Manifest,
+    PartialKind,
+    PartialStore,
+    ReadStats,
+    hour_partials,
+)
 from mlops.monitoring.profile import DatasetProfile, NumericHistogram, numeric_histogram, profile_columns
 from mlops.monitoring.window import _in_window, _numeric_column
 from mlops.regression.estimation import expected_losses
 from mlops.regression.metrics import _group_text
 from mlops.regression.profile import RegressionProfile
 from mlops.regression.uncertainty import LossSums
-from mlops.shared.errors import NotFoundError
 
 REGRESSION_PARTIAL_FORMAT = 1
 # Next to the classification partial's names under the same hour prefix: a version has one task.
@@ -368,46 +373,13 @@ class RegressionWindow:
         self.matched_ids.update(rows.prediction_ids[i] for i in hits)
 
 
-def read_stored(
-    s3: Any,
-    bucket: str,
-    version: int,
-    hour: datetime,
-    covers: Manifest,
-    sensitive: Sequence[str],
-    stats: ReadStats,
-) -> tuple[RegressionHourPartial, ValueRows] | None:
-    """The stored partial of a whole hour and its rows, if it covers exactly the listed objects."""
-    prefix = partial_prefix(version, hour)
-    try:
-        raw = get_bytes(s3, bucket, prefix + REGRESSION_PARTIAL_NAME)
-    except NotFoundError:
-        return None
-    stats.partial_gets += 1
-    stats.partial_bytes += len(raw)
-    try:
-        partial = RegressionHourPartial.model_validate_json(raw)
-    except ValueError:
-        return None  # written by another format: computed again
-    if partial.format != REGRESSION_PARTIAL_FORMAT or [tuple(c) for c in partial.covers] != covers:
-        return None
-    data = get_bytes(s3, bucket, prefix + REGRESSION_ROWS_NAME)
-    stats.partial_gets += 1
-    stats.partial_bytes += len(data)
-    return partial, ValueRows.from_bytes(data, sensitive)
-
-
-def store(s3: Any, bucket: str, partial: RegressionHourPartial, rows: ValueRows, hour: datetime) -> None:
-    """Rows first, then the partial: a partial on S3 always has its rows."""
-    prefix = partial_prefix(partial.version, hour)
-    put_bytes(s3, bucket, prefix + REGRESSION_ROWS_NAME, rows.to_bytes(), "application/gzip")
-    put_bytes(
-        s3,
-        bucket,
-        prefix + REGRESSION_PARTIAL_NAME,
-        partial.model_dump_json().encode("utf-8"),
-        "application/json",
-    )
+REGRESSION_HOUR: PartialKind[RegressionHourPartial, ValueRows] = PartialKind(
+    REGRESSION_PARTIAL_NAME,
+    REGRESSION_ROWS_NAME,
+    REGRESSION_PARTIAL_FORMAT,
+    RegressionHourPartial.model_validate_json,
+    ValueRows.from_bytes,
+)
 
 
 def regression_window_from_partials(
@@ -427,37 +399,19 @@ def regression_window_from_partials(
     profiled again and stored; hours cut by the window are profiled for their part and not stored.
     """
     stats = stats if stats is not None else ReadStats()
-    s3 = store_at.s3
+
+    def compute(
+        hour: datetime, covers: Manifest, size: int, lo: str | None, hi: str | None
+    ) -> tuple[RegressionHourPartial, ValueRows]:
+        return python_hour_profile(
+            store_at.s3, store_at.log_bucket, spec, profile, version, hour, covers, lo, hi
+        )
+
     window = RegressionWindow(label_groups={a: [] for a in spec.sensitive_attributes})
-    for hour, lo, hi in hour_spans(start, end):
-        listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
-        covers: Manifest = [(key, etag) for key, etag, _ in listed]
-        if not covers:
-            continue
-        whole = lo is None and hi is None
-        held = (
-            read_stored(s3, store_at.partial_bucket, version, hour, covers, spec.sensitive_attributes, stats)
-            if whole
-            else None
-        )
-        if held is not None:
-            partial, rows = held
-            stats.hours_reused += 1
-        else:
-            partial, rows = python_hour_profile(
-                s3, store_at.log_bucket, spec, profile, version, hour, covers, lo, hi
-            )
-            stats.hours_computed += 1
-            stats.log_gets += len(covers)
-            stats.log_bytes += partial.bytes_read
-            stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
-            if whole:
-                store(s3, store_at.partial_bucket, partial, rows, hour)
-        window.add_profile(
-            partial.rows,
-            partial.features,
-            partial.predictions,
-            partial.expected_losses,
-        )
+    sensitive = spec.sensitive_attributes
+    for hour, partial, rows in hour_partials(
+        REGRESSION_HOUR, store_at, version, start, end, sensitive, compute, stats
+    ):
+        window.add_profile(partial.rows, partial.features, partial.predictions, partial.expected_losses)
         window.join_labels(iso(hour), rows, truths)
     return window
