@@ -7,11 +7,12 @@ only the hour partitions whose log objects changed since they were profiled.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -256,8 +257,27 @@ def versions_with_traffic(s3: Any, log_bucket: str, start: datetime, end: dateti
     ]
 
 
+class StoredReport(Protocol):
+    """What storing a run's report needs of it, whichever task's report it is."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...
+
+    def model_dump_json(self, *, indent: int | None = None) -> str: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+ReportT = TypeVar("ReportT", bound=StoredReport)
+
+
 def write_report(
-    s3: Any, bucket: str, report: VersionReport, window_end: datetime, max_metric_gap: float
+    s3: Any, bucket: str, report: ReportT, window_end: datetime, render: Callable[[ReportT], str]
 ) -> str:
     """report.json and report.html under the run's prefix, and the version's latest summary."""
     prefix = report_prefix(report.version, window_end, report.run_id)
@@ -265,13 +285,7 @@ def write_report(
     put_bytes(
         s3, bucket, prefix + "report.json", report.model_dump_json(indent=1).encode(), "application/json"
     )
-    put_bytes(
-        s3,
-        bucket,
-        prefix + "report.html",
-        render_html(report, max_metric_gap).encode(),
-        "text/html; charset=utf-8",
-    )
+    put_bytes(s3, bucket, prefix + "report.html", render(report).encode(), "text/html; charset=utf-8")
     put_bytes(
         s3, bucket, latest_report_key(report.version), bundle.json_bytes(report.summary()), "application/json"
     )
@@ -431,9 +445,8 @@ def run_monitor(
             feedback_received=received,
             unmatched_feedback=unmatched,
         )
-        prefix = write_report(
-            s3, settings.report_bucket, report, end, reference.spec.monitoring.max_metric_gap
-        )
+        render = functools.partial(render_html, max_metric_gap=reference.spec.monitoring.max_metric_gap)
+        prefix = write_report(s3, settings.report_bucket, report, end, render)
         result.report_keys[report.version] = prefix
         result.max_metric_gaps[report.version] = reference.spec.monitoring.max_metric_gap
         result.reports.append(report.model_copy(update={"report_key": prefix + "report.json"}))

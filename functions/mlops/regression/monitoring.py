@@ -17,6 +17,7 @@ what a figure means for regression:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,13 +32,11 @@ from mlops.cloud.logstore import (
     FirstSeen,
     RegressionPredictionRecord,
     iter_feedback,
-    latest_report_key,
     latest_values,
     prediction_objects,
-    report_prefix,
 )
 from mlops.cloud.registry import Registry, VersionRecord
-from mlops.cloud.storage import get_bytes, iso, parse_time, put_bytes, read_jsonl_gz, utcnow
+from mlops.cloud.storage import get_bytes, iso, parse_time, read_jsonl_gz, utcnow
 from mlops.model import bundle
 from mlops.model.spec import ModelSpec, spec_from_json
 from mlops.monitoring.drift import DatasetDrift, DriftPolicy, PredictionDrift, dataset_drift, prediction_drift
@@ -46,7 +45,7 @@ from mlops.monitoring.partials import PartialStore
 from mlops.monitoring.profile import numeric_histogram
 from mlops.monitoring.publish import _datum, put_metrics
 from mlops.monitoring.report import AlarmCheck
-from mlops.monitoring.run import MonitorResult, _status, versions_with_traffic
+from mlops.monitoring.run import MonitorResult, _status, versions_with_traffic, write_report
 from mlops.regression.metrics import (
     MetricInterval,
     group_error_gap,
@@ -550,22 +549,8 @@ def write_regression_report(
     """report.json and report.html under the run's prefix, and the version's latest summary."""
     from mlops.regression.report import render_regression_html
 
-    prefix = report_prefix(report.version, window_end, report.run_id)
-    report = report.model_copy(update={"report_key": prefix + "report.json"})
-    put_bytes(
-        s3, bucket, prefix + "report.json", report.model_dump_json(indent=1).encode(), "application/json"
-    )
-    put_bytes(
-        s3,
-        bucket,
-        prefix + "report.html",
-        render_regression_html(report, spec.regression_settings.max_error_increase).encode(),
-        "text/html; charset=utf-8",
-    )
-    put_bytes(
-        s3, bucket, latest_report_key(report.version), bundle.json_bytes(report.summary()), "application/json"
-    )
-    return prefix
+    render = functools.partial(render_regression_html, max_gap=spec.regression_settings.max_error_increase)
+    return write_report(s3, bucket, report, window_end, render)
 
 
 def record_regression_history(
