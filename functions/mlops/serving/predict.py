@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mlops.cloud.storage import iso, utcnow
-from mlops.model.inference import predict_proba_onnx
+from mlops.model.inference import predict_proba_onnx, predict_values_onnx
 from mlops.model.schema import encode_columns
 from mlops.model.spec import Task
 from mlops.serving.champion import ServingModel
@@ -55,10 +55,6 @@ def predict(
     Rows are logged in their canonical form (what the model saw); the client's ids and
     event times, when sent, replace the generated ids and the time of serving.
     """
-    if model.schema.task is Task.REGRESSION:
-        from mlops.regression.serving import predict_values
-
-        return predict_values(model, payload, request_id, max_rows, now, new_ids)
     started = time.perf_counter()
     received = now()
     request = read_request(payload, model.validator, max_rows, received, model.registered_at, model.version)
@@ -66,10 +62,23 @@ def predict(
     # One canonical list per feature: the encoder and the unseen-category flags both use them.
     columns = request.columns
     feeds = encode_columns(columns, model.schema, model.numeric_dtype)
-    probabilities = predict_proba_onnx(model.session, feeds).tolist()
     ids = request.ids if request.ids is not None else new_ids(len(rows))
-    labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
     unseen = model.unseen_categories_by_row(columns, len(rows))
+    values: list[float] | None = None
+    predictions: list[dict[str, Any]]
+    if model.schema.task is Task.REGRESSION:
+        # A predicted number per row instead of a class and its probability.
+        values = predict_values_onnx(model.session, feeds).tolist()
+        probabilities: list[float] = []
+        labels: list[int] = []
+        predictions = [{"prediction_id": pid, "value": v} for pid, v in zip(ids, values, strict=True)]
+    else:
+        probabilities = predict_proba_onnx(model.session, feeds).tolist()
+        labels = [1 if p >= DECISION_THRESHOLD else 0 for p in probabilities]
+        predictions = [
+            {"prediction_id": pid, "label": label, "probability": p}
+            for pid, label, p in zip(ids, labels, probabilities, strict=True)
+        ]
     batch = PredictionBatch(
         request_id=request_id,
         timestamp=iso(received),
@@ -81,12 +90,9 @@ def predict(
         labels=labels,
         unseen_categories=unseen,
         features=rows,
+        values=values,
         feature_columns=columns,
     )
-    predictions = [
-        {"prediction_id": pid, "label": label, "probability": p}
-        for pid, label, p in zip(ids, labels, probabilities, strict=True)
-    ]
     return PredictionOutcome(
         body={"model_version": model.version, "predictions": predictions},
         batch=batch,
