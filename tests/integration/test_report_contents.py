@@ -13,6 +13,7 @@ from mlops.cloud.storage import iso
 from mlops.model.training import TrainingResult
 from mlops.monitoring.history import read_history
 from mlops.monitoring.run import MonitorResult, run_monitor
+from mlops.monitoring.run import _run_monitor as run_monitor_unleased
 from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.conftest import AwsStack, register_and_promote
@@ -115,13 +116,19 @@ def test_concurrent_monitor_runs_keep_each_others_history_rows(aws_stack: AwsSta
         def put_object(self, **kwargs: Any) -> Any:
             if not self.interleaved and kwargs["Key"] == history_keys("churn")[0]:
                 self.interleaved = True
-                run_monitor(
+                # The lease keeps a second run out; this one ran past it (the history's own
+                # conditional write is the second line of defence), so it starts behind the lease.
+                run_monitor_unleased(
                     self.s3,
                     aws_stack.cloudwatch,
                     aws_stack.dynamodb,
                     settings(aws_stack),
-                    now=START,
-                    run_id="other",
+                    START,
+                    None,
+                    None,
+                    START,
+                    "other",
+                    None,
                 )
             return self.s3.put_object(**kwargs)
 

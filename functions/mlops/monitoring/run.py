@@ -41,6 +41,7 @@ from mlops.monitoring.labels import (
     read_label_state,
     write_label_state,
 )
+from mlops.monitoring.lease import release_lease, take_lease
 from mlops.monitoring.partials import PartialStore, ReadStats, describe
 from mlops.monitoring.performance import (
     concept_shift_check,
@@ -236,10 +237,14 @@ class MonitorResult:
     metric_calls: int = 0
     history_key: str | None = None
     reads: ReadStats = field(default_factory=ReadStats)
+    # Why nothing ran (another run held the lease), or None for a run that ran.
+    skipped: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "outcome": "skipped" if self.skipped else "ran",
+            **({"skipped": self.skipped} if self.skipped else {}),
             "model_name": self.model_name,
             "window_start": iso(self.window_start),
             "window_end": iso(self.window_end),
@@ -344,6 +349,29 @@ def run_monitor(
     now = now or utcnow()
     end = window_end or now
     run_id = run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    busy = take_lease(s3, settings.report_bucket, run_id)
+    if busy is not None:
+        logger.warning("monitor run skipped", extra={"run_id": run_id, "reason": busy})
+        start = end - window if window is not None else end
+        return MonitorResult(run_id, settings.model_name, start, end, champion=None, skipped=busy)
+    try:
+        return _run_monitor(s3, cloudwatch, dynamodb, settings, end, window, versions, now, run_id, athena)
+    finally:
+        release_lease(s3, settings.report_bucket, run_id)
+
+
+def _run_monitor(
+    s3: Any,
+    cloudwatch: Any,
+    dynamodb: Any,
+    settings: MonitorSettings,
+    end: datetime,
+    window: timedelta | None,
+    versions: Sequence[int] | None,
+    now: datetime,
+    run_id: str,
+    athena: Any,
+) -> MonitorResult:
     registry = Registry(dynamodb, settings.registry_table, settings.model_name)
     champion = registry.champion()
     if champion is not None:
