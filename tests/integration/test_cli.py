@@ -207,3 +207,15 @@ def test_a_person_pauses_and_resumes_retraining_through_the_cli(aws_stack, capsy
     # Then resuming clears it
     code, out, _ = run(capsys, "retrain", "--resume")
     assert code == 0 and json.loads(out)["paused"] is False and json.loads(out)["paused_by"] is None
+
+
+def test_a_monitor_run_another_run_holds_the_lease_of_exits_non_zero_naming_it(aws_stack, champion, capsys):
+    from mlops.monitoring.lease import take_lease
+    from mlops.shared.resources import REPORT_BUCKET
+
+    # Given a run in progress (it holds the model's lease),
+    assert take_lease(aws_stack.s3, aws_stack.env[REPORT_BUCKET.env_var], "scheduled-run") is None
+    # when a person runs the monitor, then it exits 1 saying which run holds it, and ran nothing.
+    code, out, err = run(capsys, "monitor", "run", "--window", "2h")
+    assert code == 1 and "skipped" in err and "scheduled-run" in err
+    assert json.loads(out)["outcome"] == "skipped"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from datetime import timedelta
 
 from mlops.cli.common import (
@@ -98,4 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         now=at if args.at else None,
     )
     print_json(result.summary())
+    if result.skipped:
+        print(f"error: monitor run skipped: {result.skipped}", file=sys.stderr)
+        return 1
     return 0
