@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from mlops.cloud.logstore import AnyPredictionRecord, PredictionRecord, RegressionPredictionRecord
 from mlops.cloud.storage import aws_call, parse_time
 from mlops.shared.errors import StorageError
+from mlops.shared.resources import SEND_CALL_SECONDS, SEND_CONNECT_TIMEOUT, SEND_READ_TIMEOUT
 
 MESSAGE_FORMAT = 2
 # Format 1 (features as row objects) is what earlier releases queued; the log writer still reads it.
@@ -53,11 +54,6 @@ SQS_MAX_BYTES = 256 * 1024
 MAX_BODY_BYTES = SQS_MAX_BYTES - 2048
 MAX_BATCH_ENTRIES = 10
 SEND_ATTEMPTS = 3
-# One SendMessageBatch of 256 KiB takes tens of milliseconds in a region; a call that has not
-# connected in 0.5 s or answered in 1 s is not going to, and waiting longer only delays the client.
-SEND_CONNECT_TIMEOUT = 0.5
-SEND_READ_TIMEOUT = 1.0
-SEND_CALL_SECONDS = SEND_CONNECT_TIMEOUT + SEND_READ_TIMEOUT
 # The client of the predict path: our loop retries within the deadline, botocore does not.
 SEND_CLIENT_CONFIG = Config(
     connect_timeout=SEND_CONNECT_TIMEOUT,

@@ -80,6 +80,13 @@ PREDICTION_QUEUE = Resource(
     visibility_timeout_s=240,
     max_receive_count=5,
 )
+# How long the predict function waits on one SendMessageBatch to the prediction queue. One call of
+# 256 KiB takes tens of milliseconds in a region; a call that has not connected in 0.5 s or answered
+# in 1 s is not going to, and waiting longer only delays the client. The function's log send budget
+# (settings) must hold at least one such call.
+SEND_CONNECT_TIMEOUT = 0.5
+SEND_READ_TIMEOUT = 1.0
+SEND_CALL_SECONDS = SEND_CONNECT_TIMEOUT + SEND_READ_TIMEOUT
 # The log writer's SQS batch: up to this many messages or this many seconds, whichever comes first
 # (Lambda also stops at a 6 MB payload). One invocation writes one object per hour partition, so the
 # batch sets the size of log objects: at 1,000 requests/s about 10,000 records (~1.7 MB gzip) an

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlops.serving.log_queue import SEND_CALL_SECONDS
 from mlops.shared import resources as r
+from mlops.shared.resources import SEND_CALL_SECONDS
 
 
 class EnvironmentSettings(BaseModel):
@@ -64,7 +64,7 @@ class ServingSettings(_Base):
     )
     report_bucket: str | None = Field(None, validation_alias=r.REPORT_BUCKET.env_var)
     # Total time the log send may take per request (the function times out at 10 s); at least one
-    # call's worth (mlops.serving.log_queue.SEND_CALL_SECONDS), or nothing would ever be sent.
+    # call's worth (mlops.shared.resources.SEND_CALL_SECONDS), or nothing would ever be sent.
     log_send_budget_seconds: float = Field(
         3.0, ge=SEND_CALL_SECONDS, le=6.0, validation_alias="MLOPS_LOG_SEND_BUDGET_SECONDS"
     )
