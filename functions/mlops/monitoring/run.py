@@ -31,7 +31,7 @@ from mlops.model import bundle
 from mlops.model.spec import ModelSpec, spec_from_json
 from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
 from mlops.monitoring.engine import scan_engine
-from mlops.monitoring.history import Promotion, history_run, update_history
+from mlops.monitoring.history import HistoryRun, Promotion, history_run, update_history
 from mlops.monitoring.labels import (
     FeedbackReads,
     Label,
@@ -308,12 +308,10 @@ def received_in(feedback: Iterable[FeedbackRecord], start: datetime, end: dateti
     return [fb for fb in feedback if lo <= iso(parse_time(fb.received_at)) <= hi]
 
 
-def record_history(s3: Any, bucket: str, registry: Registry, result: MonitorResult, now: datetime) -> str:
+def record_history(
+    s3: Any, bucket: str, registry: Registry, model_name: str, rows: Sequence[HistoryRun], now: datetime
+) -> str:
     """Add this run's rows to the model's history and rewrite its page; returns the page's key."""
-    rows = [
-        history_run(r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html")
-        for r in result.reports
-    ]
     promotions = [
         Promotion(at=h.at, action=h.action.value, from_version=h.from_version, to_version=h.to_version)
         for h in registry.history()
@@ -321,7 +319,7 @@ def record_history(s3: Any, bucket: str, registry: Registry, result: MonitorResu
     return update_history(
         s3,
         bucket,
-        result.model_name,
+        model_name,
         lambda history: history.add(rows, iso(now)).model_copy(update={"promotions": promotions}),
     )[1]
 
@@ -482,7 +480,13 @@ def _run_monitor(
     result.metric_calls = put_metrics(cloudwatch, datums)
     result.datums = len(datums)
     if result.reports:
-        result.history_key = record_history(s3, settings.report_bucket, registry, result, now)
+        rows = [
+            history_run(r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html")
+            for r in result.reports
+        ]
+        result.history_key = record_history(
+            s3, settings.report_bucket, registry, result.model_name, rows, now
+        )
     logger.info(
         "monitor run finished",
         extra={"run_id": run_id, "versions": [r.version for r in result.reports], "datums": result.datums},

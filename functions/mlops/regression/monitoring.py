@@ -40,12 +40,11 @@ from mlops.cloud.storage import get_bytes, iso, parse_time, read_jsonl_gz, utcno
 from mlops.model import bundle
 from mlops.model.spec import ModelSpec, spec_from_json
 from mlops.monitoring.drift import DatasetDrift, DriftPolicy, PredictionDrift, dataset_drift, prediction_drift
-from mlops.monitoring.history import Promotion, update_history
 from mlops.monitoring.partials import PartialStore
 from mlops.monitoring.profile import numeric_histogram
 from mlops.monitoring.publish import _datum, put_metrics
 from mlops.monitoring.report import AlarmCheck
-from mlops.monitoring.run import MonitorResult, _status, versions_with_traffic, write_report
+from mlops.monitoring.run import MonitorResult, _status, record_history, versions_with_traffic, write_report
 from mlops.regression.metrics import (
     MetricInterval,
     group_error_gap,
@@ -539,7 +538,17 @@ def run_regression_monitor(
     result.metric_calls = put_metrics(cloudwatch, sent)
     result.datums = len(sent)
     if result.regression_reports:
-        result.history_key = record_regression_history(s3, settings.report_bucket, registry, result, now)
+        from mlops.regression.report import regression_history_run
+
+        rows = [
+            regression_history_run(
+                r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html"
+            )
+            for r in result.regression_reports
+        ]
+        result.history_key = record_history(
+            s3, settings.report_bucket, registry, result.model_name, rows, now
+        )
     return result
 
 
@@ -551,27 +560,3 @@ def write_regression_report(
 
     render = functools.partial(render_regression_html, max_gap=spec.regression_settings.max_error_increase)
     return write_report(s3, bucket, report, window_end, render)
-
-
-def record_regression_history(
-    s3: Any, bucket: str, registry: Registry, result: RegressionMonitorResult, now: datetime
-) -> str:
-    """Add this run's rows to the model's history and rewrite its page; returns the page's key."""
-    from mlops.regression.report import regression_history_run
-
-    rows = [
-        regression_history_run(
-            r, result.max_metric_gaps[r.version], result.report_keys[r.version] + "report.html"
-        )
-        for r in result.regression_reports
-    ]
-    promotions = [
-        Promotion(at=h.at, action=h.action.value, from_version=h.from_version, to_version=h.to_version)
-        for h in registry.history()
-    ]
-    return update_history(
-        s3,
-        bucket,
-        result.model_name,
-        lambda history: history.add(rows, iso(now)).model_copy(update={"promotions": promotions}),
-    )[1]
