@@ -93,6 +93,20 @@ def _binned(kind: str, name: str, value: str, edges: Sequence[float]) -> str:
     )
 
 
+def _hour_filter(version: int, hour: datetime, lo: str | None, hi: str | None) -> str:
+    """The WHERE condition of one version's hour partition, cut to [lo, hi) when the window cuts it."""
+    where = [
+        f"model_version = {_text(str(version))}",
+        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
+        f"hour = {hour.hour}",
+    ]
+    if lo is not None:
+        where.append(f'"timestamp" >= {_text(lo)}')
+    if hi is not None:
+        where.append(f'"timestamp" < {_text(hi)}')
+    return " AND ".join(where)
+
+
 def hour_profile_sql(
     spec: ModelSpec,
     reference: ReferenceProfile,
@@ -103,15 +117,7 @@ def hour_profile_sql(
     hi: str | None = None,
 ) -> str:
     """The aggregation of one hour partition of `relation` (the deduplicated predictions)."""
-    where = [
-        f"model_version = {_text(str(version))}",
-        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
-        f"hour = {hour.hour}",
-    ]
-    if lo is not None:
-        where.append(f'"timestamp" >= {_text(lo)}')
-    if hi is not None:
-        where.append(f'"timestamp" < {_text(hi)}')
+    where = _hour_filter(version, hour, lo, hi)
     parts = [
         "SELECT 'rows', CAST(NULL AS varchar), CAST(NULL AS integer), CAST(NULL AS varchar), "
         "count(*), CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double), "
@@ -140,30 +146,16 @@ def hour_profile_sql(
             "CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double), CAST(NULL AS double) "
             f"FROM hour_rows GROUP BY {_feature(attribute)}, {positive}"
         )
-    return (
-        f"WITH hour_rows AS (SELECT * FROM {relation} WHERE {' AND '.join(where)})\n"
-        + "\nUNION ALL\n".join(parts)
-    )
+    return f"WITH hour_rows AS (SELECT * FROM {relation} WHERE {where})\n" + "\nUNION ALL\n".join(parts)
 
 
 def hour_rows_sql(
     spec: ModelSpec, relation: str, version: int, hour: datetime, lo: str | None, hi: str | None
 ) -> str:
     """What the label join needs of each prediction of the hour (id, probability, sensitive values)."""
-    where = [
-        f"model_version = {_text(str(version))}",
-        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
-        f"hour = {hour.hour}",
-    ]
-    if lo is not None:
-        where.append(f'"timestamp" >= {_text(lo)}')
-    if hi is not None:
-        where.append(f'"timestamp" < {_text(hi)}')
+    where = _hour_filter(version, hour, lo, hi)
     groups = "".join(f", {_feature(a)}" for a in spec.sensitive_attributes)
-    return (
-        f"SELECT prediction_id, probability{groups} FROM {relation} WHERE {' AND '.join(where)} "
-        "ORDER BY prediction_id"
-    )
+    return f"SELECT prediction_id, probability{groups} FROM {relation} WHERE {where} ORDER BY prediction_id"
 
 
 # Result columns of the label join, in order.
@@ -186,19 +178,11 @@ def label_join_sql(
     `feedback` has the feedback table's columns and its `dt` partition (the day a record arrived),
     so Athena reads only the days of the range.
     """
-    where = [
-        f"model_version = {_text(str(version))}",
-        f"dt = {_text(f'{hour:%Y-%m-%d}')}",
-        f"hour = {hour.hour}",
-    ]
-    if lo is not None:
-        where.append(f'"timestamp" >= {_text(lo)}')
-    if hi is not None:
-        where.append(f'"timestamp" < {_text(hi)}')
+    where = _hour_filter(version, hour, lo, hi)
     first, last = iso(received_from), iso(received_until)
     return (
         "SELECT p.prediction_id, f.label, f.source, f.observed_at, f.received_at\n"
-        f"FROM (SELECT prediction_id FROM {predictions} WHERE {' AND '.join(where)}) p\n"
+        f"FROM (SELECT prediction_id FROM {predictions} WHERE {where}) p\n"
         "JOIN (SELECT prediction_id, label, source, observed_at, received_at "
         f"FROM {feedback} WHERE dt >= {_text(f'{received_from:%Y-%m-%d}')} "
         f"AND dt <= {_text(f'{received_until:%Y-%m-%d}')} "
