@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from mlops.handlers import openapi
-from mlops.local.gateway import compile_routes, http_api_event, match
+from mlops.local.gateway import http_api_event
 from mlops.serving.contract import (
     ErrorBody,
     FeedbackResponse,
@@ -24,6 +24,7 @@ from mlops.serving.contract import (
     RetrainAccepted,
     ServedAt,
 )
+from mlops.shared.routes import compile_routes, match
 from pydantic import BaseModel
 
 from tests.conftest import ServedStack

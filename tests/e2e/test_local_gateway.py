@@ -6,8 +6,8 @@ import socket
 
 import pytest
 from mlops.cli import main
-from mlops.local.gateway import compile_routes, http_api_event, match
-from mlops.shared.routes import ROUTES
+from mlops.local.gateway import http_api_event
+from mlops.shared.routes import ROUTES, compile_routes, match
 
 from tests.integration.serving_helpers import load_event
 

@@ -6,13 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.event_handler import content_types
-from mlops.handlers.http import HttpApi, json_answer
+from mlops.handlers.http import APPLICATION_JSON, json_answer, serialize
 
 
 def _serialized(body: dict[str, Any]) -> str:
-    """What the resolver of every HTTP function writes for a body (the reference)."""
-    return HttpApi()._serializer(body)
+    """What the dispatcher of every HTTP function writes for a body (the reference)."""
+    return serialize(body)
 
 
 def test_an_answer_is_ascii_json_with_the_values_the_resolver_would_write():
@@ -29,7 +28,7 @@ def test_an_answer_is_ascii_json_with_the_values_the_resolver_would_write():
     answer = json_answer(body, probabilities)
     # Then its text is ready, ASCII, JSON, and holds exactly the resolver's values
     assert answer.status_code == 200
-    assert answer.content_type == content_types.APPLICATION_JSON
+    assert answer.content_type == APPLICATION_JSON
     assert isinstance(answer.body, str) and answer.body.isascii()
     assert json.loads(answer.body) == json.loads(_serialized(body)) == body
 

@@ -11,7 +11,6 @@ import functools
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.cloud import aws
 from mlops.cloud.registry import Registry
 from mlops.cloud.storage import utcnow
-from mlops.handlers.http import HttpApi, install_error_handlers, json_body, parse_body
+from mlops.handlers.http import Answer, HttpApi, json_body, parse_body
 from mlops.model.admin import (
     VERSION_PATTERN,
     RetrainDispatch,
@@ -48,8 +47,7 @@ from mlops.shared.errors import UnavailableError
 from mlops.shared.observability import logger
 from mlops.shared.settings import AdminSettings
 
-app = HttpApi()
-install_error_handlers(app)
+app = HttpApi("admin")
 
 
 @functools.cache
@@ -97,10 +95,8 @@ VersionText = Annotated[
 ]
 
 
-def _json(status: int, body: Any) -> Response[Any]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body, default=str)
-    )
+def _json(status: int, body: Any) -> Answer:
+    return Answer(status, json.dumps(body, default=str))
 
 
 def _ok(model: type[Any], text: str) -> dict[int, Any]:
@@ -121,7 +117,7 @@ _AT = {
     summary="Every version: status, champion, test metrics, gate outcome",
     responses={**_ok(ModelList, "The versions, oldest first"), **error_responses(503)},
 )
-def list_models() -> Response[Any]:
+def list_models() -> Answer:
     return _json(200, model_list(_registry()))
 
 
@@ -137,20 +133,20 @@ def list_models() -> Response[Any]:
     },
     openapi_extensions={"parameters": [_AT]},
 )
-def history() -> Response[Any]:
+def history() -> Answer:
     registry = _registry()
-    at = app.current_event.get_query_string_value("at")
+    at = app.current_event.query("at")
     if at is None:
         return _json(200, {"history": [h.model_dump(mode="json") for h in registry.history()]})
     return _json(200, served_at_answer(registry, at))
 
 
 @app.get(
-    "/models/<version>",
+    "/models/{version}",
     summary="One version: metrics, lineage, gate report, when it served, its monitoring runs",
     responses={**_ok(ModelDetail, "The version"), **error_responses(404, 422, 503)},
 )
-def show(version: VersionText) -> Response[Any]:
+def show(version: VersionText) -> Answer:
     return _json(
         200,
         model_detail(
@@ -164,7 +160,7 @@ def show(version: VersionText) -> Response[Any]:
 
 
 @app.post(
-    "/models/<version>/promote",
+    "/models/{version}/promote",
     summary="Make a version the champion (recorded in the history with the caller and reason)",
     responses={
         **_ok(HistoryRow, "The history row of the change"),
@@ -172,7 +168,7 @@ def show(version: VersionText) -> Response[Any]:
     },
     openapi_extensions=request_body(ChangeRequest, description="Why"),
 )
-def promote(version: VersionText) -> Response[Any]:
+def promote(version: VersionText) -> Answer:
     entry = promote_version(
         _registry(), aws.client("s3"), settings().artifact_bucket, parse_version(version), _actor(), _reason()
     )
@@ -189,7 +185,7 @@ def promote(version: VersionText) -> Response[Any]:
     },
     openapi_extensions=request_body(ChangeRequest, description="Why"),
 )
-def rollback() -> Response[Any]:
+def rollback() -> Answer:
     entry = rollback_champion(_registry(), aws.client("s3"), settings().artifact_bucket, _actor(), _reason())
     logger.info("rolled back", extra=entry.model_dump(mode="json"))
     return _json(200, entry.model_dump(mode="json"))
@@ -207,7 +203,7 @@ def rollback() -> Response[Any]:
     },
     openapi_extensions=request_body(RetrainRequest, description="Why, and whether to force a run"),
 )
-def retrain() -> Response[Any]:
+def retrain() -> Answer:
     request = parse_body(RetrainRequest, json_body(app.current_event))
     reason = request.reason.strip() if request.reason else "requested through the admin API"
     event = retrain_request_event(reason, _actor(), request.force, utcnow())

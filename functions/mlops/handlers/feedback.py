@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from mlops.cloud import aws
-from mlops.handlers.http import HttpApi, install_error_handlers, json_body
+from mlops.handlers.http import HttpApi, json_body
 from mlops.regression.feedback import NumericLabel
 from mlops.serving.contract import (
     FeedbackBatch,
@@ -21,8 +21,7 @@ from mlops.serving.feedback import LabelCheck, binary_label, submit_feedback
 from mlops.shared.observability import logger
 from mlops.shared.settings import FeedbackSettings
 
-app = HttpApi()
-install_error_handlers(app)
+app = HttpApi("feedback")
 
 
 @cache

@@ -30,7 +30,7 @@ def openapi_document() -> dict[str, Any]:
     from mlops.handlers import admin, feedback, predict
 
     merged: dict[str, Any] = {}
-    for app in (predict.documented_app(), feedback.app, admin.app):
+    for app in (predict.documented_app(), feedback.app.documented(), admin.app.documented()):
         doc = json.loads(
             app.get_openapi_json_schema(
                 title=TITLE,

@@ -1,9 +1,9 @@
 """Predict Lambda: ``POST /predict``, ``GET /model``, ``GET /model/schema`` and ``GET /openapi.json``
 behind an API Gateway HTTP API (payload 2.0).
 
-Powertools request validation is off on purpose: the per-schema `RowValidator` checks
-rows against the *champion's* schema (which a static model cannot) in a fraction of the
-time; the OpenAPI document is still generated from the models in `mlops.serving.contract`.
+No request model validates the body: the per-schema `RowValidator` checks rows against the
+*champion's* schema (which a static model cannot) in a fraction of the time; the OpenAPI
+document is still generated from the models in `mlops.serving.contract`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mlops.cloud import aws
 from mlops.cloud.logstore import read_latest_report
 from mlops.cloud.registry import Champion, Registry
-from mlops.handlers.http import HttpApi, install_error_handlers, json_answer, json_body
+from mlops.handlers.http import Answer, HttpApi, json_answer, json_body
 from mlops.handlers.openapi import DOCUMENT
 from mlops.model.spec import Task
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
@@ -37,6 +36,9 @@ from mlops.shared.alarm_specs import DIM_MODEL, DIM_VERSION, Metric
 from mlops.shared.errors import MlopsError
 from mlops.shared.observability import count_failure, logger, metrics
 from mlops.shared.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 
 class PredictRuntime:
@@ -126,12 +128,16 @@ def use_runtime(value: PredictRuntime | None) -> None:
     _runtime = value
 
 
-def post_predict() -> Response[Any]:
+app = HttpApi("predict")
+
+
+@app.post("/predict", summary="Predict one row or a batch with the champion model")
+def post_predict() -> Answer:
     rt = runtime()
     event = app.current_event
     payload = json_body(event)
     model = rt.cache.current()
-    outcome = predict(model, payload, event.request_context.request_id, rt.settings.max_batch_rows)
+    outcome = predict(model, payload, event.request_id, rt.settings.max_batch_rows)
     rt.log_predictions(outcome.batch)
     metrics.add_dimension(name=DIM_MODEL, value=model.model_name)
     metrics.add_dimension(name=DIM_VERSION, value=str(outcome.model_version))
@@ -142,6 +148,10 @@ def post_predict() -> Response[Any]:
     return json_answer(outcome.body, batch.values if batch.values is not None else batch.probabilities)
 
 
+@app.get(
+    "/model",
+    summary="The champion: version, since when, test-set and latest production figures, feature schema",
+)
 def get_model() -> dict[str, Any]:
     rt = runtime()
     model = rt.cache.current()
@@ -155,6 +165,10 @@ def get_model() -> dict[str, Any]:
     return describe_model(model, production)
 
 
+@app.get(
+    "/model/schema",
+    summary="The champion's features (names, kinds, ranges, categories) and the JSON Schema of a row",
+)
 def get_model_schema() -> dict[str, Any]:
     rt = runtime()
     model = rt.cache.current()
@@ -173,6 +187,7 @@ def _committed_document() -> dict[str, Any]:
     return document
 
 
+@app.get("/openapi.json", summary="This document, with the champion's features in the /predict request body")
 def get_openapi() -> dict[str, Any]:
     from mlops.serving.contract import served_openapi
 
@@ -250,39 +265,9 @@ def _route_details() -> dict[str, dict[str, Any]]:
     }
 
 
-def _resolver(documented: bool) -> HttpApi:
-    details = _route_details() if documented else {}
-    resolver = HttpApi()
-    install_error_handlers(resolver)
-    resolver.post(
-        "/predict",
-        summary="Predict one row or a batch with the champion model",
-        **details.get("/predict", {}),
-    )(post_predict)
-    resolver.get(
-        "/model",
-        summary="The champion: version, since when, test-set and latest production figures, feature schema",
-        **details.get("/model", {}),
-    )(get_model)
-    resolver.get(
-        "/model/schema",
-        summary="The champion's features (names, kinds, ranges, categories) and the JSON Schema of a row",
-        **details.get("/model/schema", {}),
-    )(get_model_schema)
-    resolver.get(
-        "/openapi.json",
-        summary="This document, with the champion's features in the /predict request body",
-        **details.get("/openapi.json", {}),
-    )(get_openapi)
-    return resolver
-
-
-def documented_app() -> HttpApi:
+def documented_app() -> APIGatewayHttpResolver:
     """The function's routes with their answers and request body described, for the API document."""
-    return _resolver(documented=True)
-
-
-app = _resolver(documented=False)
+    return app.documented(_route_details())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -13,48 +13,23 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mlops.local.invoke import LocalLambdas
-from mlops.shared.routes import ROUTES, Route
+from mlops.shared.routes import Route, compile_routes, match
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 STATIC_PREFIX = "/reports"
 
 # A static file source: the request path -> (status, headers, body).
 StaticFiles = Callable[[str], tuple[int, dict[str, str], bytes]]
-
-
-@dataclass(frozen=True)
-class CompiledRoute:
-    route: Route
-    pattern: re.Pattern[str]
-
-
-def compile_routes(routes: tuple[Route, ...] = ROUTES) -> list[CompiledRoute]:
-    compiled = []
-    for route in routes:
-        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
-        compiled.append(CompiledRoute(route, re.compile(f"^{regex}$")))
-    # Literal segments win over parameters (GET /models/history before /models/{version}).
-    compiled.sort(key=lambda c: c.route.path.count("{"))
-    return compiled
-
-
-def match(routes: list[CompiledRoute], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    for c in routes:
-        if c.route.method == method and (m := c.pattern.match(path)):
-            return c.route, m.groupdict()
-    return None
 
 
 def http_api_event(

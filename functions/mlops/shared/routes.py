@@ -1,11 +1,13 @@
 """The HTTP API: every route, which function serves it, and whether it is an admin route.
 
-The CDK stack builds API Gateway routes from this table and the local gateway dispatches
-with it, so the two cannot list different routes.
+The CDK stack builds API Gateway routes from this table, and both the local gateway and each
+function's own dispatcher (`mlops.handlers.http.HttpApi`) match requests with `compile_routes`
+and `match` over it, so no two of them can list or match routes differently.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -44,3 +46,26 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/models/rollback", "admin", admin=True),
     Route("POST", "/retrain", "admin", admin=True),
 )
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    route: Route
+    pattern: re.Pattern[str]
+
+
+def compile_routes(routes: tuple[Route, ...] = ROUTES) -> list[CompiledRoute]:
+    compiled = []
+    for route in routes:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path))
+        compiled.append(CompiledRoute(route, re.compile(f"^{regex}$")))
+    # Literal segments win over parameters (GET /models/history before /models/{version}).
+    compiled.sort(key=lambda c: c.route.path.count("{"))
+    return compiled
+
+
+def match(routes: list[CompiledRoute], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    for c in routes:
+        if c.route.method == method and (m := c.pattern.match(path)):
+            return c.route, m.groupdict()
+    return None
