@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,9 @@ def test_the_readme_walkthrough_works_in_order(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # The README's line runs in a shell; its own group lets the stack be stopped with the shell
+        # (terminating the shell alone left `mlops local up` running after the test).
+        start_new_session=True,
     )
     try:
         printed = _wait_for_start(stack)
@@ -80,11 +84,12 @@ def test_the_readme_walkthrough_works_in_order(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/model", timeout=30) as answer:
             assert json.loads(answer.read())["model_version"] == 2
     finally:
-        stack.terminate()
+        os.killpg(stack.pid, signal.SIGTERM)
         try:
             stack.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            stack.kill()
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait()
 
 
 def _wait_for_start(stack: subprocess.Popen[str], timeout_s: float = 300) -> str:
