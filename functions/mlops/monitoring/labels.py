@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,8 +38,10 @@ RETAIN = timedelta(days=90)
 Rank = tuple[int, str, str]
 
 
-@dataclass(frozen=True)
-class Label:
+class Label(NamedTuple):
+    """One feedback record of a prediction. A tuple: a window's roll-ups build one per labelled row
+    they hold on every run, at about half the cost of a frozen dataclass."""
+
     prediction_id: str
     label: int
     rank: Rank

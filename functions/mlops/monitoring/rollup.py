@@ -96,8 +96,16 @@ class HourLabels:
         matched: set[str] = set()
         if not labels:
             return matched
-        for i, pid in enumerate(rows.prediction_ids):
-            new = labels.get(pid)
+        ids = rows.prediction_ids
+        # The smaller side is walked: the labels against an index of the hour's ids (built in C) when
+        # they are fewer, as they are in a steady run, else the hour's rows. An id the hour holds
+        # twice labels each of its rows, so such an hour is walked row by row.
+        index = dict(zip(ids, range(len(ids)), strict=True)) if len(labels) < len(ids) else None
+        if index is not None and len(index) == len(ids):
+            found = ((index[pid], pid, new) for pid, new in labels.items() if pid in index)
+        else:
+            found = ((i, pid, labels[pid]) for i, pid in enumerate(ids) if pid in labels)
+        for i, pid, new in found:
             if not new:
                 continue
             matched.add(pid)
