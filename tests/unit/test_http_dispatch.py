@@ -5,8 +5,6 @@ document from the same functions)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -119,13 +117,3 @@ def test_an_unknown_route_is_a_json_404_naming_it(method: str, raw_path: str, st
     answer = _app().resolve(_event(method, raw_path, stage))
     assert answer["statusCode"] == 404
     assert json.loads(answer["body"]) == {"error": f"no route {shown}", "problems": []}
-
-
-def test_the_predict_function_does_not_import_powertools_resolvers():
-    # Powertools' event_handler package imports every resolver it has: a sixth of a cold start.
-    code = (
-        "import sys, mlops.handlers.predict; "
-        "print(sorted(m for m in ('aws_lambda_powertools.event_handler', 'asyncio') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

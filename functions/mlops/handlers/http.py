@@ -93,7 +93,7 @@ class HttpApi:
     to a Python function, matched with the same code the local gateway uses.
 
     Powertools' resolver is not used to serve: importing its package imports every resolver it has
-    (AppSync, Bedrock, VPC Lattice, asyncio), a sixth of the predict function's cold start. It still
+    (AppSync, Bedrock, VPC Lattice, asyncio), about 0.1 s of the predict function's cold start. It still
     writes the API document (`documented`) from the same functions and their descriptions. Errors
     are answered as `answer_error` says; anything else propagates, and the Lambda invocation fails.
     """
