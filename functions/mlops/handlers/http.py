@@ -33,7 +33,7 @@ from mlops.shared.errors import (
     ValidationFailed,
 )
 from mlops.shared.observability import logger
-from mlops.shared.routes import ROUTES, compile_routes, match
+from mlops.shared.routes import ROUTES, Route, compile_routes, match
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -82,8 +82,7 @@ serialize = functools.partial(json.dumps, separators=(",", ":"), cls=Encoder, ch
 
 @dataclass(frozen=True)
 class _Registered:
-    method: str
-    path: str
+    route: Route
     view: View
     documentation: dict[str, Any]
 
@@ -107,11 +106,12 @@ class HttpApi:
     def route(self, method: str, path: str, **documentation: Any) -> Callable[[View], View]:
         """Bind the route `method path` (API Gateway syntax) to the decorated function."""
         key = f"{method} {path}"
-        if key not in {c.route.route_key for c in self._routes}:
+        route = next((c.route for c in self._routes if c.route.route_key == key), None)
+        if route is None:
             raise ValueError(f"{key} is not a route of the {self.function} function in ROUTES")
 
         def bind(view: View) -> View:
-            self._views[key] = _Registered(method, path, view, documentation)
+            self._views[key] = _Registered(route, view, documentation)
             return view
 
         return bind
@@ -167,9 +167,10 @@ class HttpApi:
 
         resolver = APIGatewayHttpResolver()
         for registered in self._views.values():
-            documentation = {**registered.documentation, **(details or {}).get(registered.path, {})}
-            rule = registered.path.replace("{", "<").replace("}", ">")
-            resolver.route(rule, registered.method, **documentation)(registered.view)
+            route = registered.route
+            documentation = {**registered.documentation, **(details or {}).get(route.path, {})}
+            rule = route.path.replace("{", "<").replace("}", ">")
+            resolver.route(rule, route.method, **documentation)(registered.view)
         return resolver
 
 

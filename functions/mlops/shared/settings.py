@@ -18,7 +18,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlops.shared import resources as r
-from mlops.shared.resources import SEND_CALL_SECONDS
 
 
 class EnvironmentSettings(BaseModel):
@@ -66,7 +65,7 @@ class ServingSettings(_Base):
     # Total time the log send may take per request (the function times out at 10 s); at least one
     # call's worth (mlops.shared.resources.SEND_CALL_SECONDS), or nothing would ever be sent.
     log_send_budget_seconds: float = Field(
-        3.0, ge=SEND_CALL_SECONDS, le=6.0, validation_alias="MLOPS_LOG_SEND_BUDGET_SECONDS"
+        3.0, ge=r.SEND_CALL_SECONDS, le=6.0, validation_alias="MLOPS_LOG_SEND_BUDGET_SECONDS"
     )
 
 
