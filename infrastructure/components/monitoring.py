@@ -17,6 +17,7 @@ from mlops.cloud.logstore import (
     FEEDBACK_PARTITION_KEYS,
     FEEDBACK_PREFIX,
     FEEDBACK_TABLE,
+    LATE_PREFIX,
     PREDICTION_PARTITION_KEYS,
     PREDICTIONS_PREFIX,
     REPORTS_PREFIX,
@@ -104,7 +105,7 @@ class Monitoring(Construct):
             },
         )
         role = self.monitor.role
-        grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX), read=True)
+        grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX, LATE_PREFIX), read=True)
         grant_objects(storage.artifacts, role, (model_prefix(config.model_name),), read=True)
         # The run history (reports/history/) is read before a first run wrote it: missing must be 404.
         grant_objects(

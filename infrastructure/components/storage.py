@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from mlops.cloud.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
+from mlops.cloud.logstore import FEEDBACK_PREFIX, LATE_PREFIX, PREDICTIONS_PREFIX, REPORTS_PREFIX
 from mlops.model.bundle import retraining_snapshots_prefix
 from mlops.shared.resources import (
     ALL_RESOURCES,
@@ -88,7 +88,7 @@ class Storage(Construct):
                     s3.LifecycleRule(
                         prefix=prefix, expiration=Duration.days(config.prediction_log_expire_days)
                     )
-                    for prefix in (PREDICTIONS_PREFIX, FEEDBACK_PREFIX)
+                    for prefix in (PREDICTIONS_PREFIX, FEEDBACK_PREFIX, LATE_PREFIX)
                 ),
             ]
         if res is REPORT_BUCKET:

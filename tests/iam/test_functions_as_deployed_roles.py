@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from mlops.cloud.logstore import latest_report_key
+from mlops.cloud.logstore import LATE_PREFIX, latest_report_key
 from mlops.cloud.registry import VersionRecord
 from mlops.cloud.storage import iso, list_keys
 from mlops.datagen.churn import generate_churn
@@ -96,6 +96,8 @@ def test_log_writer_writes_a_batch_as_the_log_writer_role(iam: IamEnforcer, aws_
 
     assert answer == {"batchItemFailures": []}
     assert len(list(list_keys(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], "predictions/"))) == 2
+    # The sample batch is of hours long past: each object is late, and its marker was written first.
+    assert len(list(list_keys(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], LATE_PREFIX))) == 2
 
 
 def test_admin_routes_and_the_retrain_request_as_the_admin_role(
@@ -156,6 +158,9 @@ def test_monitor_run_as_the_monitor_role(
     try:
         with iam.acting_as("Monitor"):
             summary = monitor_handler.handler(event, CONTEXT)
+            # The next run reads the late writes' markers since the first one, and lists unsettled hours only.
+            event["time"] = iso(end + timedelta(hours=1))
+            assert monitor_handler.handler(event, CONTEXT)
     finally:
         monitor_handler.settings.cache_clear()
 

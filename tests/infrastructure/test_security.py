@@ -263,6 +263,7 @@ def test_logs_and_retraining_snapshots_expire_and_original_data_never_does(synth
     assert {_prefix(r): r["ExpirationInDays"] for r in logs if "ExpirationInDays" in r} == {
         "predictions/": config.prediction_log_expire_days,
         "feedback/": config.prediction_log_expire_days,
+        "late/": config.prediction_log_expire_days,
     }
     artifacts = _rules(synth, storage.artifacts)
     expiring = {_prefix(r): r["ExpirationInDays"] for r in artifacts if "ExpirationInDays" in r}

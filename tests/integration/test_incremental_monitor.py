@@ -21,8 +21,8 @@ from mlops.cloud.logstore import (
     iter_feedback,
     latest_labels,
     prediction_key,
+    prediction_prefix,
     write_feedback,
-    write_predictions,
 )
 from mlops.cloud.registry import VersionRecord
 from mlops.cloud.storage import iso, list_keys
@@ -37,6 +37,7 @@ from mlops.monitoring.run import (
     load_reference,
     received_in,
 )
+from mlops.serving.log_writer import plan_log_objects, write_log_object
 from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 from sklearn.metrics import roc_auc_score
 
@@ -98,9 +99,12 @@ class Traffic:
         self.records.update((r.prediction_id, r) for r in out)
         return out
 
-    def write(self, records: list[PredictionRecord], hour: datetime) -> None:
-        key = prediction_key(1, hour, [r.prediction_id for r in records])
-        write_predictions(self.stack.s3, self.bucket, key, records)
+    def write(self, records: list[PredictionRecord], hour: datetime, arrived: datetime | None = None) -> None:
+        """Write `records` (of `hour`) as the log writer does when their batch comes in at `arrived`
+        (default: within the hour); a late batch's marker first."""
+        (obj,) = plan_log_objects([("batch", records)])
+        assert obj.key == prediction_key(1, hour, [r.prediction_id for r in records])
+        write_log_object(self.stack.s3, self.bucket, obj, now=arrived or hour + timedelta(minutes=59))
 
     def label(self, records: list[PredictionRecord], at: datetime) -> None:
         feedback = [
@@ -243,7 +247,7 @@ def test_late_labels_and_late_copies_update_their_hour_without_double_counting(
     traffic.label(hours[3], late_at)
     redelivered = hours[7][:2]
     extra = traffic.hour(start + timedelta(hours=7), n=1, objects=1)
-    traffic.write([*redelivered, *extra], start + timedelta(hours=7))
+    traffic.write([*redelivered, *extra], start + timedelta(hours=7), arrived=late_at)
     traffic.hour(END)
     second = run(END + timedelta(hours=1))
 
@@ -320,3 +324,44 @@ def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
     again = run(END + timedelta(hours=1), window_hours=72)
     assert again["reads"]["feedback_gets"] == 0 and again["reads"]["hours_computed"] == 0
     assert_close(comparable(stored_report(aws_stack, again)), comparable(report))
+
+
+def test_settled_hours_are_not_listed_again_yet_late_writes_and_deletions_reach_the_report(
+    aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
+) -> None:
+    # Given a day of traffic written in time, profiled by a run that listed every hour,
+    traffic = Traffic(aws_stack, trained, seed=11)
+    start = END - timedelta(hours=24)
+    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(24)]
+    assert run(END)["reads"]["hours_listed"] == 24
+
+    # when the next run comes an hour later, after a new hour of traffic,
+    traffic.hour(END)
+    second = run(END + timedelta(hours=1))
+
+    # then it lists the two hours that had not settled (an hour settles 2 h 15 min after it began),
+    # the new hour, and the hour of the day the run's own hour names (once a day), not the window.
+    assert second["reads"]["hours_listed"] == 4
+    assert_matches_from_scratch(aws_stack, second, END + timedelta(hours=1))
+
+    # When SQS redelivers a batch of a settled hour long after it ended (the writer marks it late),
+    late_hour = start + timedelta(hours=5)
+    copy = traffic.hour(late_hour, n=3, objects=1)
+    traffic.write([*hours[5][:2], *copy], late_hour, arrived=END + timedelta(hours=1, minutes=30))
+    traffic.hour(END + timedelta(hours=1))
+    third = run(END + timedelta(hours=2))
+
+    # then the next run lists and profiles that hour again, and counts each prediction once.
+    assert third["reads"]["hours_listed"] == 5
+    assert third["reads"]["hours_computed"] == 2  # the marked hour, and the hour that just ended
+    report = assert_matches_from_scratch(aws_stack, third, END + timedelta(hours=2))
+    assert report["prediction_count"] == 60 * 22 + len(copy) + 60 * 2
+
+    # When an object of a settled hour is deleted, the run whose hour of the day is that hour's sees it.
+    gone = start + timedelta(hours=8)
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    (key, *_) = list_keys(aws_stack.s3, bucket, prediction_prefix(1, gone))
+    aws_stack.s3.delete_object(Bucket=bucket, Key=key)
+    later = run(gone + timedelta(days=1))
+    assert later["reads"]["hours_computed"] >= 1
+    assert_matches_from_scratch(aws_stack, later, gone + timedelta(days=1))

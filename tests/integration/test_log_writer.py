@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
-from mlops.cloud.storage import read_jsonl_gz
+from botocore.exceptions import ClientError
+from mlops.cloud import aws
+from mlops.cloud.logstore import LATE_PREFIX, late_hours_since
+from mlops.cloud.storage import iso, list_keys, read_jsonl_gz
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.shared.resources import LOG_BUCKET
 
@@ -105,3 +109,55 @@ def test_column_wise_messages_store_the_same_rows_as_row_wise_ones(aws_stack, fr
     assert sum(len(rows) for rows in stored_from_columns.values()) == sum(
         len(json.loads(r["body"])["prediction_id"]) for r in row_wise["Records"]
     )
+
+
+def _late_markers(aws_stack) -> list[str]:
+    return list(list_keys(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], LATE_PREFIX))
+
+
+def test_a_batch_of_hours_long_past_is_marked_late_before_it_is_written(aws_stack, fresh_settings):
+    # The sample batch's predictions are of two hours that ended long before this write.
+    answer = log_writer_handler.handler(load_event("log_writer_batch.json"), CONTEXT)
+
+    assert answer == {"batchItemFailures": []}
+    assert len(_late_markers(aws_stack)) == 2
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    marked = late_hours_since(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], since)
+    assert marked == {
+        (1, datetime(2025, 11, 27, 10, tzinfo=UTC)),
+        (1, datetime(2025, 11, 27, 11, tzinfo=UTC)),
+    }
+
+
+def test_a_batch_in_time_leaves_no_marker(aws_stack, fresh_settings):
+    event = load_event("log_writer_batch.json")
+    for record in event["Records"]:
+        body = json.loads(record["body"])
+        body["timestamp"] = iso(datetime.now(UTC))
+        record["body"] = json.dumps(body)
+
+    assert log_writer_handler.handler(event, CONTEXT) == {"batchItemFailures": []}
+    assert _objects(aws_stack) and _late_markers(aws_stack) == []
+
+
+def test_a_late_object_whose_marker_cannot_be_written_is_not_written_and_its_messages_fail(
+    aws_stack, fresh_settings
+):
+    # S3 refuses the markers' prefix (as a role without the grant would be refused).
+    def refuse_markers(params, **_):
+        if params["Key"].startswith(LATE_PREFIX):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "PutObject")
+
+    s3 = aws.client("s3")
+    s3.meta.events.register("before-parameter-build.s3.PutObject", refuse_markers)
+    try:
+        event = load_event("log_writer_batch.json")
+        answer = log_writer_handler.handler(event, CONTEXT)
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.PutObject", refuse_markers)
+
+    # Every message is retried, and no object exists that a monitor would not be told of.
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(
+        r["messageId"] for r in event["Records"]
+    )
+    assert _objects(aws_stack) == {}

@@ -36,7 +36,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +63,11 @@ REPORTS_PREFIX = "reports/"
 GATES_PREFIX = "gates/"
 LATEST_REPORTS_PREFIX = f"{REPORTS_PREFIX}latest/"
 LOG_SUFFIX = ".jsonl.gz"
+# Markers of late log objects (`late_marker_key`), in the log bucket beside what they point at.
+LATE_PREFIX = "late/"
+# A log object written this long after its hour ended is late: the writer leaves a marker first, so
+# a monitor that no longer lists the hour (it settled, `mlops.monitoring.rollup`) is told to.
+LATE_AFTER = timedelta(hours=1)
 
 
 class PredictionRecord(BaseModel):
@@ -276,6 +281,30 @@ def prediction_objects(s3: Any, bucket: str, version: int, start: datetime, end:
             yield key
         elif key > last:
             return
+
+
+def is_late(hour: datetime, now: datetime) -> bool:
+    """Whether a log object of `hour` written at `now` is late (`LATE_AFTER` past the hour's end)."""
+    return now >= hour.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) + LATE_AFTER
+
+
+def late_marker_key(now: datetime, version: int, hour: datetime) -> str:
+    """A late write's marker: its arrival time leads the name (a listing from a key on gives what
+    arrived after it), the version and hour it wrote to follow; the object is empty."""
+    return f"{late_marker_key_at(now)}-{version}-{hour:%Y%m%d%H}"
+
+
+def late_marker_key_at(ts: datetime) -> str:
+    return f"{LATE_PREFIX}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}"
+
+
+def late_hours_since(s3: Any, bucket: str, after: datetime) -> set[tuple[int, datetime]]:
+    """(version, hour) of every late write marked from `after` on: one listing, no object read."""
+    out: set[tuple[int, datetime]] = set()
+    for key, _, _ in list_objects(s3, bucket, LATE_PREFIX, start_after=late_marker_key_at(after)):
+        _, version, hour = key.rsplit("/", 1)[1].split("-")
+        out.add((int(version), datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)))
+    return out
 
 
 def has_predictions(s3: Any, bucket: str, version: int, start: datetime, end: datetime) -> bool:

@@ -103,6 +103,8 @@ class ReadStats:
     partial_bytes: int = 0
     hours_reused: int = 0
     hours_computed: int = 0
+    # hours whose log objects were listed (the others had settled: `mlops.monitoring.rollup`)
+    hours_listed: int = 0
     engines: dict[str, int] = field(default_factory=dict)
     feedback_gets: int = 0
     feedback_bytes: int = 0
@@ -331,6 +333,7 @@ def hour_partials(
     s3 = store_at.s3
     for hour, lo, hi in hour_spans(start, end):
         listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
+        stats.hours_listed += 1
         covers: Manifest = [(key, etag) for key, etag, _ in listed]
         if not covers:
             continue

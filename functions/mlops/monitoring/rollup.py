@@ -3,12 +3,19 @@
 A day's roll-up (`reports/partials/model_version=V/dt=D/day.json.gz`) holds, for each whole hour of
 the day a run has profiled, the hour's partial (with the manifest of the log objects it covers), its
 rows (id, probability, sensitive values: what the label join needs) and its labels (the performance
-partial: which rows are labelled, with what). A run lists the window's log objects once, reads the
-roll-up of each day the window touches, profiles again only the hours whose objects changed (as
+partial: which rows are labelled, with what). A run reads the roll-up of each day the window touches,
+lists the log objects of the hours that may have changed (below), profiles again only the hours whose
+objects changed (as
 `mlops.monitoring.partials` does hour by hour), joins the labels that arrived since the last run to
 the rows of every hour, and rewrites the days that changed. A late label so changes the labels of the
 hour of the prediction it labels, and a re-run applies nothing new. Hours cut by the window's edges are
 profiled for their part and not stored; their labels come from the stored whole hour when there is one.
+
+An hour settles once a listing made `SETTLE_AFTER` past its end found its objects: the log writer marks
+every object it writes to an hour later than `mlops.cloud.logstore.LATE_AFTER` past its end, so a
+settled hour is listed again only when a marker names it, when its hour of the day comes round (once a
+day, so a deleted object is seen within a day), or when its day roll-up is missing. A run's listing so
+follows the traffic since the last run, not the length of the window.
 """
 
 from __future__ import annotations
@@ -16,16 +23,16 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from mlops.cloud.logstore import PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
-from mlops.cloud.storage import get_bytes, iso, put_bytes
-from mlops.monitoring.labels import Label
+from mlops.cloud.logstore import LATE_AFTER, PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
+from mlops.cloud.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.monitoring.labels import LANDING_MARGIN, Label
 from mlops.monitoring.partials import (
     HourEngine,
     HourPartial,
@@ -44,6 +51,8 @@ from mlops.shared.errors import NotFoundError
 
 ROLLUP_FORMAT = 2
 ROLLUP_NAME = "day.json.gz"
+# A write stamped in time (not late) lands within LANDING_MARGIN of its stamp.
+SETTLE_AFTER = LATE_AFTER + LANDING_MARGIN
 HOURS_NAME = "hours.json.gz"
 
 
@@ -168,10 +177,13 @@ class HourState:
         rows: HourRows,
         labels: HourLabels,
         covers: Manifest | None = None,
+        listed: str | None = None,
     ) -> None:
         self._partial = partial
         self.rows = rows
         self.labels = labels
+        # When a run's listing last found exactly `covers` (None: not recorded).
+        self.listed = listed
         if covers is None:
             assert isinstance(partial, HourPartial)
             covers = [(str(k), str(e)) for k, e in partial.covers]
@@ -224,7 +236,12 @@ class DayRollup:
             "day": self.day,
             "whole": self.whole_partial(reference, sensitive).model_dump(mode="json"),
             "hours": {
-                hh: {"covers": h.covers, "rows": rows_json(h.rows), "labels": h.labels.to_json()}
+                hh: {
+                    "covers": h.covers,
+                    "listed": h.listed,
+                    "rows": rows_json(h.rows),
+                    "labels": h.labels.to_json(),
+                }
                 for hh, h in sorted(self.hours.items())
             },
         }
@@ -260,6 +277,7 @@ class DayRollup:
                 rows,
                 HourLabels.from_json(h["labels"], rows.prediction_ids),
                 covers=[(str(k), str(e)) for k, e in h["covers"]],
+                listed=h.get("listed"),
             )
         return cls(int(body["version"]), body["day"], hours, whole=body.get("whole"))
 
@@ -332,6 +350,27 @@ def _days_inside(start: datetime, end: datetime) -> set[str]:
     return out
 
 
+def settles_at(hour: datetime) -> str:
+    """From when a listing of `hour` found all its objects but late ones (ISO time)."""
+    return iso(hour + timedelta(hours=1) + SETTLE_AFTER)
+
+
+def settled(state: HourState, hour: datetime) -> bool:
+    """Whether a listing made `SETTLE_AFTER` past the hour's end found the stored objects."""
+    return state.listed is not None and state.listed >= settles_at(hour)
+
+
+def _runs(hours: Sequence[datetime]) -> Iterator[tuple[datetime, datetime]]:
+    """[first, end) of each run of consecutive hours in `hours` (sorted)."""
+    i = 0
+    while i < len(hours):
+        j = i
+        while j + 1 < len(hours) and hours[j + 1] == hours[j] + timedelta(hours=1):
+            j += 1
+        yield hours[i], hours[j] + timedelta(hours=1)
+        i = j + 1
+
+
 def window_from_rollups(
     store_at: PartialStore,
     reference: ReferenceProfile,
@@ -345,15 +384,48 @@ def window_from_rollups(
     *,
     choose_engine: Callable[..., HourEngine] | None = None,
     stats: ReadStats | None = None,
+    now: datetime | None = None,
+    late: Collection[datetime] | None = None,
 ) -> tuple[WindowAccumulator, WindowLabels]:
     """One version's window [start, end) from its days' roll-ups, with `labels` (id -> the records
-    that arrived since the last run and those still waiting) applied to the hours they label."""
+    that arrived since the last run and those still waiting) applied to the hours they label.
+
+    With `now` (this run's time) and `late` (the hours of this version that late writes were marked
+    for since the last run), settled hours are not listed; without them, every hour is."""
     stats = stats if stats is not None else ReadStats()
     s3 = store_at.s3
-    listed: dict[str, list[tuple[str, str, int]]] = {}
-    for key, etag, size in prediction_objects_listed(s3, store_at.log_bucket, version, start, end):
-        listed.setdefault(key.rsplit("/", 1)[0] + "/", []).append((key, etag, size))
+    spans = list(hour_spans(start, end))
     days: dict[str, DayRollup] = {}
+    for hour, _, _ in spans:
+        if f"{hour:%Y-%m-%d}" not in days:
+            days[f"{hour:%Y-%m-%d}"] = _read_day(store_at, version, hour, sensitive, stats)
+
+    def trusted(hour: datetime, lo: str | None, hi: str | None) -> bool:
+        held = days[f"{hour:%Y-%m-%d}"].hours.get(f"{hour:%H}")
+        return (
+            now is not None
+            and late is not None
+            and lo is None
+            and hi is None
+            and held is not None
+            and settled(held, hour)
+            and hour not in late
+            and hour.hour != now.hour
+        )
+
+    to_list = [hour for hour, lo, hi in spans if not trusted(hour, lo, hi)]
+    listed: dict[str, list[tuple[str, str, int]]] = {prediction_prefix(version, h): [] for h in to_list}
+    for first, stop in _runs(to_list):
+        # A lone hour by its own prefix: a listing from it on would return a page of later hours too.
+        keys = (
+            list_objects(s3, store_at.log_bucket, prediction_prefix(version, first))
+            if stop - first == timedelta(hours=1)
+            else prediction_objects_listed(s3, store_at.log_bucket, version, first, stop)
+        )
+        for key, etag, size in keys:
+            listed[key.rsplit("/", 1)[0] + "/"].append((key, etag, size))
+    stats.hours_listed += len(to_list)
+    stamp = iso(now) if now is not None else None
     dirty: set[str] = set()
     acc = WindowAccumulator(reference, sensitive)
     found = WindowLabels()
@@ -362,16 +434,22 @@ def window_from_rollups(
     merged_days: set[str] = set()
     days_to_merge: list[str] = []
     computed: set[tuple[str, str]] = set()
-    for hour, lo, hi in hour_spans(start, end):
-        objects = listed.get(prediction_prefix(version, hour), [])
-        covers: Manifest = [(key, etag) for key, etag, _ in objects]
+    for hour, lo, hi in spans:
         day_name, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
-        if day_name not in days:
-            days[day_name] = _read_day(store_at, version, hour, sensitive, stats)
         day = days[day_name]
         held = day.hours.get(hh)
+        objects = listed.get(prediction_prefix(version, hour))
+        covers: Manifest = held.covers if objects is None and held is not None else []
+        if objects is not None:
+            covers = [(key, etag) for key, etag, _ in objects]
         current = held is not None and held.covers == covers
         whole = lo is None and hi is None
+        # A listing that found the stored objects, late enough past the hour: the hour settles, and
+        # later runs need not list it.
+        settles = stamp is not None and objects is not None and whole and stamp >= settles_at(hour)
+        if settles and current and held is not None and not settled(held, hour):
+            held.listed = stamp
+            dirty.add(day_name)
         if not covers:
             if held is not None and whole:
                 del day.hours[hh]  # its objects are gone
@@ -389,6 +467,7 @@ def window_from_rollups(
             rows, hour_labels = held.rows, held.labels
             stats.hours_reused += 1
         else:
+            assert objects is not None  # an hour not listed is a stored whole hour, reused above
             size = sum(s for _, _, s in objects)
             # An hour whose stored labels are current needs the profile of its part only.
             engine = choose_engine(size, labelled=not current) if choose_engine else python_hour_profile
@@ -420,7 +499,7 @@ def window_from_rollups(
                 # The engine joined the hour to the window's feedback where the data lives.
                 matched |= fresh.join(rows, sql_labels(rows.joined))
             if whole:
-                day.hours[hh] = HourState(partial, rows, fresh)
+                day.hours[hh] = HourState(partial, rows, fresh, listed=stamp)
                 dirty.add(day_name)
                 day.counts_changed = True
                 found.matched_stored |= matched

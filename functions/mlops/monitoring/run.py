@@ -20,6 +20,7 @@ from mlops.cloud.logstore import (
     FeedbackRecord,
     FirstSeen,
     has_predictions,
+    late_hours_since,
     latest_report_key,
     model_versions_logged,
     prediction_objects,
@@ -33,6 +34,7 @@ from mlops.monitoring.drift import DriftPolicy, dataset_drift, prediction_drift
 from mlops.monitoring.engine import scan_engine
 from mlops.monitoring.history import HistoryRun, Promotion, history_run, update_history
 from mlops.monitoring.labels import (
+    LANDING_MARGIN,
     FeedbackReads,
     Label,
     advanced,
@@ -415,6 +417,11 @@ def _run_monitor(
     seen: list[str] = list(state.seen)
     if selected:
         records, seen = new_feedback(s3, settings.log_bucket, state, start, now, feedback_reads)
+    # Hours that late log objects were written to since the last run (markers stamped just before it
+    # can land just after it, as feedback can). Before a first run, every hour is listed.
+    late: set[tuple[int, datetime]] | None = None
+    if selected and state.read_until is not None:
+        late = late_hours_since(s3, settings.log_bucket, parse_time(state.read_until) - LANDING_MARGIN)
     waiting: list[Label] = [*state.pending_labels(), *labels_of(records)]
     labels: dict[str, list[Label]] = {}
     for label in waiting:
@@ -444,6 +451,8 @@ def _run_monitor(
             labels,
             choose_engine=scan_engine(settings, reference.spec, athena, labels_between=(start, now)),
             stats=result.reads,
+            now=now,
+            late=None if late is None else {hour for v, hour in late if v == version},
         )
         matched_stored |= found.matched_stored
         received_matched += found.received_matched

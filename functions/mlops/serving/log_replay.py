@@ -3,7 +3,8 @@
 When the log queue does not take a request's records in time, the predict function logs
 them as pieces (`mlops.serving.log_queue.fallback_pieces`). Replay reads those pieces from
 the function's CloudWatch Logs group (or from saved log lines) and writes each as one log
-object keyed by its prediction ids: replaying twice writes the same keys, and a record that
+object keyed by its prediction ids (`mlops.serving.log_writer.write_log_object`, so a late
+one is marked for the monitor): replaying twice writes the same keys, and a record that
 also reached the queue is counted once by every reader (`mlops.cloud.logstore.FirstSeen`).
 """
 
@@ -14,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mlops.cloud.logstore import write_predictions
 from mlops.cloud.storage import aws_call
 from mlops.serving.log_queue import FALLBACK_FIELD, MalformedMessage, parse_message, pieces_in_log_event
-from mlops.serving.log_writer import plan_log_objects
+from mlops.serving.log_writer import plan_log_objects, write_log_object
 
 
 @dataclass
@@ -66,8 +66,9 @@ def replay(s3: Any, log_bucket: str, events: Iterable[str]) -> ReplayResult:
                 continue
             (obj,) = plan_log_objects([("piece", records)])
             # A failed write raises: what came before is written, the pieces stay in the log,
-            # and running replay again writes the same keys.
-            write_predictions(s3, log_bucket, obj.key, obj.records)
+            # and running replay again writes the same keys. A replayed hour is usually late:
+            # its marker tells the monitor to read the hour again.
+            write_log_object(s3, log_bucket, obj)
             result.records += len(obj.records)
             result.objects.append(obj.key)
     return result

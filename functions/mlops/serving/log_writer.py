@@ -5,6 +5,10 @@ from the prediction ids it holds (`mlops.cloud.logstore.prediction_key`), so a r
 a message the predict function sent twice, writes the same key again. A message that SQS
 delivers twice within one batch, or a prediction that two messages carry, is written once.
 
+An object written `LATE_AFTER` or more after its hour ended (a retried or redriven message) is
+announced first by an empty marker object (`mlops.cloud.logstore.late_marker_key`): the monitor no
+longer lists an hour once it settled, and reads the markers instead.
+
 Redelivery with other batch companions still lands a prediction in a second object: SQS
 is at-least-once, and object keys cannot know the other batches. Readers therefore count
 a prediction id once per hour partition (`mlops.cloud.logstore.FirstSeen`).
@@ -16,14 +20,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mlops.cloud.logstore import AnyPredictionRecord, prediction_key, write_predictions
-from mlops.cloud.storage import parse_time
+from mlops.cloud.logstore import (
+    AnyPredictionRecord,
+    is_late,
+    late_marker_key,
+    prediction_key,
+    write_predictions,
+)
+from mlops.cloud.storage import parse_time, put_bytes, utcnow
 from mlops.shared.errors import MlopsError
 
 
 @dataclass
 class LogObject:
     key: str
+    version: int
+    hour: datetime
     records: list[AnyPredictionRecord] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
 
@@ -55,19 +67,34 @@ def plan_log_objects(messages: Sequence[tuple[str, Sequence[AnyPredictionRecord]
                 ids.append(message_id)
     return [
         LogObject(
-            key=prediction_key(version, ts, [r.prediction_id for r in held]), records=held, message_ids=ids
+            key=prediction_key(version, ts, [r.prediction_id for r in held]),
+            version=version,
+            hour=ts.replace(minute=0, second=0, microsecond=0),
+            records=held,
+            message_ids=ids,
         )
         for (version, _), (ts, held, ids) in groups.items()
     ]
 
 
-def write_log_objects(s3: object, bucket: str, objects: Sequence[LogObject]) -> tuple[list[str], list[str]]:
+def write_log_object(s3: object, bucket: str, obj: LogObject, now: datetime | None = None) -> None:
+    """Write one object, after its marker if it is late at `now` (default: the clock); raises
+    `MlopsError` when a write fails (an object is never left late without its marker)."""
+    stamp = now or utcnow()
+    if is_late(obj.hour, stamp):
+        put_bytes(s3, bucket, late_marker_key(stamp, obj.version, obj.hour), b"")
+    write_predictions(s3, bucket, obj.key, obj.records)
+
+
+def write_log_objects(
+    s3: object, bucket: str, objects: Sequence[LogObject], now: datetime | None = None
+) -> tuple[list[str], list[str]]:
     """Write each object; return (keys written, ids of messages whose object could not be written)."""
     written: list[str] = []
     failed: list[str] = []
     for obj in objects:
         try:
-            write_predictions(s3, bucket, obj.key, obj.records)
+            write_log_object(s3, bucket, obj, now)
         except MlopsError:
             failed.extend(obj.message_ids)
             continue
