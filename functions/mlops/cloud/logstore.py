@@ -299,11 +299,16 @@ def late_marker_key_at(ts: datetime) -> str:
 
 
 def late_hours_since(s3: Any, bucket: str, after: datetime) -> set[tuple[int, datetime]]:
-    """(version, hour) of every late write marked from `after` on: one listing, no object read."""
+    """(version, hour) of every late write marked from `after` on: one listing, no object read.
+    A key under the prefix that no writer of this project made is passed over."""
     out: set[tuple[int, datetime]] = set()
     for key, _, _ in list_objects(s3, bucket, LATE_PREFIX, start_after=late_marker_key_at(after)):
-        _, version, hour = key.rsplit("/", 1)[1].split("-")
-        out.add((int(version), datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)))
+        parts = key.rsplit("/", 1)[-1].split("-")
+        try:
+            (_, version, hour) = parts
+            out.add((int(version), datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)))
+        except ValueError:
+            continue
     return out
 
 
