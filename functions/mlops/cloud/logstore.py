@@ -206,12 +206,18 @@ def prediction_key(version: int, ts: datetime, ids: Iterable[str]) -> str:
 
 def feedback_key(ts: datetime, ids: Iterable[str]) -> str:
     """The arrival time leads the name, so a listing from a key on gives what arrived after it."""
-    return f"{FEEDBACK_PREFIX}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}-{object_name(ids)}"
+    return f"{feedback_key_at(ts)}-{object_name(ids)}"
 
 
 def feedback_key_at(ts: datetime) -> str:
     """The key every feedback object received from `ts` on sorts after (a listing's StartAfter)."""
-    return f"{FEEDBACK_PREFIX}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}"
+    return arrival_key_at(FEEDBACK_PREFIX, ts)
+
+
+def arrival_key_at(prefix: str, ts: datetime) -> str:
+    """The start of the name of what arrived at `ts` under `prefix`, where arrival time leads the
+    name (feedback, late-write markers): every key of what arrived from `ts` on sorts after it."""
+    return f"{prefix}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}"
 
 
 def report_prefix(version: int, ts: datetime, run_id: str) -> str:
@@ -291,18 +297,14 @@ def is_late(hour: datetime, now: datetime) -> bool:
 def late_marker_key(now: datetime, version: int, hour: datetime) -> str:
     """A late write's marker: its arrival time leads the name (a listing from a key on gives what
     arrived after it), the version and hour it wrote to follow; the object is empty."""
-    return f"{late_marker_key_at(now)}-{version}-{hour:%Y%m%d%H}"
-
-
-def late_marker_key_at(ts: datetime) -> str:
-    return f"{LATE_PREFIX}dt={ts:%Y-%m-%d}/{ts:%H%M%S%f}"
+    return f"{arrival_key_at(LATE_PREFIX, now)}-{version}-{hour:%Y%m%d%H}"
 
 
 def late_hours_since(s3: Any, bucket: str, after: datetime) -> set[tuple[int, datetime]]:
     """(version, hour) of every late write marked from `after` on: one listing, no object read.
     A key under the prefix that no writer of this project made is passed over."""
     out: set[tuple[int, datetime]] = set()
-    for key, _, _ in list_objects(s3, bucket, LATE_PREFIX, start_after=late_marker_key_at(after)):
+    for key, _, _ in list_objects(s3, bucket, LATE_PREFIX, start_after=arrival_key_at(LATE_PREFIX, after)):
         parts = key.rsplit("/", 1)[-1].split("-")
         try:
             (_, version, hour) = parts
@@ -329,12 +331,18 @@ def has_predictions(s3: Any, bucket: str, version: int, start: datetime, end: da
 def prediction_objects_listed(
     s3: Any, bucket: str, version: int, start: datetime, end: datetime
 ) -> Iterator[tuple[str, str, int]]:
-    """(key, ETag, size) of the objects of `prediction_objects`, from the same one listing."""
+    """(key, ETag, size) of the objects of `prediction_objects`, from the same one listing.
+
+    The listing's prefix is the one its first and last hour partitions share (the hour's own for one
+    hour, the day's for hours of one day): a page S3 returns holds no keys beyond it."""
     hours = [prediction_prefix(version, hour) for hour in _hours(start, end)]
     if not hours:
         return
     wanted, width, last = set(hours), len(hours[0]), hours[-1]
-    for key, etag, size in list_objects(s3, bucket, prediction_prefix(version), start_after=hours[0]):
+    shared = hours[0]
+    while not last.startswith(shared):  # drop a partition level: hour, then day
+        shared = shared[: shared.rstrip("/").rfind("/") + 1]
+    for key, etag, size in list_objects(s3, bucket, shared, start_after=hours[0]):
         if key[:width] in wanted:
             yield key, etag, size
         elif key > last:

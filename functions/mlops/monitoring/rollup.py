@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mlops.cloud.logstore import LATE_AFTER, PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
-from mlops.cloud.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.cloud.storage import get_bytes, iso, put_bytes
 from mlops.monitoring.labels import LANDING_MARGIN, Label
 from mlops.monitoring.partials import (
     HourEngine,
@@ -416,13 +416,7 @@ def window_from_rollups(
     to_list = [hour for hour, lo, hi in spans if not trusted(hour, lo, hi)]
     listed: dict[str, list[tuple[str, str, int]]] = {prediction_prefix(version, h): [] for h in to_list}
     for first, stop in _runs(to_list):
-        # A lone hour by its own prefix: a listing from it on would return a page of later hours too.
-        keys = (
-            list_objects(s3, store_at.log_bucket, prediction_prefix(version, first))
-            if stop - first == timedelta(hours=1)
-            else prediction_objects_listed(s3, store_at.log_bucket, version, first, stop)
-        )
-        for key, etag, size in keys:
+        for key, etag, size in prediction_objects_listed(s3, store_at.log_bucket, version, first, stop):
             listed[key.rsplit("/", 1)[0] + "/"].append((key, etag, size))
     stats.hours_listed += len(to_list)
     stamp = iso(now) if now is not None else None
@@ -439,8 +433,11 @@ def window_from_rollups(
         day = days[day_name]
         held = day.hours.get(hh)
         objects = listed.get(prediction_prefix(version, hour))
-        covers: Manifest = held.covers if objects is None and held is not None else []
-        if objects is not None:
+        covers: Manifest
+        if objects is None:  # a settled hour, not listed: its stored manifest holds
+            assert held is not None
+            covers = held.covers
+        else:
             covers = [(key, etag) for key, etag, _ in objects]
         current = held is not None and held.covers == covers
         whole = lo is None and hi is None
