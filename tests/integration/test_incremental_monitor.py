@@ -99,6 +99,10 @@ class Traffic:
         self.records.update((r.prediction_id, r) for r in out)
         return out
 
+    def hours(self, start: datetime, count: int) -> list[list[PredictionRecord]]:
+        """`count` hours of traffic from `start` on, as `hour` logs them."""
+        return [self.hour(start + timedelta(hours=h)) for h in range(count)]
+
     def write(self, records: list[PredictionRecord], hour: datetime, arrived: datetime | None = None) -> None:
         """Write `records` (of `hour`) as the log writer does when their batch comes in at `arrived`
         (default: within the hour); a late batch's marker first."""
@@ -208,7 +212,7 @@ def test_hourly_runs_read_each_hour_once_and_equal_a_full_read(
     # Given 24 hours of traffic in two objects an hour, labels for a third of it,
     traffic = Traffic(aws_stack, trained)
     start = END - timedelta(hours=24)
-    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(24)]
+    hours = traffic.hours(start, 24)
     traffic.label([r for h in hours for r in h[::3]], END - timedelta(minutes=5))
 
     # when the scheduled run covers the window, and runs again for the same event,
@@ -237,7 +241,7 @@ def test_late_labels_and_late_copies_update_their_hour_without_double_counting(
     # Given a window profiled by a run, with no labels yet,
     traffic = Traffic(aws_stack, trained, seed=5)
     start = END - timedelta(hours=24)
-    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(24)]
+    hours = traffic.hours(start, 24)
     first = run(END)
     assert stored_report(aws_stack, first)["labels"]["label_count"] == 0
 
@@ -268,7 +272,7 @@ def test_a_missed_run_is_caught_up_and_an_unaligned_window_cuts_its_edge_hours(
     # Given a run, then three hours of traffic whose hourly runs did not happen,
     traffic = Traffic(aws_stack, trained, seed=7)
     start = END - timedelta(hours=24)
-    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(27)]
+    hours = traffic.hours(start, 27)
     traffic.label([r for h in hours for r in h[::2]], END + timedelta(hours=3))
     run(END)
 
@@ -332,7 +336,7 @@ def test_settled_hours_are_not_listed_again_yet_late_writes_and_deletions_reach_
     # Given a day of traffic written in time, profiled by a run that listed every hour,
     traffic = Traffic(aws_stack, trained, seed=11)
     start = END - timedelta(hours=24)
-    hours = [traffic.hour(start + timedelta(hours=h)) for h in range(24)]
+    hours = traffic.hours(start, 24)
     assert run(END)["reads"]["hours_listed"] == 24
 
     # when the next run comes an hour later, after a new hour of traffic,
