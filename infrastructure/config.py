@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.cloud.logstore import MAX_WINDOW_HOURS
 from mlops.model.spec import ModelSpec, load_spec
 
 from infrastructure.lambdas import CODE_ASSET_DIR, LAYER_BUILD_DIR, ROOT
@@ -113,6 +114,14 @@ class StageConfig:
         window = self.spec.retraining.production_window_days
         if self.prediction_log_expire_days < window:
             raise ValueError(f"predictionLogExpireDays must cover the retraining window ({window} days)")
+        # A day's roll-up is written again while labels reach it, its hours' counts only when they
+        # change: the reports must outlive the longest window by a day, or a day object could be
+        # read after its hours object expired (mlops.monitoring.rollup).
+        if self.report_expire_days * 24 < MAX_WINDOW_HOURS + 24:
+            raise ValueError(
+                f"reportExpireDays must outlast the longest monitoring window by a day "
+                f"({MAX_WINDOW_HOURS // 24 + 1} days at least)"
+            )
         for key, days in (
             ("retrainingSnapshotExpireDays", self.retraining_snapshot_expire_days),
             ("reportExpireDays", self.report_expire_days),

@@ -40,6 +40,7 @@ def test_defaults_give_the_dev_stage_of_the_demo_spec() -> None:
         ({"logRetentionDays": "45"}, "logRetentionDays"),
         ({"predictionLogExpireDays": "20"}, "predictionLogExpireDays"),
         ({"retrainingSnapshotExpireDays": "0"}, "retrainingSnapshotExpireDays"),
+        ({"reportExpireDays": "90"}, "reportExpireDays"),
     ],
 )
 def test_invalid_context_is_refused_with_the_key_named(values: dict[str, str], message: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mlops.cloud import aws
 from mlops.cloud.logstore import (
     FeedbackRecord,
     PredictionRecord,
@@ -29,7 +30,7 @@ from mlops.cloud.storage import iso, list_keys
 from mlops.datagen.churn import generate_churn
 from mlops.handlers import monitor
 from mlops.model.training import TrainingResult, feature_frame, frame_rows
-from mlops.monitoring.rollup import DayRollup
+from mlops.monitoring.rollup import HOURS_NAME, DayRollup, rollup_key
 from mlops.monitoring.run import (
     accumulate,
     evaluate,
@@ -201,6 +202,15 @@ def assert_matches_from_scratch(
     return got
 
 
+def puts_of(s3: Any) -> list[str]:
+    """The keys `s3` (a client) writes from now on."""
+    keys: list[str] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.PutObject", lambda params, **_: keys.append(params["Key"])
+    )
+    return keys
+
+
 def sklearn_auc(traffic: Traffic, labelled: list[PredictionRecord]) -> float:
     y = [traffic.truth[r.prediction_id] for r in labelled]
     return float(roc_auc_score(y, [r.probability for r in labelled]))
@@ -312,11 +322,23 @@ def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
     late_at = END + timedelta(minutes=40)
     traffic.label(hours[30] + hours[70], late_at)
     traffic.hour(END, n=20, objects=1)
+    written = puts_of(aws.client("s3"))
     later = run(END + timedelta(hours=1), window_hours=72)
 
-    # then it reads the new hour's object only and one roll-up (and hours object) per day, not per hour,
+    # then it reads the new hour's object only and one roll-up per day, not per hour, and the hours
+    # objects of the two days the window cuts only: the whole day its labels changed is one read of
+    # its day object and one write of it, its hours' counts neither read nor written,
     assert later["reads"]["log_gets"] == 1 and later["reads"]["hours_computed"] == 1
-    assert later["reads"]["partial_gets"] <= 2 * 4
+    assert later["reads"]["partial_gets"] == 4 + 2
+    labelled_day, last_day = (start + timedelta(hours=h) for h in (30, 70))
+    version_days = rollup_key(1, start).rsplit("dt=", 1)[0]
+    assert sorted(k for k in written if k.startswith(version_days)) == sorted(
+        [
+            rollup_key(1, labelled_day),
+            rollup_key(1, last_day),
+            rollup_key(1, last_day, HOURS_NAME),
+        ]
+    )
     assert later["reads"]["feedback_gets"] == 1
     # and equals a full read, the late labels in their hours,
     report = assert_matches_from_scratch(aws_stack, later, END + timedelta(hours=1), hours=72)

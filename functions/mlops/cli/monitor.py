@@ -25,7 +25,7 @@ _UNIT = {"m": "minutes", "h": "hours", "d": "days"}
 
 def parse_window(text: str) -> timedelta:
     """'90m', '24h', '7d' -> timedelta."""
-    from mlops.monitoring.run import MAX_WINDOW_HOURS
+    from mlops.cloud.logstore import MAX_WINDOW_HOURS
 
     m = _DURATION.match(text)
     if not m:
@@ -68,8 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from mlops.cloud import aws
+    from mlops.cloud.logstore import MAX_WINDOW_HOURS
     from mlops.cloud.storage import parse_time, utcnow
-    from mlops.monitoring.run import MAX_WINDOW_HOURS, run_monitor
+    from mlops.monitoring.run import run_monitor
     from mlops.shared.settings import MonitorSettings
 
     found = settings(args, MODEL, TABLE, BUCKET, LOG_BUCKET, REPORT_BUCKET)

@@ -65,6 +65,9 @@ LATEST_REPORTS_PREFIX = f"{REPORTS_PREFIX}latest/"
 LOG_SUFFIX = ".jsonl.gz"
 # Markers of late log objects (`late_marker_key`), in the log bucket beside what they point at.
 LATE_PREFIX = "late/"
+# The longest monitoring window: longer than any a Lambda can read in its 15 minutes, so a unit
+# mistake (days for hours) is refused. Stored roll-ups must outlive it (infrastructure/config.py).
+MAX_WINDOW_HOURS = 24 * 90
 # A log object written this long after its hour ended is late: the writer leaves a marker first, so
 # a monitor that no longer lists the hour (it settled, `mlops.monitoring.rollup`) is told to.
 LATE_AFTER = timedelta(hours=1)

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops.cloud import aws
+from mlops.cloud.logstore import MAX_WINDOW_HOURS
 from mlops.cloud.storage import parse_time
-from mlops.monitoring.run import MAX_WINDOW_HOURS, run_monitor
+from mlops.monitoring.run import run_monitor
 from mlops.shared.observability import logger
 from mlops.shared.resources import MONITOR_REQUEST_DETAIL_TYPE, RETRAIN_REQUEST_SOURCE
 from mlops.shared.settings import MonitorSettings

@@ -201,7 +201,8 @@ class DayRollup:
 
     Two objects: `day.json.gz` (the merge, and each hour's manifest, rows and labels) is read for
     every day a window touches; `hours.json.gz` (each hour's partial) only for a day the window
-    cuts or whose counts changed.
+    cuts or whose counts changed, and written only then: a day whose labels or listing stamps alone
+    changed is one read and one write of its day object.
     """
 
     def __init__(
@@ -421,6 +422,8 @@ def window_from_rollups(
     stats.hours_listed += len(to_list)
     stamp = iso(now) if now is not None else None
     dirty: set[str] = set()
+    # Days whose hours' counts changed: their hours object is written again, not only the day's.
+    recounted: set[str] = set()
     acc = WindowAccumulator(reference, sensitive)
     found = WindowLabels()
     minutes = iso(start)[:16], iso(end)[:16]
@@ -451,6 +454,7 @@ def window_from_rollups(
             if held is not None and whole:
                 del day.hours[hh]  # its objects are gone
                 dirty.add(day_name)
+                recounted.add(day_name)
                 day.counts_changed = True
             continue
         if current and held is not None:
@@ -498,6 +502,7 @@ def window_from_rollups(
             if whole:
                 day.hours[hh] = HourState(partial, rows, fresh, listed=stamp)
                 dirty.add(day_name)
+                recounted.add(day_name)
                 day.counts_changed = True
                 found.matched_stored |= matched
             hour_labels = fresh
@@ -520,8 +525,11 @@ def window_from_rollups(
     for name in sorted(dirty):
         day = days[name]
         at = datetime.fromisoformat(name)
-        # Both objects together, hours first: a day object always has its hours' partials, and both
-        # are as old as each other when the reports' expiry comes.
-        put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
+        # Hours first: a day object always has its hours' partials. A day whose counts did not
+        # change keeps its hours object, which can then be older than the day object by at most the
+        # window (labels reach a day only while it is in the window); the stage configuration keeps
+        # the reports' expiry longer than that (infrastructure/config.py).
+        if name in recounted:
+            put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
         put_bytes(s3, store_at.partial_bucket, rollup_key(version, at), day.day_bytes(reference, sensitive))
     return acc, found

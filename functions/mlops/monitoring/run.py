@@ -62,9 +62,6 @@ from mlops.shared.errors import NotFoundError
 from mlops.shared.observability import logger
 from mlops.shared.settings import MonitorSettings
 
-# Longer than any window a Lambda can read in its 15 minutes: a unit mistake (days for hours) is refused.
-MAX_WINDOW_HOURS = 24 * 90
-
 
 @dataclass(frozen=True)
 class VersionReference:
