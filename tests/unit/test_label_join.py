@@ -59,3 +59,38 @@ def test_the_join_gives_each_labelled_row_its_records_once(duplicated_ids: bool,
     again = HourLabels(records={i: list(held) for i, held in hour.records.items()})
     assert again.join(HourRows(prediction_ids=ids), labels) == matched
     assert not again.changed and again.records == hour.records
+
+
+def test_an_hour_read_back_answers_from_its_columns_as_its_records_do() -> None:
+    rng = random.Random(5)
+    ids = [f"p-{i}" for i in range(300)]
+    records: dict[int, list[Label]] = {}
+    for i in rng.sample(range(300), 120):
+        # several records for some rows: the one that holds is the best ranked, whatever the order
+        records[i] = [_label(ids[i], rng) for _ in range(rng.choice([1, 1, 2, 3]))]
+    kept = HourLabels(records={i: list(held) for i, held in records.items()})
+    stored = HourLabels.from_json(kept.to_json(), ids)
+
+    assert stored.holding_values() == {i: x.label for i, x in kept.holding().items()}
+    for lo, hi in (("2026-11-20T00:00", "2026-11-24T23:59"), ("2026-11-23T12:00", "2026-11-23T15:00")):
+        assert stored.received_in(lo, hi) == kept.received_in(lo, hi) > 0
+    assert stored.to_json() == kept.to_json()
+    # A label reaching the hour turns the columns into its records, and nothing held is lost.
+    new = _label(ids[0], rng)
+    assert stored.join(HourRows(prediction_ids=ids), {ids[0]: [new]}) == {ids[0]}
+    assert stored.records == _expected(ids, {ids[0]: [new]}, records)
+    assert stored.holding_values() == {i: x.label for i, x in stored.holding().items()}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"i": [0, 1], "y": [1], "s": [0, 0], "o": ["a", "a"], "r": ["a", "a"]},
+        {"i": [0, 3], "y": [1, 0], "s": [0, 0], "o": ["a", "a"], "r": ["a", "a"]},
+        {"i": [-1], "y": [1], "s": [0], "o": ["a"], "r": ["a"]},
+    ],
+)
+def test_stored_labels_that_cannot_be_the_hours_are_refused(body: dict[str, list[object]]) -> None:
+    # (the day is then profiled again from the logs: `_read_day` treats it as not stored)
+    with pytest.raises(ValueError):
+        HourLabels.from_json(body, ["a", "b", "c"])

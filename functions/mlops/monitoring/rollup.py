@@ -60,17 +60,38 @@ def rollup_key(version: int, day: datetime, name: str = ROLLUP_NAME) -> str:
     return f"{PARTIALS_PREFIX}model_version={version}/dt={day:%Y-%m-%d}/{name}"
 
 
-@dataclass
+LABEL_COLUMNS = ("i", "y", "s", "o", "r")
+
+
 class HourLabels:
     """The performance partial of an hour: for each labelled row (its position in the hour's rows),
     every feedback record received for it. The label that holds is the one that beats the others;
-    keeping the records makes applying one twice a no-op and lets a window count its own feedback."""
+    keeping the records makes applying one twice a no-op and lets a window count its own feedback.
 
-    records: dict[int, list[Label]] = field(default_factory=dict)
-    changed: bool = False
+    An hour read back keeps its stored columns until a new label reaches it: most hours of a window
+    get none in a run, and their holding labels, feedback counts and stored form come from the
+    columns without a record being built."""
+
+    def __init__(self, records: dict[int, list[Label]] | None = None) -> None:
+        self._records = records if records is not None else {}
+        self._stored: dict[str, list[Any]] | None = None
+        self._ids: Sequence[str] = ()
+        self.changed = False
+
+    @property
+    def records(self) -> dict[int, list[Label]]:
+        if self._stored is not None:
+            body, ids = self._stored, self._ids
+            out: dict[int, list[Label]] = {}
+            for i, y, s, o, r in zip(*(body[k] for k in LABEL_COLUMNS), strict=True):
+                out.setdefault(i, []).append(Label(ids[i], y, (s, o, r), r))
+            self._records, self._stored = out, None
+        return self._records
 
     def to_json(self) -> dict[str, Any]:
-        flat = [(i, x) for i in sorted(self.records) for x in self.records[i]]
+        if self._stored is not None:
+            return self._stored
+        flat = [(i, x) for i in sorted(self._records) for x in self._records[i]]
         return {
             "i": [i for i, _ in flat],
             "y": [x.label for _, x in flat],
@@ -81,9 +102,15 @@ class HourLabels:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any], ids: Sequence[str]) -> HourLabels:
+        """An hour's stored labels. Raises ValueError when the columns cannot be this hour's."""
+        columns = {k: list(body[k]) for k in LABEL_COLUMNS}
+        positions = columns["i"]
+        if len({len(c) for c in columns.values()}) != 1:
+            raise ValueError("label columns of different lengths")
+        if positions and (min(positions) < 0 or max(positions) >= len(ids)):
+            raise ValueError("a label names a row the hour does not hold")
         out = cls()
-        for i, y, s, o, r in zip(body["i"], body["y"], body["s"], body["o"], body["r"], strict=True):
-            out.records.setdefault(i, []).append(Label(ids[i], y, (s, o, r), r))
+        out._stored, out._ids = columns, ids
         return out
 
     def holding(self) -> dict[int, Label]:
@@ -96,6 +123,18 @@ class HourLabels:
                     best = x
             out[i] = best
         return out
+
+    def holding_values(self) -> dict[int, int]:
+        """The value of the label that holds for each labelled row (as `holding`, from the columns)."""
+        if self._stored is None:
+            return {i: x.label for i, x in self.holding().items()}
+        best: dict[int, tuple[tuple[int, str, str], int]] = {}
+        for i, y, s, o, r in zip(*(self._stored[k] for k in LABEL_COLUMNS), strict=True):
+            key = ((s, o, r), y)  # as `Label.beats` orders them
+            held = best.get(i)
+            if held is None or key > held:
+                best[i] = key
+        return {i: key[1] for i, key in best.items()}
 
     def by_id(self, rows: HourRows) -> dict[str, list[Label]]:
         return {rows.prediction_ids[i]: held for i, held in self.records.items()}
@@ -127,7 +166,9 @@ class HourLabels:
 
     def received_in(self, lo: str, hi: str) -> int:
         """Records received from minute `lo` to minute `hi`, both included."""
-        return sum(lo <= x.received_at[:16] <= hi for held in self.records.values() for x in held)
+        if self._stored is not None:
+            return sum(lo <= r[:16] <= hi for r in self._stored["r"])
+        return sum(lo <= x.received_at[:16] <= hi for held in self._records.values() for x in held)
 
 
 def rows_json(rows: HourRows) -> dict[str, Any]:
@@ -318,12 +359,12 @@ def _read_day(
     return held if held is not None else empty
 
 
-def _add_labelled(acc: WindowAccumulator, rows: HourRows, labels: Mapping[int, Label]) -> None:
+def _add_labelled(acc: WindowAccumulator, rows: HourRows, labels: Mapping[int, int]) -> None:
     if not labels:
         return
     idx = sorted(labels)
     acc.labelled.probability.append(np.array([rows.probability[i] for i in idx], dtype=np.float64))
-    acc.labelled.label.append(np.array([labels[i].label for i in idx], dtype=np.int64))
+    acc.labelled.label.append(np.array([labels[i] for i in idx], dtype=np.int64))
     for attribute in acc.sensitive:
         col = rows.groups.get(attribute)
         acc.labelled.groups[attribute].extend(col[i] if col is not None else None for i in idx)
@@ -511,7 +552,7 @@ def window_from_rollups(
         elif day_name not in merged_days:
             merged_days.add(day_name)
             days_to_merge.append(day_name)
-        _add_labelled(acc, rows, hour_labels.holding())
+        _add_labelled(acc, rows, hour_labels.holding_values())
         found.received_matched += hour_labels.received_in(*minutes)
     for name in days_to_merge:
         held_day = days[name]
