@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,8 +51,11 @@ from mlops.cloud.storage import (
     put_bytes,
     read_jsonl_gz,
 )
-from mlops.model.spec import FeatureKind, ModelSpec, Task
+from mlops.model.kinds import FeatureKind, Task
 from mlops.shared.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from mlops.model.spec import ModelSpec
 
 PREDICTIONS_PREFIX = "predictions/"
 FEEDBACK_PREFIX = "feedback/"

@@ -22,7 +22,7 @@ from mlops.cloud.logstore import read_latest_report
 from mlops.cloud.registry import Champion, Registry
 from mlops.handlers.http import Answer, HttpApi, json_answer, json_body
 from mlops.handlers.openapi import DOCUMENT
-from mlops.model.spec import Task
+from mlops.model.kinds import Task
 from mlops.serving.champion import ChampionCache, ServingModel, load_serving_model
 from mlops.serving.log_queue import (
     FALLBACK_FIELD,

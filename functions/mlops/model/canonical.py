@@ -30,6 +30,8 @@ import numpy as np
 TRUE = "true"
 FALSE = "false"
 BOOLEAN_CATEGORIES = (FALSE, TRUE)
+# How a missing category is counted and fed to the model (the empty text, never a category a row may hold).
+MISSING_CATEGORY = ""
 # Plain decimal notation without a leading "+" or leading zeros ("007" is a code, not 7).
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _NUMBER_START = frozenset("-0123456789")

@@ -10,14 +10,16 @@ Numpy only: the serving function imports this.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.model.canonical import BOOLEAN_CATEGORIES, canonical_boolean, canonical_category
-from mlops.model.spec import FeatureKind, ModelSpec, Task
-from mlops.monitoring.profile import MISSING_CATEGORY
+from mlops.model.canonical import BOOLEAN_CATEGORIES, MISSING_CATEGORY, canonical_boolean, canonical_category
+from mlops.model.kinds import FeatureKind, Task
+
+if TYPE_CHECKING:
+    from mlops.model.spec import ModelSpec
 
 # Stored only for regression: a classification schema is written exactly as before regression existed.
 _REGRESSION_FIELDS = ("task", "target_min", "target_max")

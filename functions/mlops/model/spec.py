@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from mlops.model.canonical import canonical_category
+from mlops.model.kinds import EstimatorKind, FeatureKind, PrimaryMetric, Task
 from mlops.shared.errors import SpecError
 
 # The model name becomes part of AWS resource names, hence the narrow alphabet.
@@ -56,40 +56,6 @@ def _column_name(name: str) -> str:
 
 ModelName = Annotated[str, AfterValidator(_model_name)]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
-
-
-class Task(StrEnum):
-    BINARY_CLASSIFICATION = "binary_classification"
-    REGRESSION = "regression"
-
-
-class FeatureKind(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    # Served and stored as the categories "false"/"true" (see mlops.model.canonical).
-    BOOLEAN = "boolean"
-
-
-class EstimatorKind(StrEnum):
-    LOGISTIC_REGRESSION = "logistic_regression"
-    GRADIENT_BOOSTING = "gradient_boosting"
-    RANDOM_FOREST = "random_forest"
-    # Regression only; random forest and gradient boosting serve both tasks.
-    LINEAR_REGRESSION = "linear_regression"
-    RIDGE = "ridge"
-
-
-class PrimaryMetric(StrEnum):
-    ROC_AUC = "roc_auc"
-    ACCURACY = "accuracy"
-    F1 = "f1"
-    PRECISION = "precision"
-    RECALL = "recall"
-    AVERAGE_PRECISION = "average_precision"
-    # Regression: errors in the target's units (lower is better) and R² (higher is better).
-    RMSE = "rmse"
-    MAE = "mae"
-    R2 = "r2"
 
 
 class _Strict(BaseModel):

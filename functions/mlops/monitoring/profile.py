@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlops.model.canonical import MISSING_CATEGORY
 from mlops.shared.errors import UnsupportedProfileFormat
 
 # 2: tail sums on numeric histograms, and the performance reference (calibration map and
@@ -27,7 +28,6 @@ SUPPORTED_PROFILE_FORMATS = frozenset({PROFILE_FORMAT})
 FINE_BINS = 100
 PSI_BINS = 10
 SCORE_EDGES = [round(i / FINE_BINS, 10) for i in range(1, FINE_BINS)]
-MISSING_CATEGORY = ""
 
 
 class ProfileMismatch(ValueError):

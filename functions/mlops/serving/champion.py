@@ -20,8 +20,8 @@ from mlops.cloud.registry import Champion, Registry
 from mlops.cloud.storage import parse_time
 from mlops.model.bundle import MODEL_ONNX, SCHEMA, read_artifact
 from mlops.model.inference import load_session, session_numeric_dtype
+from mlops.model.kinds import FeatureKind
 from mlops.model.schema import FeatureSchema
-from mlops.model.spec import FeatureKind
 from mlops.serving.validation import RowValidator
 from mlops.shared.errors import MlopsError, UnavailableError
 

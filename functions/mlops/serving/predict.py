@@ -16,8 +16,8 @@ from typing import Any
 
 from mlops.cloud.storage import iso, utcnow
 from mlops.model.inference import predict_proba_onnx, predict_values_onnx
+from mlops.model.kinds import Task
 from mlops.model.schema import encode_columns
-from mlops.model.spec import Task
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import read_request

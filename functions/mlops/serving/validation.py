@@ -29,8 +29,8 @@ import numpy as np
 
 from mlops.cloud.storage import iso
 from mlops.model.canonical import BOOLEAN_SPELLINGS, canonical_boolean, canonical_category
+from mlops.model.kinds import FeatureKind
 from mlops.model.schema import FeatureSchema, RowCanonicalizer
-from mlops.model.spec import FeatureKind
 from mlops.shared.errors import ValidationFailed
 
 # A category is a label, not free text; the bound also keeps every log record far below

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
-from mlops.model.spec import ModelSpec
 from mlops.shared.resources import METRICS_NAMESPACE
+
+if TYPE_CHECKING:
+    from mlops.model.spec import ModelSpec
 
 NAMESPACE = METRICS_NAMESPACE
 DIM_MODEL = "ModelName"
