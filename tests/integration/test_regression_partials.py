@@ -9,13 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mlops.cloud import aws
 from mlops.cloud.logstore import (
+    PREDICTIONS_PREFIX,
     FeedbackRecord,
     RegressionPredictionRecord,
     feedback_key,
     iter_feedback,
     latest_values,
     prediction_key,
+    prediction_prefix,
     write_feedback,
     write_predictions,
 )
@@ -120,6 +123,19 @@ class Quotes:
         return np.array([self.truth[i] for i in ids]), np.array([self.predicted[i] for i in ids])
 
 
+def prediction_listings_of(s3: Any) -> list[str]:
+    """The prefixes of the prediction log listings `s3` (a client) requests from now on, but the
+    one-key probes that ask whether a version has traffic."""
+    prefixes: list[str] = []
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Prefix", "").startswith(PREDICTIONS_PREFIX) and params.get("MaxKeys") != 1:
+            prefixes.append(params["Prefix"])
+
+    s3.meta.events.register("provide-client-params.s3.ListObjectsV2", seen)
+    return prefixes
+
+
 def run(at: datetime) -> dict[str, Any]:
     monitor.settings.cache_clear()
     return monitor.handler(scheduled(at), CONTEXT)
@@ -176,11 +192,15 @@ def test_hourly_runs_read_each_hour_once_and_equal_the_whole_window_in_memory(
     quotes.label(labelled, END - timedelta(minutes=5))
 
     # when the scheduled run covers the window, and runs again for the same event,
+    listings = prediction_listings_of(aws.client("s3"))
     first = run(END)
     again = run(END)
 
     # then the first run read every object once and the re-run none, with the same report,
     assert first["reads"]["log_gets"] == 48 and first["reads"]["hours_computed"] == 24
+    # each run found the window's 48 objects with one listing request, not one an hour (besides
+    # the one that finds the versions with traffic),
+    assert listings == [PREDICTIONS_PREFIX + "model_version=", prediction_prefix(1)] * 2
     assert again["reads"]["log_gets"] == 0 and again["reads"]["hours_reused"] == 24
     report = assert_matches_in_memory(aws_stack, first, END)
     assert_close(comparable(stored_report(aws_stack, again)), comparable(report))

@@ -25,8 +25,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_prefix
-from mlops.cloud.storage import get_bytes, iso, list_objects, put_bytes
+from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_objects_listed, prediction_prefix
+from mlops.cloud.storage import get_bytes, iso, put_bytes
 from mlops.monitoring.profile import DatasetProfile, NumericHistogram, ReferenceProfile
 from mlops.monitoring.window import (
     PredictionBatch,
@@ -331,8 +331,12 @@ def hour_partials(
     profiled again and stored; hours cut by the window are profiled for their part and not stored.
     """
     s3 = store_at.s3
+    # One listing for the window's hours (a request per 1,000 objects), not one request per hour.
+    by_hour: dict[str, list[tuple[str, str, int]]] = {}
+    for key, etag, size in prediction_objects_listed(s3, store_at.log_bucket, version, start, end):
+        by_hour.setdefault(key.rsplit("/", 1)[0] + "/", []).append((key, etag, size))
     for hour, lo, hi in hour_spans(start, end):
-        listed = list(list_objects(s3, store_at.log_bucket, prediction_prefix(version, hour)))
+        listed = by_hour.get(prediction_prefix(version, hour), [])
         stats.hours_listed += 1
         covers: Manifest = [(key, etag) for key, etag, _ in listed]
         if not covers:
