@@ -60,7 +60,8 @@ def rollup_key(version: int, day: datetime, name: str = ROLLUP_NAME) -> str:
     return f"{PARTIALS_PREFIX}model_version={version}/dt={day:%Y-%m-%d}/{name}"
 
 
-LABEL_COLUMNS = ("i", "y", "s", "o", "r")
+# An hour's stored labels, a column each: row position, label, source rank, observed and received time.
+STORED_LABEL_COLUMNS = ("i", "y", "s", "o", "r")
 
 
 class HourLabels:
@@ -83,7 +84,7 @@ class HourLabels:
         if self._stored is not None:
             body, ids = self._stored, self._ids
             out: dict[int, list[Label]] = {}
-            for i, y, s, o, r in zip(*(body[k] for k in LABEL_COLUMNS), strict=True):
+            for i, y, s, o, r in zip(*(body[k] for k in STORED_LABEL_COLUMNS), strict=True):
                 out.setdefault(i, []).append(Label(ids[i], y, (s, o, r), r))
             self._records, self._stored = out, None
         return self._records
@@ -103,7 +104,7 @@ class HourLabels:
     @classmethod
     def from_json(cls, body: Mapping[str, Any], ids: Sequence[str]) -> HourLabels:
         """An hour's stored labels. Raises ValueError when the columns cannot be this hour's."""
-        columns = {k: list(body[k]) for k in LABEL_COLUMNS}
+        columns = {k: list(body[k]) for k in STORED_LABEL_COLUMNS}
         positions = columns["i"]
         if len({len(c) for c in columns.values()}) != 1:
             raise ValueError("label columns of different lengths")
@@ -129,7 +130,7 @@ class HourLabels:
         if self._stored is None:
             return {i: x.label for i, x in self.holding().items()}
         best: dict[int, tuple[tuple[int, str, str], int]] = {}
-        for i, y, s, o, r in zip(*(self._stored[k] for k in LABEL_COLUMNS), strict=True):
+        for i, y, s, o, r in zip(*(self._stored[k] for k in STORED_LABEL_COLUMNS), strict=True):
             key = ((s, o, r), y)  # as `Label.beats` orders them
             held = best.get(i)
             if held is None or key > held:
