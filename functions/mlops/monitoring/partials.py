@@ -1,23 +1,22 @@
-"""Incremental monitoring: one stored profile per hour partition, a window is their merge.
+"""Incremental monitoring: a window is the merge of stored per-hour profiles.
 
-A scheduled run lists the hour partitions of its window and compares each listing with the
-manifest of the hour's stored partial (the keys and ETags of the log objects it covers). Only
-hours whose objects changed are read again, whole, so a prediction is counted once however
-its copies arrived (`FirstSeen` holds within a partition) and a re-run, a late object or a
-missed run all end in the same partials. Hours cut by the window's edges are profiled for the
-part inside the window and not stored.
+An hour's profile (`HourPartial`) holds counts on the reference's bin edges (mergeable without
+loss) and the manifest of the log objects it covers (their keys and ETags); `HourRows` holds, for
+the label join, each row's prediction id, probability and sensitive attributes, in the order the
+from-scratch read meets them. Only an hour whose listing differs from its manifest is read again,
+whole, so a prediction is counted once however its copies arrived (`FirstSeen` holds within a
+partition) and a re-run, a late object or a missed run all end in the same partials. Hours cut by
+the window's edges are profiled for the part inside the window and not stored.
 
-A partial holds counts on the reference's bin edges (mergeable without loss) and, for the
-label join, the prediction id, probability and sensitive attributes of each row, in the order
-the from-scratch read meets them. Labels are applied when the window is assembled, so feedback
-that arrives late changes the performance of its hour without the hour's logs being read again.
+The classification monitor stores its hours in day roll-ups (`mlops.monitoring.rollup`); the
+regression monitor stores one partial and one rows object per hour (`hour_partials`, with its
+`PartialKind`). Both profile an hour here in Python, or in SQL (`mlops.monitoring.engine`).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -36,8 +35,6 @@ from mlops.monitoring.window import (
 from mlops.shared.errors import NotFoundError
 
 PARTIAL_FORMAT = 1
-PARTIAL_NAME = "partial.json"
-ROWS_NAME = "rows.json.gz"
 
 # (key, ETag) of each log object a partial covers, in key order.
 Manifest = list[tuple[str, str]]
@@ -76,21 +73,6 @@ class HourRows:
     # Feedback records an SQL engine joined to the hour where the data lives, as
     # (prediction_id, label, source, observed_at, received_at); None when no engine did.
     joined: list[tuple[str, int, str, str, str]] | None = None
-
-    def to_bytes(self) -> bytes:
-        # Columns, not one object a row: a single json.loads reads an hour's rows back.
-        body = {"id": self.prediction_ids, "p": self.probability, "g": self.groups}
-        return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), mtime=0)
-
-    @classmethod
-    def from_bytes(cls, data: bytes, sensitive: Sequence[str]) -> HourRows:
-        body = json.loads(gzip.decompress(data))
-        n = len(body["id"])
-        return cls(
-            prediction_ids=body["id"],
-            probability=body["p"],
-            groups={a: body["g"].get(a, [None] * n) for a in sensitive},
-        )
 
 
 @dataclass
@@ -204,21 +186,6 @@ def _merge_numeric(counts: Any, hist: NumericHistogram) -> None:
     counts.sum_sq += hist.sum_sq
     counts.below_sum += hist.below_sum
     counts.above_sum += hist.above_sum
-
-
-def join_labels(acc: WindowAccumulator, rows: HourRows, labels: Mapping[str, int]) -> None:
-    """Add the hour's labelled predictions to the accumulator, in the order the hour holds them."""
-    hits = [i for i, pid in enumerate(rows.prediction_ids) if pid in labels]
-    if not hits:
-        return
-    acc.labelled.probability.append(np.array([rows.probability[i] for i in hits], dtype=np.float64))
-    acc.labelled.label.append(
-        np.fromiter((labels[rows.prediction_ids[i]] for i in hits), dtype=np.int64, count=len(hits))
-    )
-    for attribute in acc.sensitive:
-        col = rows.groups.get(attribute)
-        acc.labelled.groups[attribute].extend(col[i] if col is not None else None for i in hits)
-    acc.matched_ids.update(rows.prediction_ids[i] for i in hits)
 
 
 def hour_spans(start: datetime, end: datetime) -> Iterator[tuple[datetime, str | None, str | None]]:
@@ -369,49 +336,6 @@ class PartialStore:
     s3: Any
     log_bucket: str
     partial_bucket: str
-
-
-HOUR: PartialKind[HourPartial, HourRows] = PartialKind(
-    PARTIAL_NAME, ROWS_NAME, PARTIAL_FORMAT, HourPartial.model_validate_json, HourRows.from_bytes
-)
-
-
-def window_from_partials(
-    store_at: PartialStore,
-    reference: ReferenceProfile,
-    sensitive: Sequence[str],
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    version: int,
-    start: datetime,
-    end: datetime,
-    labels: Mapping[str, int],
-    *,
-    choose_engine: Callable[[int], HourEngine] | None = None,
-    stats: ReadStats | None = None,
-) -> WindowAccumulator:
-    """One version's window [start, end) as the merge of its hours' partials.
-
-    A whole hour whose stored manifest matches its listing is reused; any other whole hour is
-    profiled again and stored; hours cut by the window are profiled for their part and not stored.
-    ``choose_engine`` picks the engine of an hour from the bytes its objects hold.
-    """
-    stats = stats if stats is not None else ReadStats()
-    s3 = store_at.s3
-
-    def compute(
-        hour: datetime, covers: Manifest, size: int, lo: str | None, hi: str | None
-    ) -> tuple[HourPartial, HourRows]:
-        engine = choose_engine(size) if choose_engine else python_hour_profile
-        return engine(
-            s3, store_at.log_bucket, reference, sensitive, numeric, categorical, version, hour, covers, lo, hi
-        )
-
-    acc = WindowAccumulator(reference, sensitive)
-    for _, partial, rows in hour_partials(HOUR, store_at, version, start, end, sensitive, compute, stats):
-        merge_into(acc, partial)
-        join_labels(acc, rows, labels)
-    return acc
 
 
 def describe(stats: ReadStats) -> dict[str, Any]:
