@@ -201,6 +201,8 @@ def test_hourly_runs_read_each_hour_once_and_equal_the_whole_window_in_memory(
     # each run found the window's 48 objects with one listing request, not one an hour (besides
     # the one that finds the versions with traffic),
     assert listings == [PREDICTIONS_PREFIX + "model_version=", prediction_prefix(1)] * 2
+    # and the re-run read each stored hour with one request: its partial and rows are one object,
+    assert again["reads"]["partial_gets"] == 24
     assert again["reads"]["log_gets"] == 0 and again["reads"]["hours_reused"] == 24
     report = assert_matches_in_memory(aws_stack, first, END)
     assert_close(comparable(stored_report(aws_stack, again)), comparable(report))

@@ -9,12 +9,13 @@ partition) and a re-run, a late object or a missed run all end in the same parti
 the window's edges are profiled for the part inside the window and not stored.
 
 The classification monitor stores its hours in day roll-ups (`mlops.monitoring.rollup`); the
-regression monitor stores one partial and one rows object per hour (`hour_partials`, with its
+regression monitor stores one object per hour, its partial and rows (`hour_partials`, with its
 `PartialKind`). Both profile an hour here in Python, or in SQL (`mlops.monitoring.engine`).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -217,11 +218,11 @@ class StoredPartial(Protocol):
     @property
     def engine(self) -> str: ...
 
-    def model_dump_json(self) -> str: ...
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
 
 
 class StoredRows(Protocol):
-    def to_bytes(self) -> bytes: ...
+    def to_json(self) -> dict[str, Any]: ...
 
 
 P = TypeVar("P", bound=StoredPartial)
@@ -230,13 +231,13 @@ R = TypeVar("R", bound=StoredRows)
 
 @dataclass(frozen=True)
 class PartialKind(Generic[P, R]):
-    """How one task's hour partial and its rows are named, versioned and read back."""
+    """How one task's stored hour (its partial and its rows, one object) is named, versioned and read
+    back: `parse_partial` and `parse_rows` take the two parts as JSON values."""
 
-    partial_name: str
-    rows_name: str
+    name: str
     format: int
-    parse_partial: Callable[[bytes], P]
-    parse_rows: Callable[[bytes, Sequence[str]], R]
+    parse_partial: Callable[[Any], P]
+    parse_rows: Callable[[Any, Sequence[str]], R]
 
 
 # An hour's (partial, rows) computed from its log objects: (hour, covers, their bytes, lo, hi).
@@ -253,33 +254,29 @@ def read_stored(
     sensitive: Sequence[str],
     stats: ReadStats,
 ) -> tuple[P, R] | None:
-    """The stored partial of a whole hour and its rows, if it covers exactly the listed objects."""
-    prefix = partial_prefix(version, hour)
+    """The stored partial of a whole hour and its rows (one read), if it covers exactly the listed objects."""
     try:
-        raw = get_bytes(s3, bucket, prefix + kind.partial_name)
+        raw = get_bytes(s3, bucket, partial_prefix(version, hour) + kind.name)
     except NotFoundError:
         return None
     stats.partial_gets += 1
     stats.partial_bytes += len(raw)
     try:
-        partial = kind.parse_partial(raw)
-    except ValueError:
-        return None  # written by another format: computed again
-    if partial.format != kind.format or [tuple(c) for c in partial.covers] != covers:
-        return None
-    data = get_bytes(s3, bucket, prefix + kind.rows_name)
-    stats.partial_gets += 1
-    stats.partial_bytes += len(data)
-    return partial, kind.parse_rows(data, sensitive)
+        body = json.loads(gzip.decompress(raw))
+        partial = kind.parse_partial(body["partial"])
+        if partial.format != kind.format or [tuple(c) for c in partial.covers] != covers:
+            return None
+        return partial, kind.parse_rows(body["rows"], sensitive)
+    except (ValueError, KeyError, TypeError, OSError):
+        return None  # written by another format, or unreadable: computed again
 
 
 def store(kind: PartialKind[P, R], s3: Any, bucket: str, partial: P, rows: R, hour: datetime) -> None:
-    """Rows first, then the partial: a partial on S3 always has its rows."""
-    prefix = partial_prefix(partial.version, hour)
-    put_bytes(s3, bucket, prefix + kind.rows_name, rows.to_bytes(), "application/gzip")
-    put_bytes(
-        s3, bucket, prefix + kind.partial_name, partial.model_dump_json().encode("utf-8"), "application/json"
-    )
+    """The partial and its rows in one object: a partial on S3 always has its rows, and a reused hour
+    is one read."""
+    body = {"partial": partial.model_dump(mode="json"), "rows": rows.to_json()}
+    data = gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), mtime=0)
+    put_bytes(s3, bucket, partial_prefix(partial.version, hour) + kind.name, data, "application/gzip")
 
 
 def hour_partials(

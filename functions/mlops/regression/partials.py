@@ -41,10 +41,9 @@ from mlops.regression.metrics import _group_text
 from mlops.regression.profile import RegressionProfile
 from mlops.regression.uncertainty import LossSums
 
-REGRESSION_PARTIAL_FORMAT = 1
-# Next to the classification partial's names under the same hour prefix: a version has one task.
-REGRESSION_PARTIAL_NAME = "regression-partial.json"
-REGRESSION_ROWS_NAME = "regression-rows.json.gz"
+# 2: the partial and its rows in one object (format 1 kept them in two).
+REGRESSION_PARTIAL_FORMAT = 2
+REGRESSION_HOUR_NAME = "regression-hour.json.gz"
 
 
 class RegressionHourPartial(BaseModel):
@@ -79,19 +78,17 @@ class ValueRows:
     expected_squared: list[float] = field(default_factory=list)
     groups: dict[str, list[Any]] = field(default_factory=dict)
 
-    def to_bytes(self) -> bytes:
-        body = {
+    def to_json(self) -> dict[str, Any]:
+        return {
             "id": self.prediction_ids,
             "v": self.values,
             "fa": self.expected_absolute,
             "fs": self.expected_squared,
             "g": self.groups,
         }
-        return gzip.compress(json.dumps(body, separators=(",", ":")).encode("utf-8"), mtime=0)
 
     @classmethod
-    def from_bytes(cls, data: bytes, sensitive: Sequence[str]) -> ValueRows:
-        body = json.loads(gzip.decompress(data))
+    def from_json(cls, body: Any, sensitive: Sequence[str]) -> ValueRows:
         n = len(body["id"])
         return cls(
             prediction_ids=body["id"],
@@ -374,11 +371,10 @@ class RegressionWindow:
 
 
 REGRESSION_HOUR: PartialKind[RegressionHourPartial, ValueRows] = PartialKind(
-    REGRESSION_PARTIAL_NAME,
-    REGRESSION_ROWS_NAME,
+    REGRESSION_HOUR_NAME,
     REGRESSION_PARTIAL_FORMAT,
-    RegressionHourPartial.model_validate_json,
-    ValueRows.from_bytes,
+    RegressionHourPartial.model_validate,
+    ValueRows.from_json,
 )
 
 
