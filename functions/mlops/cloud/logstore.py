@@ -334,25 +334,28 @@ def has_predictions(s3: Any, bucket: str, version: int, start: datetime, end: da
     return bool(first) and first[0][: len(hours[-1])] <= hours[-1]
 
 
-def prediction_objects_listed(
+def prediction_objects_by_hour(
     s3: Any, bucket: str, version: int, start: datetime, end: datetime
-) -> Iterator[tuple[str, str, int]]:
-    """(key, ETag, size) of the objects of `prediction_objects`, from the same one listing.
+) -> dict[str, list[tuple[str, str, int]]]:
+    """(key, ETag, size) of the objects of `prediction_objects`, from the same one listing, by hour
+    partition (its `prediction_prefix`); an hour without objects is absent.
 
     The listing's prefix is the one its first and last hour partitions share (the hour's own for one
     hour, the day's for hours of one day): a page S3 returns holds no keys beyond it."""
+    out: dict[str, list[tuple[str, str, int]]] = {}
     hours = [prediction_prefix(version, hour) for hour in _hours(start, end)]
     if not hours:
-        return
+        return out
     wanted, width, last = set(hours), len(hours[0]), hours[-1]
     shared = hours[0]
     while not last.startswith(shared):  # drop a partition level: hour, then day
         shared = shared[: shared.rstrip("/").rfind("/") + 1]
     for key, etag, size in list_objects(s3, bucket, shared, start_after=hours[0]):
         if key[:width] in wanted:
-            yield key, etag, size
+            out.setdefault(key[:width], []).append((key, etag, size))
         elif key > last:
-            return
+            break
+    return out
 
 
 def feedback_objects_between(

@@ -60,7 +60,7 @@ ColumnName = Annotated[str, AfterValidator(_column_name)]
 
 class _Strict(BaseModel):
     # Strict: "0.05" is not a float and 1.0 is not an int; a spec says what it means. Built on
-    # first use: the serving functions import this module for FeatureKind alone.
+    # first use: a module that imports the spec without reading one pays no schema build.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 

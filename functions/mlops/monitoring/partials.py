@@ -25,7 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_objects_listed, prediction_prefix
+from mlops.cloud.logstore import FirstSeen, partial_prefix, prediction_objects_by_hour, prediction_prefix
 from mlops.cloud.storage import get_bytes, iso, put_bytes
 from mlops.monitoring.profile import DatasetProfile, NumericHistogram, ReferenceProfile
 from mlops.monitoring.window import (
@@ -296,9 +296,7 @@ def hour_partials(
     """
     s3 = store_at.s3
     # One listing for the window's hours (a request per 1,000 objects), not one request per hour.
-    by_hour: dict[str, list[tuple[str, str, int]]] = {}
-    for key, etag, size in prediction_objects_listed(s3, store_at.log_bucket, version, start, end):
-        by_hour.setdefault(key.rsplit("/", 1)[0] + "/", []).append((key, etag, size))
+    by_hour = prediction_objects_by_hour(s3, store_at.log_bucket, version, start, end)
     for hour, lo, hi in hour_spans(start, end):
         listed = by_hour.get(prediction_prefix(version, hour), [])
         stats.hours_listed += 1

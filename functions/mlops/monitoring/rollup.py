@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops.cloud.logstore import LATE_AFTER, PARTIALS_PREFIX, prediction_objects_listed, prediction_prefix
+from mlops.cloud.logstore import LATE_AFTER, PARTIALS_PREFIX, prediction_objects_by_hour, prediction_prefix
 from mlops.cloud.storage import get_bytes, iso, put_bytes
 from mlops.monitoring.labels import LANDING_MARGIN, Label
 from mlops.monitoring.partials import (
@@ -459,8 +459,7 @@ def window_from_rollups(
     to_list = [hour for hour, lo, hi in spans if not trusted(hour, lo, hi)]
     listed: dict[str, list[tuple[str, str, int]]] = {prediction_prefix(version, h): [] for h in to_list}
     for first, stop in _runs(to_list):
-        for key, etag, size in prediction_objects_listed(s3, store_at.log_bucket, version, first, stop):
-            listed[key.rsplit("/", 1)[0] + "/"].append((key, etag, size))
+        listed.update(prediction_objects_by_hour(s3, store_at.log_bucket, version, first, stop))
     stats.hours_listed += len(to_list)
     stamp = iso(now) if now is not None else None
     dirty: set[str] = set()
