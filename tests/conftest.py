@@ -85,6 +85,16 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsStack]:
     aws.reset_clients()
 
 
+def s3_requests(s3: Any, operation: str) -> list[dict[str, Any]]:
+    """The parameters of each `operation` call (e.g. "PutObject") the S3 client `s3` makes from now
+    on, as its caller passed them; the list fills as the calls are made."""
+    calls: list[dict[str, Any]] = []
+    s3.meta.events.register(
+        f"provide-client-params.s3.{operation}", lambda params, **_: calls.append(dict(params))
+    )
+    return calls
+
+
 def register_and_promote(
     stack: AwsStack, result: TrainingResult, data: Any, reason: str = "first champion"
 ) -> VersionRecord:

@@ -42,7 +42,7 @@ from mlops.serving.log_writer import plan_log_objects, write_log_object
 from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 from sklearn.metrics import roc_auc_score
 
-from tests.conftest import AwsStack
+from tests.conftest import AwsStack, s3_requests
 from tests.integration.serving_helpers import CONTEXT, load_event
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -202,15 +202,6 @@ def assert_matches_from_scratch(
     return got
 
 
-def puts_of(s3: Any) -> list[str]:
-    """The keys `s3` (a client) writes from now on."""
-    keys: list[str] = []
-    s3.meta.events.register(
-        "provide-client-params.s3.PutObject", lambda params, **_: keys.append(params["Key"])
-    )
-    return keys
-
-
 def sklearn_auc(traffic: Traffic, labelled: list[PredictionRecord]) -> float:
     y = [traffic.truth[r.prediction_id] for r in labelled]
     return float(roc_auc_score(y, [r.probability for r in labelled]))
@@ -322,7 +313,7 @@ def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
     late_at = END + timedelta(minutes=40)
     traffic.label(hours[30] + hours[70], late_at)
     traffic.hour(END, n=20, objects=1)
-    written = puts_of(aws.client("s3"))
+    puts = s3_requests(aws.client("s3"), "PutObject")
     later = run(END + timedelta(hours=1), window_hours=72)
 
     # then it reads the new hour's object only and one roll-up per day, not per hour, and the hours
@@ -332,7 +323,7 @@ def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
     assert later["reads"]["partial_gets"] == 4 + 2
     labelled_day, last_day = (start + timedelta(hours=h) for h in (30, 70))
     version_days = rollup_key(1, start).rsplit("dt=", 1)[0]
-    assert sorted(k for k in written if k.startswith(version_days)) == sorted(
+    assert sorted(p["Key"] for p in puts if p["Key"].startswith(version_days)) == sorted(
         [
             rollup_key(1, labelled_day),
             rollup_key(1, last_day),

@@ -8,17 +8,9 @@ from typing import Any
 from mlops.cloud.logstore import prediction_objects
 from mlops.shared.resources import LOG_BUCKET
 
-from tests.conftest import AwsStack
+from tests.conftest import AwsStack, s3_requests
 
 START = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)
-
-
-def _count_lists(s3: Any) -> list[str]:
-    calls: list[str] = []
-    s3.meta.events.register(
-        "before-parameter-build.s3.ListObjectsV2", lambda **kw: calls.append(kw["params"]["Prefix"])
-    )
-    return calls
 
 
 def _per_hour_reference(s3: Any, bucket: str, version: int, start: datetime, end: datetime) -> list[str]:
@@ -48,11 +40,11 @@ def test_a_window_is_listed_in_one_request_with_the_keys_of_its_hours_only(aws_s
         Bucket=bucket, Key="predictions/model_version=1/dt=2026-03-02/hour=7x/c.jsonl.gz", Body=b"x"
     )
     end = START + timedelta(hours=20, minutes=15)
-    calls = _count_lists(s3)
+    calls = s3_requests(s3, "ListObjectsV2")
 
     # When the objects of version 1 in [START, end) are listed
     keys = list(prediction_objects(s3, bucket, 1, START, end))
-    requests = list(calls)
+    requests = [c["Prefix"] for c in calls]
 
     # Then they are the hour partitions' keys in key order, from one request
     assert keys == _per_hour_reference(s3, bucket, 1, START, end)

@@ -36,7 +36,7 @@ from mlops.regression.profile import read_regression_profile
 from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
 from sklearn import metrics as skm
 
-from tests.conftest import AwsStack, register_and_promote
+from tests.conftest import AwsStack, register_and_promote, s3_requests
 from tests.integration.serving_helpers import CONTEXT
 from tests.integration.test_incremental_monitor import assert_close, comparable, scheduled, stored_report
 from tests.unit.test_regression_spec import PRICING_SPEC
@@ -123,19 +123,6 @@ class Quotes:
         return np.array([self.truth[i] for i in ids]), np.array([self.predicted[i] for i in ids])
 
 
-def prediction_listings_of(s3: Any) -> list[str]:
-    """The prefixes of the prediction log listings `s3` (a client) requests from now on, but the
-    one-key probes that ask whether a version has traffic."""
-    prefixes: list[str] = []
-
-    def seen(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Prefix", "").startswith(PREDICTIONS_PREFIX) and params.get("MaxKeys") != 1:
-            prefixes.append(params["Prefix"])
-
-    s3.meta.events.register("provide-client-params.s3.ListObjectsV2", seen)
-    return prefixes
-
-
 def run(at: datetime) -> dict[str, Any]:
     monitor.settings.cache_clear()
     return monitor.handler(scheduled(at), CONTEXT)
@@ -192,14 +179,19 @@ def test_hourly_runs_read_each_hour_once_and_equal_the_whole_window_in_memory(
     quotes.label(labelled, END - timedelta(minutes=5))
 
     # when the scheduled run covers the window, and runs again for the same event,
-    listings = prediction_listings_of(aws.client("s3"))
+    listed = s3_requests(aws.client("s3"), "ListObjectsV2")
     first = run(END)
     again = run(END)
 
     # then the first run read every object once and the re-run none, with the same report,
     assert first["reads"]["log_gets"] == 48 and first["reads"]["hours_computed"] == 24
     # each run found the window's 48 objects with one listing request, not one an hour (besides
-    # the one that finds the versions with traffic),
+    # the one that finds the versions with traffic, and the one-key probes of a version's traffic),
+    listings = [
+        c["Prefix"]
+        for c in listed
+        if c.get("Prefix", "").startswith(PREDICTIONS_PREFIX) and c.get("MaxKeys") != 1
+    ]
     assert listings == [PREDICTIONS_PREFIX + "model_version=", prediction_prefix(1)] * 2
     # and the re-run read each stored hour with one request: its partial and rows are one object,
     assert again["reads"]["partial_gets"] == 24
