@@ -65,7 +65,7 @@ class FunctionDef:
 #   batches are CPU-bound. 1024 MB (about 0.58 vCPU) keeps a cold start well under the 1 s p99
 #   alarm; 512 MB would halve the CPU, roughly doubling those times, to save $0.07 per million
 #   warm predictions (10 ms billed each). 10 s caps a cold start that also downloads the champion.
-# - feedback / admin: small JSON in, one DynamoDB or S3 call out; 512 MB is the cheapest size
+# - feedback / admin: small JSON in, DynamoDB and SQS or S3 calls out; 512 MB is the cheapest size
 #   without a visibly slower cold start for pydantic.
 # - log writer: batches of up to 10,000 messages (6 MB at most) gzip-compressed to S3 take about a
 #   second; 512 MB and 30 s, so the queue's visibility timeout (resources.PREDICTION_QUEUE: 240 s) is

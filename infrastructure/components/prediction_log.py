@@ -7,7 +7,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from mlops.cloud.logstore import LATE_PREFIX, PREDICTIONS_PREFIX
+from mlops.cloud.logstore import FEEDBACK_PREFIX, LATE_PREFIX, PREDICTIONS_PREFIX
 from mlops.shared.resources import (
     LOG_BUCKET,
     LOG_WRITER_BATCH_SIZE,
@@ -61,8 +61,10 @@ class PredictionLog(Construct):
             serving_layer=serving_layer,
             values={LOG_BUCKET.env_var: storage.logs.bucket_name},
         )
-        # A late object's marker is written first (mlops.serving.log_writer).
-        grant_objects(storage.logs, self.writer.role, (PREDICTIONS_PREFIX, LATE_PREFIX), write=True)
+        # A late object's marker is written first; feedback comes on the queue too (mlops.serving.log_writer).
+        grant_objects(
+            storage.logs, self.writer.role, (PREDICTIONS_PREFIX, LATE_PREFIX, FEEDBACK_PREFIX), write=True
+        )
         self.writer.function.add_event_source(
             event_sources.SqsEventSource(
                 self.queue,

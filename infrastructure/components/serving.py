@@ -14,12 +14,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from mlops.cloud.logstore import FEEDBACK_PREFIX, LATEST_REPORTS_PREFIX, REPORTS_PREFIX
+from mlops.cloud.logstore import LATEST_REPORTS_PREFIX, REPORTS_PREFIX
 from mlops.model.bundle import model_prefix
 from mlops.shared.resources import (
     ARTIFACT_BUCKET,
     FEEDBACK_TABLE,
-    LOG_BUCKET,
     PREDICTION_QUEUE,
     REGISTRY_TABLE,
     REPORT_BUCKET,
@@ -131,11 +130,12 @@ class Serving(Construct):
         self.feedback = make(
             "Feedback",
             {
-                LOG_BUCKET.env_var: storage.logs.bucket_name,
+                PREDICTION_QUEUE.env_var: prediction_log.queue.queue_url,
                 FEEDBACK_TABLE.env_var: registry.feedback.table_name,
             },
         )
-        grant_objects(storage.logs, self.feedback.role, (FEEDBACK_PREFIX,), write=True)
+        # Feedback is queued with the prediction logs; the log writer writes it to S3 in batches.
+        prediction_log.queue.grant_send_messages(self.feedback.role)
         registry.feedback.grant(self.feedback.role, *FEEDBACK_INDEX_ACTIONS)
 
         self.admin = make(

@@ -77,7 +77,9 @@ def test_log_writer_stores_what_predict_queued(
     assert answered[0]["prediction_id"] in logged
 
 
-def test_feedback_is_stored_once(artifact: ReadOnlyArtifact, server_stack: ServerStack) -> None:
+def test_feedback_is_queued_once_and_the_log_writer_stores_it(
+    artifact: ReadOnlyArtifact, server_stack: ServerStack
+) -> None:
     event = load_event("feedback_single.json")
     with server_stack.run(artifact, "Feedback") as feedback:
         first = feedback.invoke(event)
@@ -85,6 +87,10 @@ def test_feedback_is_stored_once(artifact: ReadOnlyArtifact, server_stack: Serve
     assert first["statusCode"] == 200, first
     assert response_json(first)["stored"] == 1
     assert response_json(again)["duplicates"] == 1
+    messages = drain_queue(server_stack.stack)
+    assert len(messages) == 1
+    with server_stack.run(artifact, "LogWriter") as writer:
+        assert writer.invoke(sqs_event_from(messages)) == {"batchItemFailures": []}
     bucket = server_stack.stack.env[LOG_BUCKET.env_var]
     assert len(list(list_keys(server_stack.stack.s3, bucket, FEEDBACK_PREFIX))) == 1
 

@@ -86,14 +86,14 @@ def test_a_new_set_of_local_functions_starts_cold(monkeypatch):
     from mlops.handlers import feedback
     from mlops.local.invoke import LocalLambdas
 
-    monkeypatch.setenv("MLOPS_LOG_BUCKET", "earlier-logs")
+    monkeypatch.setenv("MLOPS_PREDICTION_QUEUE_URL", "earlier-queue")
     monkeypatch.setenv("MLOPS_FEEDBACK_TABLE", "earlier-feedback")
-    assert feedback.settings().log_bucket == "earlier-logs"
+    assert feedback.settings().prediction_queue_url == "earlier-queue"
 
     # When a new stack's functions load it
-    monkeypatch.setenv("MLOPS_LOG_BUCKET", "new-logs")
+    monkeypatch.setenv("MLOPS_PREDICTION_QUEUE_URL", "new-queue")
     LocalLambdas("new").handler("feedback")
 
     # Then it reads its settings again, as a new execution environment would
-    assert feedback.settings().log_bucket == "new-logs"
+    assert feedback.settings().prediction_queue_url == "new-queue"
     feedback.settings.cache_clear()

@@ -1,4 +1,4 @@
-"""SQS redelivers: each prediction still counts once for the monitor, retraining and Athena."""
+"""SQS redelivers: each prediction and each label still counts once for the monitor, retraining and Athena."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from mlops.cloud.logstore import FeedbackRecord, feedback_key, unique_predictions_sql, write_feedback
 from mlops.cloud.storage import iso, read_jsonl_gz
+from mlops.handlers import feedback as feedback_handler
 from mlops.handlers import log_writer as log_writer_handler
 from mlops.handlers import monitor
 from mlops.handlers import predict as predict_handler
 from mlops.model.spec import ModelSpec
 from mlops.retraining.data import labelled_production_rows
 from mlops.shared import clock
-from mlops.shared.resources import LOG_BUCKET
+from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.integration.serving_helpers import (
     CONTEXT,
@@ -174,3 +175,48 @@ def test_first_copy_in_key_order_wins_and_memory_is_one_partition(aws_stack):
     assert first.keep(hour + "b.jsonl.gz", ["p3", "p1", "p3"]) == [True, False, False]
     # and a new partition starts afresh
     assert first.keep("predictions/model_version=1/dt=2026-11-20/hour=10/c.jsonl.gz", ["p1"]) is None
+
+
+def run_monitor_at(stack: Any, at: datetime) -> dict[str, Any]:
+    """The scheduled run at `at`, and the report of its one version."""
+    monitor.settings.cache_clear()
+    clock.use(lambda: at)
+    event = {**load_event("monitor_schedule.json"), "time": iso(at)}
+    (version,) = monitor.handler(event, CONTEXT)["versions"]
+    body = stack.s3.get_object(Bucket=stack.env[REPORT_BUCKET.env_var], Key=version["report_key"])["Body"]
+    return dict(json.loads(body.read()))
+
+
+def test_a_feedback_message_redelivered_after_a_run_counts_once_in_the_next(
+    champion, predict_runtime, aws_stack, fresh_settings, served_at
+):
+    # Given 30 predictions logged at 09:30
+    ids, _ = serve(requests=10, rows=3)
+    assert log_writer_handler.handler(sqs_event_from(drain_queue(aws_stack)), CONTEXT) == {
+        "batchItemFailures": []
+    }
+    # and, at 09:40, one request of feedback for them and for 5 predictions never logged
+    clock.use(lambda: SERVED_AT + timedelta(minutes=10))
+    items = [{"prediction_id": pid, "label": i % 2, "source": "explicit"} for i, pid in enumerate(ids)]
+    items += [{"prediction_id": f"never-logged-{i}", "label": 1, "source": "implicit"} for i in range(5)]
+    response = feedback_handler.handler(
+        with_body(load_event("feedback_batch.json"), {"items": items}), CONTEXT
+    )
+    assert response_json(response)["stored"] == 35
+    (message,) = drain_queue(aws_stack)
+    assert log_writer_handler.handler(sqs_event_from([message]), CONTEXT) == {"batchItemFailures": []}
+    first = run_monitor_at(aws_stack, datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    assert first["labels"]["label_count"] == 30
+    assert (first["labels"]["feedback_received"], first["labels"]["unmatched_feedback"]) == (35, 5)
+
+    # When SQS delivers the feedback message again after that run (the writer timed out after writing)
+    clock.use(lambda: datetime(2026, 11, 20, 10, 30, tzinfo=UTC))
+    assert log_writer_handler.handler(sqs_event_from([message]), CONTEXT) == {"batchItemFailures": []}
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    assert len(aws_stack.s3.list_objects_v2(Bucket=bucket, Prefix="feedback/")["Contents"]) == 2
+
+    # Then the next run reads the copy and counts every label and feedback record once
+    second = run_monitor_at(aws_stack, datetime(2026, 11, 20, 11, 0, tzinfo=UTC))
+    assert second["labels"]["label_count"] == 30
+    assert (second["labels"]["feedback_received"], second["labels"]["unmatched_feedback"]) == (35, 5)
+    assert second["performance"]["value"] == first["performance"]["value"]

@@ -38,7 +38,7 @@ from tests.conftest import AwsStack, register_and_promote
 from tests.iam.conftest import create_retrain_function
 from tests.iam.enforcement import IamEnforcer
 from tests.iam.policy import authorizations
-from tests.integration.serving_helpers import CONTEXT, drain_queue, load_event, response_json
+from tests.integration.serving_helpers import CONTEXT, drain_queue, load_event, response_json, sqs_event_from
 from tests.traffic import log_traffic
 
 
@@ -71,17 +71,25 @@ def test_predict_answers_and_queues_its_log_as_the_predict_role(
     assert [q["prediction_id"] for q in queued] == [[p["prediction_id"] for p in body["predictions"]]]
 
 
-def test_feedback_is_stored_once_as_the_feedback_role(iam: IamEnforcer, aws_stack: AwsStack) -> None:
+def test_feedback_is_queued_as_the_feedback_role_and_written_as_the_log_writer_role(
+    iam: IamEnforcer, aws_stack: AwsStack
+) -> None:
     feedback_handler.settings.cache_clear()
+    log_writer_handler.settings.cache_clear()
     event = load_event("feedback_single.json")
     try:
         with iam.acting_as("Feedback"):
             first, _ = _answer(feedback_handler.handler(event, CONTEXT))
             second, _ = _answer(feedback_handler.handler(event, CONTEXT))
+        messages = drain_queue(aws_stack)
+        with iam.acting_as("LogWriter"):
+            answer = log_writer_handler.handler(sqs_event_from(messages), CONTEXT)
     finally:
         feedback_handler.settings.cache_clear()
+        log_writer_handler.settings.cache_clear()
 
     assert (first, second) == (200, 200)
+    assert (len(messages), answer) == (1, {"batchItemFailures": []})
     keys = list(list_keys(aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], "feedback/"))
     assert len(keys) == 1
 

@@ -230,9 +230,12 @@ def test_log_writers_may_only_put_objects_under_their_own_prefix(synth: Synthesi
         ]
 
     writer_puts = puts(stack.prediction_log.writer.role)
-    feedback_puts = puts(stack.serving.feedback.role)
-    assert len(writer_puts) == 1 and '"/predictions/*"' in writer_puts[0]
-    assert len(feedback_puts) == 1 and '"/feedback/*"' in feedback_puts[0]
+    assert len(writer_puts) == 1
+    for prefix in ("predictions", "late", "feedback"):
+        assert f'"/{prefix}/*"' in writer_puts[0]
+    assert '"/reports/' not in writer_puts[0]
+    # Predict and feedback queue their records; only the log writer writes the logs.
+    assert puts(stack.serving.feedback.role) == []
     assert puts(stack.serving.predict.role) == []
 
 

@@ -65,6 +65,18 @@ def drain_queue(stack: AwsStack) -> list[dict[str, Any]]:
         )
 
 
+def deliver_queued(stack: AwsStack) -> dict[str, Any]:
+    """Deliver every queued message to the log writer in one batch, as the event source mapping does;
+    returns its answer (the batch item failures)."""
+    from mlops.handlers import log_writer as log_writer_handler
+
+    messages = drain_queue(stack)
+    if not messages:
+        return {"batchItemFailures": []}
+    answer: dict[str, Any] = log_writer_handler.handler(sqs_event_from(messages), CONTEXT)
+    return answer
+
+
 def sqs_event_from(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """An SQS event for the log writer carrying `messages` as received from the queue."""
     template = load_event("log_writer_batch.json")["Records"][0]

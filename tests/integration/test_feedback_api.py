@@ -1,4 +1,5 @@
-"""Feedback function on moto: stored once however often it is sent, validated like predict."""
+"""Feedback function on moto: stored once however often it is sent, validated like predict, queued
+with the prediction logs and written by the log writer, many requests to one object."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from mlops.cloud.logstore import iter_feedback
 from mlops.cloud.storage import utcnow
 from mlops.handlers import feedback as feedback_handler
 from mlops.serving.contract import ErrorBody, FeedbackResponse
-from mlops.shared.resources import LOG_BUCKET
+from mlops.shared.resources import LOG_BUCKET, PREDICTION_QUEUE
 
-from tests.integration.serving_helpers import CONTEXT, load_event, response_json, with_body
+from tests.integration.serving_helpers import (
+    CONTEXT,
+    deliver_queued,
+    drain_queue,
+    load_event,
+    response_json,
+    with_body,
+)
 
 
 def call(event):
@@ -20,6 +28,8 @@ def call(event):
 
 
 def stored(aws_stack):
+    """The feedback in S3 once the log writer has taken what is queued."""
+    assert deliver_queued(aws_stack) == {"batchItemFailures": []}
     # Feedback is partitioned by the day it was received: today, give or take a midnight.
     now = utcnow()
     return list(
@@ -148,3 +158,58 @@ def test_feedback_bad_requests(aws_stack, fresh_settings, subtests):
     wrong_type = load_event("feedback_single.json")
     wrong_type["headers"]["content-type"] = "application/x-www-form-urlencoded"
     assert call(wrong_type)[0] == 415
+
+
+def test_many_requests_make_one_object_and_nothing_is_written_before_the_log_writer(
+    aws_stack, fresh_settings
+):
+    ids = [f"pred-{i:03d}" for i in range(40)]
+    for pid in ids:
+        status, _ = call(
+            with_body(
+                load_event("feedback_single.json"), {"prediction_id": pid, "label": 1, "source": "implicit"}
+            )
+        )
+        assert status == 200
+    assert _feedback_keys(aws_stack) == []
+
+    records = stored(aws_stack)
+
+    assert sorted(r.prediction_id for r in records) == ids
+    assert len(_feedback_keys(aws_stack)) == 1
+
+
+def test_a_feedback_message_delivered_twice_is_read_once(aws_stack, fresh_settings):
+    call(load_event("feedback_batch.json"))
+    messages = drain_queue(aws_stack)
+    # SQS is at-least-once: the log writer can get a message again in a later batch.
+    from mlops.handlers import log_writer as log_writer_handler
+
+    from tests.integration.serving_helpers import sqs_event_from
+
+    for _ in range(2):
+        assert log_writer_handler.handler(sqs_event_from(messages), CONTEXT) == {"batchItemFailures": []}
+
+    assert len(_feedback_keys(aws_stack)) == 2
+    records = stored(aws_stack)
+    assert sorted((r.prediction_id, r.source) for r in records) == sorted(
+        (i["prediction_id"], i["source"])
+        for i in json.loads(load_event("feedback_batch.json")["body"])["items"]
+    )
+
+
+def test_feedback_the_queue_refuses_is_not_kept_and_a_retry_stores_it(aws_stack, fresh_settings, monkeypatch):
+    url = aws_stack.env[PREDICTION_QUEUE.env_var]
+    monkeypatch.setenv(PREDICTION_QUEUE.env_var, url + "-missing")
+    feedback_handler.settings.cache_clear()
+
+    status, body = call(load_event("feedback_batch.json"))
+
+    assert status == 503
+    ErrorBody.model_validate(body)
+    assert "could not be queued" in body["error"]
+    monkeypatch.setenv(PREDICTION_QUEUE.env_var, url)
+    feedback_handler.settings.cache_clear()
+    status, body = call(load_event("feedback_batch.json"))
+    assert (status, body["duplicates"]) == (200, 0)
+    assert body["stored"] == len(stored(aws_stack)) > 0

@@ -1,4 +1,5 @@
-"""Log-writer function on moto: one object per (version, hour), partial batch failures reported."""
+"""Log-writer function on moto: one object per (version, hour), a batch's feedback as one object,
+partial batch failures reported."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import ClientError
 from mlops.cloud import aws
-from mlops.cloud.logstore import LATE_PREFIX, late_hours_since
+from mlops.cloud.logstore import FEEDBACK_PREFIX, LATE_PREFIX, FeedbackRecord, late_hours_since
 from mlops.cloud.storage import iso, list_keys, read_jsonl_gz
 from mlops.handlers import log_writer as log_writer_handler
+from mlops.serving.log_queue import feedback_bodies
 from mlops.shared.resources import LOG_BUCKET
 
 from tests.integration.serving_helpers import CONTEXT, load_event
@@ -164,3 +166,37 @@ def test_a_late_object_whose_marker_cannot_be_written_is_not_written_and_its_mes
         r["messageId"] for r in event["Records"]
     )
     assert _objects(aws_stack) == {}
+
+
+def test_feedback_in_a_batch_of_predictions_is_one_object_and_a_malformed_one_fails_alone(
+    aws_stack, fresh_settings
+):
+    # Given the sample batch of predictions, two feedback messages and a feedback message that is not
+    event = load_event("log_writer_batch.json")
+    template = event["Records"][0]
+    records = [
+        FeedbackRecord(
+            prediction_id=f"p-{i}",
+            label=i % 2,
+            source="explicit",
+            observed_at="2025-11-27T10:30:00.000000Z",
+            received_at="2025-11-27T10:30:00.000000Z",
+        )
+        for i in range(6)
+    ]
+    bodies = [body for body, _ in feedback_bodies(records, max_bytes=500)]
+    assert len(bodies) >= 2
+    bad = '{"feedback": 1, "records": [{"prediction_id": "p-9"}]}'
+    extra = [{**template, "messageId": f"fb-{i}", "body": b} for i, b in enumerate([*bodies, bad])]
+    event["Records"] = [*event["Records"], *extra]
+
+    # When the log writer takes the batch
+    answer = log_writer_handler.handler(event, CONTEXT)
+
+    # Then the bad message fails alone, the predictions are written as before and the feedback as one object
+    assert answer == {"batchItemFailures": [{"itemIdentifier": f"fb-{len(bodies)}"}]}
+    assert len(_objects(aws_stack)) == 2
+    bucket = aws_stack.env[LOG_BUCKET.env_var]
+    (key,) = list_keys(aws_stack.s3, bucket, FEEDBACK_PREFIX)
+    stored = read_jsonl_gz(aws_stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert [FeedbackRecord.model_validate(r) for r in stored] == records

@@ -28,6 +28,7 @@ from tests.conftest import register_and_promote
 from tests.integration.serving_helpers import (
     CONTEXT,
     FakeClock,
+    deliver_queued,
     drain_queue,
     load_event,
     response_json,
@@ -148,6 +149,7 @@ def test_numeric_feedback_is_stored_once_and_checked_against_the_range(served, a
     status, body = call(feedback_handler, feedback_event([items[0] | {"label": 130.0}]))
     assert status == 200 and body["conflicts"] == 1
     # then the stored truth is what was first sent, as numbers
+    assert deliver_queued(aws_stack) == {"batchItemFailures": []}
     now = utcnow()
     stored = iter_feedback(
         aws_stack.s3, aws_stack.env[LOG_BUCKET.env_var], now - timedelta(days=1), now + timedelta(days=1)

@@ -1,4 +1,4 @@
-"""The prediction log message format: size limits, batching, retries, and reading it back."""
+"""The log queue's message formats (predictions, feedback): size limits, batching, retries, reading back."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import json
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
+from mlops.cloud.logstore import FeedbackRecord
 from mlops.serving.log_queue import (
     FALLBACK_PIECE_BYTES,
     MAX_BATCH_ENTRIES,
     SEND_CALL_SECONDS,
     MalformedMessage,
     PredictionBatch,
+    decode_message,
     fallback_pieces,
+    feedback_bodies,
+    is_feedback,
     message_bodies,
+    parse_feedback,
     parse_message,
     send_batches,
     send_bodies,
@@ -253,3 +258,52 @@ def test_fallback_pieces_fit_a_log_event_and_read_back_as_every_record_once(clie
 def test_malformed_messages_are_refused(body):
     with pytest.raises(MalformedMessage):
         parse_message(body)
+
+
+def feedback_of(n: int) -> list[FeedbackRecord]:
+    return [
+        FeedbackRecord(
+            prediction_id=f"prediction-{i:06d}",
+            label=i % 2,
+            source="explicit" if i % 3 else "implicit",
+            observed_at="2025-11-27T10:15:30.000000Z",
+            received_at="2025-11-27T11:00:00.000000Z",
+        )
+        for i in range(n)
+    ]
+
+
+def test_feedback_is_cut_into_messages_under_the_limit_and_read_back_in_order():
+    records = feedback_of(3000)
+
+    bodies = feedback_bodies(records, max_bytes=20_000)
+
+    assert len(bodies) > 10
+    assert all(len(body) <= 20_000 and body.isascii() for body, _ in bodies)
+    assert [r for _, held in bodies for r in held] == records
+    decoded = [decode_message(body) for body, _ in bodies]
+    assert all(is_feedback(d) for d in decoded)
+    assert [r for d in decoded for r in parse_feedback(d)] == records
+    # A prediction message is not taken for feedback.
+    assert not is_feedback(decode_message(message_bodies(batch_of(2))[0]))
+
+
+def test_one_feedback_record_over_the_limit_is_refused():
+    with pytest.raises(ValueError, match="over the 100 limit"):
+        feedback_bodies(feedback_of(1), max_bytes=100)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"feedback": 2, "records": []}, "format 1"),
+        ({"feedback": 1}, "non-empty list"),
+        ({"feedback": 1, "records": []}, "non-empty list"),
+        ({"feedback": 1, "records": [{"prediction_id": "a"}]}, "invalid feedback record"),
+        ({"feedback": 1, "records": [{**feedback_of(1)[0].model_dump(), "prediction_id": ""}]}, "empty"),
+        ({"feedback": 1, "records": [{**feedback_of(1)[0].model_dump(), "received_at": "soon"}]}, "ISO 8601"),
+    ],
+)
+def test_malformed_feedback_messages_are_refused_naming_the_problem(data, problem):
+    with pytest.raises(MalformedMessage, match=problem):
+        parse_feedback(data)

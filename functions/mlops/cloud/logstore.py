@@ -11,16 +11,19 @@ Report bucket::
     reports/latest/model_version=<V>.json   (the latest summary; GET /model shows it)
     reports/history/<model>.json | <model>.html   (every run of the model: rows and the history page)
     gates/model_version=<V>/gate.json        (the gate report of a retraining candidate)
-    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/partial.json | rows.json.gz
-        (the monitor's profile of one hour partition, with the log objects it covers, and its rows)
-    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/day.json.gz
-        (the day's roll-up: each whole hour's profile, rows and labels in one object)
+    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/day.json.gz | hours.json.gz
+        (the day's roll-up: merged counts, each whole hour's manifest, rows and labels; and each
+        hour's own profile, for a window that cuts the day)
+    reports/partials/model_version=<V>/dt=<YYYY-MM-DD>/hour=<HH>/regression-hour.json.gz
+        (the regression monitor's profile of one hour partition, with its rows)
     reports/partials/labels.json   (how far the monitor has read feedback; labels not yet matched)
 
-Every object is gzip JSON Lines (one record a line). The Hive-style partitions let the
+Every log object is gzip JSON Lines (one record a line). The Hive-style partitions let the
 monitor read only its window (prune by version, day and hour) and let Athena query the
-logs with partition projection. Writers derive object keys from their input (prediction
-ids, feedback ids), so a retried write overwrites instead of duplicating.
+logs with partition projection. The log writer derives a prediction object's key from the
+prediction ids it holds, so a retried write overwrites instead of duplicating. A feedback
+object's key leads with the time it was written (the monitor reads feedback by arrival); the
+feedback index takes each (source, prediction) pair once, so readers keep one record of a pair.
 
 A prediction is counted once. SQS delivers at least once, so a message redelivered with
 other companions can put a prediction into a second object of its hour partition (never
@@ -441,11 +444,20 @@ def iter_predictions(
 
 
 def iter_feedback(s3: Any, bucket: str, start: datetime, end: datetime) -> Iterator[FeedbackRecord]:
-    """Feedback received in the days overlapping [start, end)."""
+    """Feedback received in the days overlapping [start, end), each (source, prediction) pair once.
+
+    The feedback index takes each pair once, so a second record of one is a copy (a message SQS
+    delivered twice, written into two objects): the first read is kept.
+    """
+    seen: set[tuple[str, str]] = set()
     for day in _days(start, end):
         for key in list_keys(s3, bucket, f"{FEEDBACK_PREFIX}dt={day:%Y-%m-%d}/"):
             for r in read_jsonl_gz(get_bytes(s3, bucket, key)):
-                yield FeedbackRecord.model_validate(r)
+                record = FeedbackRecord.model_validate(r)
+                pair = (record.source, record.prediction_id)
+                if pair not in seen:
+                    seen.add(pair)
+                    yield record
 
 
 def _latest(feedback: Iterable[FeedbackRecord]) -> dict[str, int | float]:

@@ -18,6 +18,7 @@ from mlops.serving.contract import (
     request_body,
 )
 from mlops.serving.feedback import LabelCheck, binary_label, submit_feedback
+from mlops.serving.log_queue import SEND_CLIENT_CONFIG
 from mlops.shared.observability import logger
 from mlops.shared.settings import FeedbackSettings
 
@@ -46,7 +47,7 @@ def settings() -> FeedbackSettings:
             503,
             described={
                 409: "A single item conflicts with the label already stored for it",
-                503: "Feedback could not be stored; nothing was kept, retry",
+                503: "Feedback could not be stored; what was not kept is named, retry",
             },
         ),
     },
@@ -58,8 +59,8 @@ def post_feedback() -> dict[str, Any]:
     return submit_feedback(
         aws.client("dynamodb"),
         config.feedback_table,
-        aws.client("s3"),
-        config.log_bucket,
+        aws.client("sqs", config=SEND_CLIENT_CONFIG),
+        config.prediction_queue_url,
         payload,
         config.max_batch_items,
         check_label=label_check(config),

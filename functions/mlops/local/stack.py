@@ -288,7 +288,7 @@ class LocalStack:
     # -- the event source mapping and schedules --------------------------------------------
 
     def drain_queue(self, max_rounds: int = 10_000) -> int:
-        """Deliver every waiting prediction message to the log writer; returns how many were written."""
+        """Deliver every waiting message (predictions, feedback) to the log writer; returns how many went."""
         written = 0
         for _ in range(max_rounds):
             n = self._poll_once(wait=0)

@@ -183,7 +183,8 @@ def label_join_sql(
     return (
         "SELECT p.prediction_id, f.label, f.source, f.observed_at, f.received_at\n"
         f"FROM (SELECT prediction_id FROM {predictions} WHERE {where}) p\n"
-        "JOIN (SELECT prediction_id, label, source, observed_at, received_at "
+        # DISTINCT: a feedback message SQS delivered twice can sit in two objects (mlops.serving.log_writer).
+        "JOIN (SELECT DISTINCT prediction_id, label, source, observed_at, received_at "
         f"FROM {feedback} WHERE dt >= {_text(f'{received_from:%Y-%m-%d}')} "
         f"AND dt <= {_text(f'{received_until:%Y-%m-%d}')} "
         f"AND received_at >= {_text(first)} AND received_at <= {_text(last)}) f\n"

@@ -122,6 +122,19 @@ def new_feedback(
     return records, sorted(set(keep))
 
 
+def unique_feedback(records: Iterable[FeedbackRecord], pending: Iterable[Label]) -> list[FeedbackRecord]:
+    """`records` without copies: the feedback index takes each (source, prediction) pair once, so a
+    pair read twice, or a label that already waits, is a message SQS delivered twice."""
+    seen = {(x.rank[0], x.prediction_id) for x in pending}
+    out = []
+    for fb in records:
+        pair = (1 if fb.source == "explicit" else 0, fb.prediction_id)
+        if pair not in seen:
+            seen.add(pair)
+            out.append(fb)
+    return out
+
+
 def advanced(
     state: LabelState,
     records: list[FeedbackRecord],

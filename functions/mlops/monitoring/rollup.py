@@ -140,8 +140,11 @@ class HourLabels:
     def by_id(self, rows: HourRows) -> dict[str, list[Label]]:
         return {rows.prediction_ids[i]: held for i, held in self.records.items()}
 
-    def join(self, rows: HourRows, labels: Mapping[str, Sequence[Label]]) -> set[str]:
-        """Add the records of `labels` (id -> records) to the rows they label; returns the ids matched."""
+    def join(
+        self, rows: HourRows, labels: Mapping[str, Sequence[Label]], held_already: set[Label] | None = None
+    ) -> set[str]:
+        """Add the records of `labels` (id -> records) to the rows they label; returns the ids matched.
+        Records the rows held already are added to `held_already`."""
         matched: set[str] = set()
         if not labels:
             return matched
@@ -163,6 +166,8 @@ class HourLabels:
                 if x not in held:
                     held.append(x)
                     self.changed = True
+                elif held_already is not None:
+                    held_already.add(x)
         return matched
 
     def received_in(self, lo: str, hi: str) -> int:
@@ -333,6 +338,8 @@ class WindowLabels:
     matched_stored: set[str] = field(default_factory=set)
     # feedback records received in the window that label one of its predictions
     received_matched: int = 0
+    # records an hour held before they were joined (a copy of a message SQS delivered twice)
+    held_already: set[Label] = field(default_factory=set)
 
 
 def _read_day(
@@ -498,8 +505,9 @@ def window_from_rollups(
                 recounted.add(day_name)
                 day.counts_changed = True
             continue
+        joined_held = current and held is not None
         if current and held is not None:
-            found.matched_stored |= held.labels.join(held.rows, labels)
+            found.matched_stored |= held.labels.join(held.rows, labels, found.held_already)
             if held.labels.changed:
                 dirty.add(day_name)
         partial: HourPartial | None
@@ -536,7 +544,8 @@ def window_from_rollups(
             earlier = held.labels.by_id(held.rows) if held is not None else {}
             fresh = HourLabels()
             fresh.join(rows, earlier)
-            matched = fresh.join(rows, labels)
+            # (`earlier` holds this run's labels when they were joined above: no copies to find again.)
+            matched = fresh.join(rows, labels, None if joined_held else found.held_already)
             if rows.joined is not None:
                 # The engine joined the hour to the window's feedback where the data lives.
                 matched |= fresh.join(rows, sql_labels(rows.joined))

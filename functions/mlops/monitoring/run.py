@@ -41,6 +41,7 @@ from mlops.monitoring.labels import (
     labels_of,
     new_feedback,
     read_label_state,
+    unique_feedback,
     write_label_state,
 )
 from mlops.monitoring.lease import release_lease, take_lease
@@ -419,11 +420,14 @@ def _run_monitor(
     late: set[tuple[int, datetime]] | None = None
     if selected and state.read_until is not None:
         late = late_hours_since(s3, settings.log_bucket, parse_time(state.read_until) - LANDING_MARGIN)
+    # Copies of what an earlier run read (a message SQS delivered twice) wait and count once.
+    records = unique_feedback(records, state.pending_labels())
     waiting: list[Label] = [*state.pending_labels(), *labels_of(records)]
     labels: dict[str, list[Label]] = {}
     for label in waiting:
         labels.setdefault(label.prediction_id, []).append(label)
     matched_stored: set[str] = set()
+    held_already: set[Label] = set()
     received_matched = 0
     accumulated: list[tuple[VersionReference, WindowAccumulator]] = []
     for version in selected:
@@ -453,8 +457,10 @@ def _run_monitor(
         )
         matched_stored |= found.matched_stored
         received_matched += found.received_matched
+        held_already |= found.held_already
         accumulated.append((reference, acc))
-    after = advanced(state, records, seen, matched_stored, now)
+    counted = [r for r in records if Label.of(r) not in held_already]
+    after = advanced(state, counted, seen, matched_stored, now)
     if selected and not write_label_state(s3, settings.report_bucket, after, state_etag):
         logger.warning("another run moved the label state; the next run reads from the older point")
     result.reads.feedback_gets += feedback_reads.gets

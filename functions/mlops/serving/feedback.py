@@ -1,13 +1,16 @@
 """Accept ground truth for predictions, store each (prediction, source) pair once.
 
 Idempotency is a conditional put of ``<source>#<prediction_id>`` into the feedback
-index table before the S3 write; if the write fails the claims are released again, so
-a retried request stores what the failed one did not. Feedback for a prediction id we
-never logged is accepted: monitoring counts it as unmatched.
+index table before the records are queued. They go to the log queue, and the log writer gathers
+the feedback of many requests into one object (`mlops.serving.log_writer`): one S3 write per
+batch, and one read for the monitor, instead of one per request. A message SQS did not take has
+its claims released again, so a retried request stores what the failed one did not. Feedback for
+a prediction id we never logged is accepted: monitoring counts it as unmatched.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,8 +18,9 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.cloud.logstore import FeedbackRecord, feedback_key, write_feedback
+from mlops.cloud.logstore import FeedbackRecord
 from mlops.cloud.storage import aws_call, error_code, iso, parse_time, utcnow
+from mlops.serving.log_queue import feedback_bodies, send_bodies
 from mlops.serving.validation import Problem, problem
 from mlops.shared.errors import ConflictError, MlopsError, StorageError, UnavailableError, ValidationFailed
 
@@ -25,6 +29,8 @@ MAX_ID_LENGTH = 128
 ITEM_FIELDS = frozenset({"prediction_id", "label", "source", "observed_at"})
 # Long enough to cover any realistic label delay; the row is only a duplicate guard.
 CLAIM_TTL = timedelta(days=400)
+# How long a request may spend queueing its records (the function's timeout is 10 s).
+SEND_SECONDS = 5.0
 
 Status = Literal["stored", "duplicate", "conflict"]
 
@@ -165,14 +171,14 @@ def _release(dynamodb: Any, table: str, items: list[FeedbackItem]) -> None:
 def submit_feedback(
     dynamodb: Any,
     table: str,
-    s3: Any,
-    bucket: str,
+    sqs: Any,
+    queue_url: str,
     payload: Any,
     max_items: int,
     now: Callable[[], datetime] = utcnow,
     check_label: LabelCheck = binary_label,
 ) -> dict[str, Any]:
-    """Validate, deduplicate and store feedback; the answer gives each item's status."""
+    """Validate, deduplicate and queue feedback; the answer gives each item's status."""
     items, single = feedback_items(payload, max_items, check_label)
     received = now()
     statuses: dict[str, Status] = {}
@@ -187,21 +193,29 @@ def submit_feedback(
             statuses[item.key] = _claim(dynamodb, table, item, received)
             if statuses[item.key] == "stored":
                 claimed.append(item)
-        if claimed:
-            records = [
-                FeedbackRecord(
-                    prediction_id=c.prediction_id,
-                    label=c.label,
-                    source=c.source,
-                    observed_at=c.observed_at or iso(received),
-                    received_at=iso(received),
-                )
-                for c in claimed
-            ]
-            write_feedback(s3, bucket, feedback_key(received, [c.key for c in claimed]), records)
     except MlopsError as err:
         _release(dynamodb, table, claimed)
         raise UnavailableError(f"feedback could not be stored, nothing was kept; retry: {err}") from err
+    if claimed:
+        records = [
+            FeedbackRecord(
+                prediction_id=c.prediction_id,
+                label=c.label,
+                source=c.source,
+                observed_at=c.observed_at or iso(received),
+                received_at=iso(received),
+            )
+            for c in claimed
+        ]
+        bodies = dict(feedback_bodies(records))
+        unsent = send_bodies(sqs, queue_url, list(bodies), deadline=time.monotonic() + SEND_SECONDS)
+        if unsent:
+            lost = {f"{r.source}#{r.prediction_id}" for body in unsent for r in bodies[body]}
+            _release(dynamodb, table, [c for c in claimed if c.key in lost])
+            raise UnavailableError(
+                f"{len(lost)} of {len(claimed)} feedback item(s) could not be queued and were not kept; "
+                "retry the request (items already kept answer 'duplicate')"
+            )
     answers = []
     for item in items:
         status = statuses[item.key]

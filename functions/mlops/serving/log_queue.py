@@ -1,4 +1,4 @@
-"""The prediction log queue: how predictions are packed into SQS messages, sent, and read back.
+"""The log queue: how predictions and feedback are packed into SQS messages, sent, and read back.
 
 One message carries the rows of one request, column by column, the features too::
 
@@ -21,6 +21,15 @@ several messages. Bodies stay under the SQS limit of 256 KiB per message and per
 SendMessageBatch call (at most 10 entries); entries SQS rejects are sent again.
 `parse_message` turns a message back into `PredictionRecord`s for the log writer.
 
+Feedback travels on the same queue, so the log writer gathers the labels of many requests into one
+object (one per batch, not one per request)::
+
+    {"feedback": 1, "records": [{"prediction_id": ..., "label": ..., "source": ...,
+     "observed_at": ..., "received_at": ...}, ...]}
+
+`feedback_bodies` cuts a request's records into such messages and `parse_feedback` reads one back;
+`decode_message` tells the two kinds apart.
+
 Sending has a time budget: the client waits at most `SEND_CALL_SECONDS` per call (no
 botocore retries) and no call starts that could end after the deadline, so a hanging or
 missing queue costs the predict function a bounded time. What could not be sent is cut
@@ -41,7 +50,12 @@ import orjson
 from botocore.config import Config
 from pydantic import ValidationError
 
-from mlops.cloud.logstore import AnyPredictionRecord, PredictionRecord, RegressionPredictionRecord
+from mlops.cloud.logstore import (
+    AnyPredictionRecord,
+    FeedbackRecord,
+    PredictionRecord,
+    RegressionPredictionRecord,
+)
 from mlops.cloud.storage import aws_call, parse_time
 from mlops.shared.errors import StorageError
 from mlops.shared.resources import SEND_CALL_SECONDS, SEND_CONNECT_TIMEOUT, SEND_READ_TIMEOUT
@@ -49,6 +63,8 @@ from mlops.shared.resources import SEND_CALL_SECONDS, SEND_CONNECT_TIMEOUT, SEND
 MESSAGE_FORMAT = 2
 # Format 1 (features as row objects) is what earlier releases queued; the log writer still reads it.
 READABLE_FORMATS = (1, 2)
+# A feedback message is the object {"feedback": FEEDBACK_FORMAT, "records": [...]}.
+FEEDBACK_FORMAT = 1
 SQS_MAX_BYTES = 256 * 1024
 # Headroom under the hard limit for the request envelope SQS counts against it.
 MAX_BODY_BYTES = SQS_MAX_BYTES - 2048
@@ -309,7 +325,7 @@ def send_bodies(
                 break
             entries = [{"Id": str(i), "MessageBody": body} for i, body in pending.items()]
             try:
-                with aws_call(f"send {len(entries)} prediction log message(s) to {queue_url}"):
+                with aws_call(f"send {len(entries)} log message(s) to {queue_url}"):
                     out = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
             except StorageError:
                 continue
@@ -382,13 +398,81 @@ def pieces_in_log_event(message: str) -> list[str]:
     return found
 
 
-def parse_message(body: str) -> list[AnyPredictionRecord]:
-    """The records of one queue message; MalformedMessage says what is wrong with it."""
+def feedback_bodies(
+    records: Sequence[FeedbackRecord], max_bytes: int = MAX_BODY_BYTES
+) -> list[tuple[str, list[FeedbackRecord]]]:
+    """Feedback records as message bodies of at most `max_bytes` each, with the records of each."""
+    out: list[tuple[str, list[FeedbackRecord]]] = []
+    current: list[FeedbackRecord] = []
+    current_rows: list[str] = []
+    size = 0
+    envelope = len(_feedback_body([]))
+    for record in records:
+        row = json.dumps(record.model_dump(mode="json"), separators=(",", ":"), allow_nan=False)
+        if envelope + len(row) > max_bytes:
+            raise ValueError(f"one feedback record encodes to {len(row)} bytes, over the {max_bytes} limit")
+        if current and envelope + size + len(current_rows) + len(row) > max_bytes:
+            out.append((_feedback_body(current_rows), current))
+            current, current_rows, size = [], [], 0
+        current.append(record)
+        current_rows.append(row)
+        size += len(row)
+    if current:
+        out.append((_feedback_body(current_rows), current))
+    return out
+
+
+def _feedback_body(rows: Sequence[str]) -> str:
+    # ensure_ascii (json.dumps' default) keeps the length in characters the length in bytes.
+    return f'{{"feedback":{FEEDBACK_FORMAT},"records":[{",".join(rows)}]}}'
+
+
+def decode_message(body: str) -> dict[str, Any]:
+    """A queue message as JSON; MalformedMessage when it is not a JSON object."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, TypeError) as err:
         raise MalformedMessage(f"not JSON: {err}") from None
-    if not isinstance(data, dict) or data.get("v") not in READABLE_FORMATS:
+    if not isinstance(data, dict):
+        raise MalformedMessage("not a JSON object")
+    return data
+
+
+def is_feedback(data: Mapping[str, Any]) -> bool:
+    return "feedback" in data
+
+
+def parse_feedback(data: Mapping[str, Any]) -> list[FeedbackRecord]:
+    """The records of a decoded feedback message; MalformedMessage says what is wrong with it."""
+    if data.get("feedback") != FEEDBACK_FORMAT:
+        raise MalformedMessage(f"not a feedback message of format {FEEDBACK_FORMAT}")
+    rows = data.get("records")
+    if not isinstance(rows, list) or not rows:
+        raise MalformedMessage("a feedback message needs a non-empty list of records")
+    try:
+        records = [FeedbackRecord.model_validate(r) for r in rows]
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise MalformedMessage(f"invalid feedback record: {where}: {first['msg']}") from None
+    for i, record in enumerate(records):
+        if not record.prediction_id:
+            raise MalformedMessage(f"record {i}: empty prediction_id")
+        try:
+            parse_time(record.received_at)
+        except (ValueError, OverflowError):
+            raise MalformedMessage(f"record {i}: received_at is not an ISO 8601 time") from None
+    return records
+
+
+def parse_message(body: str) -> list[AnyPredictionRecord]:
+    """The records of one prediction message; MalformedMessage says what is wrong with it."""
+    return prediction_records(decode_message(body))
+
+
+def prediction_records(data: dict[str, Any]) -> list[AnyPredictionRecord]:
+    """The records of a decoded prediction message; MalformedMessage says what is wrong with it."""
+    if data.get("v") not in READABLE_FORMATS:
         raise MalformedMessage(
             f"not a prediction log message of format {' or '.join(map(str, READABLE_FORMATS))}"
         )

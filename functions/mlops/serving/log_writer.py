@@ -12,6 +12,12 @@ longer lists an hour once it settled, and reads the markers instead.
 Redelivery with other batch companions still lands a prediction in a second object: SQS
 is at-least-once, and object keys cannot know the other batches. Readers therefore count
 a prediction id once per hour partition (`mlops.cloud.logstore.FirstSeen`).
+
+The feedback messages of a batch become one feedback object, named by the time it is written
+(`mlops.cloud.logstore.feedback_key`), so the monitor's reading by arrival time finds it. The
+feedback index stores each (source, prediction) pair once, so two records of one pair in the log
+are copies of one message; the object holds the first, and readers keep one of copies that
+redelivery put into two objects (`mlops.cloud.logstore.iter_feedback`, the monitor's label state).
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ from datetime import datetime
 
 from mlops.cloud.logstore import (
     AnyPredictionRecord,
+    FeedbackRecord,
+    feedback_key,
     is_late,
     late_marker_key,
     prediction_key,
+    write_feedback,
     write_predictions,
 )
 from mlops.cloud.storage import parse_time, put_bytes, utcnow
@@ -100,3 +109,39 @@ def write_log_objects(
             continue
         written.append(obj.key)
     return written, failed
+
+
+@dataclass
+class FeedbackObject:
+    records: list[FeedbackRecord]
+    message_ids: list[str]
+
+    def key(self, now: datetime) -> str:
+        return feedback_key(now, [f"{r.source}#{r.prediction_id}" for r in self.records])
+
+
+def plan_feedback_object(messages: Sequence[tuple[str, Sequence[FeedbackRecord]]]) -> FeedbackObject | None:
+    """The feedback of a batch's (message id, records) pairs as one object, each (source, prediction)
+    pair once; None when the batch holds no feedback."""
+    held: dict[tuple[str, str], FeedbackRecord] = {}
+    ids: list[str] = []
+    for message_id, records in messages:
+        if message_id in ids:
+            continue
+        ids.append(message_id)
+        for record in records:
+            held.setdefault((record.source, record.prediction_id), record)
+    return FeedbackObject(list(held.values()), ids) if held else None
+
+
+def write_feedback_object(
+    s3: object, bucket: str, obj: FeedbackObject, now: datetime | None = None
+) -> tuple[list[str], list[str]]:
+    """Write the object, keyed by the time of writing (default: the clock); returns (keys written,
+    ids of messages that could not be written), as `write_log_objects` does."""
+    key = obj.key(now or utcnow())
+    try:
+        write_feedback(s3, bucket, key, obj.records)
+    except MlopsError:
+        return [], list(obj.message_ids)
+    return [key], []

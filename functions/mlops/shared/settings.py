@@ -70,7 +70,8 @@ class ServingSettings(_Base):
 
 
 class FeedbackSettings(EnvironmentSettings):
-    log_bucket: str = Field(validation_alias=r.LOG_BUCKET.env_var)
+    # Feedback is queued with the prediction logs; the log writer writes it (mlops.serving.feedback).
+    prediction_queue_url: str = Field(validation_alias=r.PREDICTION_QUEUE.env_var)
     feedback_table: str = Field(validation_alias=r.FEEDBACK_TABLE.env_var)
     max_batch_items: int = Field(
         DEFAULT_MAX_FEEDBACK_ITEMS, ge=1, le=10000, validation_alias="MLOPS_MAX_FEEDBACK_ITEMS"
