@@ -48,6 +48,13 @@ class Layer(StrEnum):
         return self is Layer.ML
 
 
+# The AWS services the functions on the serving layer call. The layer carries its own AWS SDK (the
+# runtime's version, layers/runtime/requirements.txt) with the data of these services only: a
+# first client parses far less (layers/build.py `slim_sdk`). A test checks the functions' code
+# asks for no other.
+SERVING_SDK_SERVICES = ("dynamodb", "lambda", "s3", "sqs")
+
+
 @dataclass(frozen=True)
 class FunctionDef:
     key: str

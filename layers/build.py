@@ -16,7 +16,9 @@ context in layers/build/ml-image instead; their set is still installed here to b
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -40,6 +42,7 @@ from infrastructure.lambdas import (  # noqa: E402
     LAYER_BUILD_DIR,
     LAYERS_DIR,
     REQUIRED_HEADROOM,
+    SERVING_SDK_SERVICES,
     UNZIPPED_LIMIT_BYTES,
     Layer,
     assemble_code_asset,
@@ -73,6 +76,7 @@ STRIP_PATHS = ("onnx/backend/test/data",)
 def _fingerprint(requirements: Path, arch: str) -> str:
     h = hashlib.sha256(requirements.read_bytes())
     h.update(repr((PYTHON_VERSION, arch, sorted(STRIP_DIR_NAMES), sorted(STRIP_SUFFIXES))).encode())
+    h.update(repr(SERVING_SDK_SERVICES).encode())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()
 
@@ -98,7 +102,62 @@ def _strip(site: Path) -> None:
             path.unlink()
 
 
-def _install(name: str, requirements: Path, site: Path, arch: str, shipped_at: str, force: bool) -> None:
+def _blank_documentation(value: object) -> object:
+    """A service model with every documentation text empty: the keys stay, as botocore reads some."""
+    if isinstance(value, dict):
+        return {
+            k: "" if k == "documentation" and isinstance(v, str) else _blank_documentation(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_blank_documentation(v) for v in value]
+    return value
+
+
+def slim_sdk(site: Path, services: tuple[str, ...]) -> None:
+    """Keep the AWS SDK's data for `services` only, so creating a client parses less.
+
+    A first client made botocore parse endpoints.json (every service in every region), list all
+    400-odd service folders, and parse each service model with its documentation: about 0.1 s
+    of a predict cold start, more than the three calls it then makes. What stays is botocore's
+    own data folder, so endpoint resolution works exactly as with the full SDK: `endpoints.json`
+    keeps the entries of `services` in every partition, and the service models every operation
+    and shape, with empty documentation texts, as plain JSON.
+    """
+    data = site / "botocore" / "data"
+    for folder in data.iterdir():
+        if folder.is_dir() and folder.name not in services:
+            shutil.rmtree(folder)
+    for service in services:
+        for version in (data / service).iterdir():
+            for path in list(version.iterdir()):
+                if path.name.startswith(("examples-1.", "waiters-2.")):
+                    path.unlink()
+                elif path.name in ("service-2.json", "service-2.json.gz"):
+                    raw = path.read_bytes()
+                    model = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+                    path.unlink()
+                    slim = json.dumps(_blank_documentation(model), separators=(",", ":"))
+                    (version / "service-2.json").write_text(slim)
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    for partition in endpoints["partitions"]:
+        partition["services"] = {k: v for k, v in partition["services"].items() if k in services}
+    (data / "endpoints.json").write_text(json.dumps(endpoints, separators=(",", ":")))
+    resources = site / "boto3" / "data"
+    for folder in resources.iterdir() if resources.is_dir() else ():
+        if folder.is_dir() and folder.name not in services:
+            shutil.rmtree(folder)
+
+
+def _install(
+    name: str,
+    requirements: Path,
+    site: Path,
+    arch: str,
+    shipped_at: str,
+    force: bool,
+    sdk_services: tuple[str, ...] | None = None,
+) -> None:
     """pip-install `requirements` for `arch` into `site`, strip it, compile it; skip if unchanged."""
     stamp = site.parent / f".{site.name}.fingerprint"
     fingerprint = _fingerprint(requirements, arch)
@@ -119,13 +178,16 @@ def _install(name: str, requirements: Path, site: Path, arch: str, shipped_at: s
     print(f"{name} ({arch}): {' '.join(cmd[3:])}", flush=True)
     subprocess.run(cmd, check=True)
     _strip(site)
+    if sdk_services is not None:
+        slim_sdk(site, sdk_services)
     compile_bytecode(site, shipped_at)
     stamp.write_text(fingerprint)
 
 
 def build(layer: Layer, arch: str = DEPLOYED_ARCH, force: bool = False) -> Path:
     out = layer_dir(layer, arch)
-    _install(f"layer {layer.value}", layer.requirements, out / "python", arch, LAYER_ROOT, force)
+    services = SERVING_SDK_SERVICES if layer is Layer.SERVING else None
+    _install(f"layer {layer.value}", layer.requirements, out / "python", arch, LAYER_ROOT, force, services)
     return out
 
 

@@ -153,18 +153,20 @@ class ServerStack:
             report = process.report()
         finally:
             process.close()
-        assert_ran_as_on_lambda(report, artifact)
+        assert_ran_as_on_lambda(report, artifact, function(key).layer)
 
 
-def assert_ran_as_on_lambda(report: dict[str, Any], artifact: ReadOnlyArtifact) -> None:
+def assert_ran_as_on_lambda(report: dict[str, Any], artifact: ReadOnlyArtifact, layer: Layer) -> None:
     """Python 3.12 in isolation, modules from where Lambda takes them, shipped bytecode, no writes."""
     assert report["python"][:2] == [3, 12]
     assert report["flags"] == {"isolated": 1, "no_site": 1}
     origins = report["origins"]
-    # The SDK from the runtime's folder; boto3 itself only if something imported it.
+    # The SDK from the serving layer, which carries its own (layers/build.py `slim_sdk`), or else
+    # from the runtime's folder; boto3 itself only if something imported it.
+    sdk = artifact.layers[layer] if layer is Layer.SERVING else artifact.runtime
     assert origins["botocore"] is not None, origins
     for name in ("boto3", "botocore"):
-        assert origins[name] is None or origins[name].startswith(str(artifact.runtime)), origins
+        assert origins[name] is None or origins[name].startswith(str(sdk)), origins
     assert origins["mlops"].startswith(str(artifact.task)), origins
     layers = tuple(str(p) for p in artifact.layers.values())
     for name in ("numpy", "pydantic", "aws_lambda_powertools"):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from infrastructure.artifact import ArtifactError, ArtifactLayout, LambdaProcess, host_arch, layer_dir
-from infrastructure.lambdas import CODE_ASSET_DIR, Layer
+from infrastructure.lambdas import CODE_ASSET_DIR, FUNCTIONS, LAYERS_DIR, SERVING_SDK_SERVICES, Layer
 from tests.artifact.conftest import ReadOnlyArtifact
 
 # PEP 552: bit 0 of the flags word says hash-based, bit 1 says check the source; 0b01 never checks.
@@ -47,11 +50,48 @@ def test_every_shipped_module_carries_unchecked_hash_bytecode(part: str, magic_3
     assert not problems, f"{len(problems)} modules under {root}, e.g. {problems[:5]}"
 
 
-@pytest.mark.parametrize("layer", list(Layer))
-def test_layers_leave_the_sdk_to_the_runtime(layer: Layer) -> None:
-    site = layer_dir(layer, host_arch()) / "python"
+def test_the_ml_layer_leaves_the_sdk_to_the_runtime() -> None:
+    site = layer_dir(Layer.ML, host_arch()) / "python"
     assert site.is_dir(), f"{site} is not built"
     assert not [name for name in ("boto3", "botocore", "s3transfer") if (site / name).exists()]
+
+
+def test_the_serving_layer_carries_the_runtime_sdk_with_the_data_of_the_services_it_calls() -> None:
+    site = layer_dir(Layer.SERVING, host_arch()) / "python"
+    assert site.is_dir(), f"{site} is not built"
+    # The runtime's pinned version...
+    pins = dict(
+        line.split("==")
+        for line in (LAYERS_DIR / "runtime" / "requirements.txt").read_text().splitlines()
+        if "==" in line
+    )
+    for name in ("boto3", "botocore"):
+        assert len(list(site.glob(f"{name}-{pins[name]}.dist-info"))) == 1, name
+    # ...with the data of its services only, every operation of each kept...
+    data = site / "botocore" / "data"
+    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == sorted(SERVING_SDK_SERVICES)
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    aws = next(p for p in endpoints["partitions"] if p["partition"] == "aws")
+    assert set(aws["services"]) == set(SERVING_SDK_SERVICES)
+    (s3_model,) = (data / "s3").glob("*/service-2.json")
+    assert {"GetObject", "PutObject", "ListObjectsV2"} <= set(json.loads(s3_model.read_text())["operations"])
+    # ...and the functions on the layer ask for no other service.
+    assert serving_layer_services() <= set(SERVING_SDK_SERVICES)
+
+
+def serving_layer_services() -> set[str]:
+    """The services the code of the serving layer's functions makes clients for (`aws.client("x")`)."""
+    handlers = [f.handler.rsplit(".", 1)[0] for f in FUNCTIONS if f.layer is Layer.SERVING]
+    probe = "import sys\n" + "".join(f"import {h}\n" for h in handlers)
+    probe += "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('mlops')))"
+    files = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=CODE_ASSET_DIR
+    ).stdout.split()
+    found = set()
+    for path in files:
+        found |= set(re.findall(r"\bclient\(\s*\"([a-z0-9-]+)\"", Path(path).read_text()))
+    assert "s3" in found and "sqs" in found, found  # the scan sees what it must
+    return found
 
 
 def test_a_module_missing_from_the_layer_fails_the_cold_start(

@@ -15,6 +15,7 @@ from mlops.model.training import TrainingResult, feature_frame
 from mlops.shared.resources import LOG_BUCKET
 
 from infrastructure.artifact import LambdaProcess
+from infrastructure.lambdas import Layer
 from tests.artifact.conftest import ReadOnlyArtifact, ServerStack, assert_ran_as_on_lambda
 from tests.integration.serving_helpers import drain_queue, load_event, response_json, sqs_event_from
 
@@ -112,4 +113,4 @@ def test_predict_ran_from_its_shipped_bytecode_without_writing(
 ) -> None:
     # given the answers above (which imported whatever a request imports lazily)
     # then no module was compiled from source and nothing could be written
-    assert_ran_as_on_lambda(predict.report(), artifact)
+    assert_ran_as_on_lambda(predict.report(), artifact, Layer.SERVING)
