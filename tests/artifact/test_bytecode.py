@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from infrastructure.artifact import ArtifactError, ArtifactLayout, LambdaProcess, host_arch, layer_dir
+from infrastructure.artifact import (
+    ArtifactError,
+    ArtifactLayout,
+    LambdaProcess,
+    host_arch,
+    lambda_python,
+    layer_dir,
+    runtime_dir,
+)
 from infrastructure.lambdas import CODE_ASSET_DIR, FUNCTIONS, LAYERS_DIR, SERVING_SDK_SERVICES, Layer
 from tests.artifact.conftest import ReadOnlyArtifact
 
@@ -77,6 +85,58 @@ def test_the_serving_layer_carries_the_runtime_sdk_with_the_data_of_the_services
     assert {"GetObject", "PutObject", "ListObjectsV2"} <= set(json.loads(s3_model.read_text())["operations"])
     # ...and the functions on the layer ask for no other service.
     assert serving_layer_services() <= set(SERVING_SDK_SERVICES)
+
+
+# Where each kept service sends one call, in a commercial, a GovCloud and a China region: with
+# virtual-host S3 addressing, FIPS-less defaults and each partition's DNS suffix.
+ENDPOINT_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import botocore.session
+
+class Sent(Exception):
+    pass
+
+def stop(request, **_):
+    raise Sent(request.url)
+
+calls = {
+    "s3": ("get_object", {"Bucket": "bucket-1", "Key": "a/b.json"}),
+    "dynamodb": ("get_item", {"TableName": "t", "Key": {"pk": {"S": "x"}}}),
+    "sqs": ("send_message", {"QueueUrl": "https://q.example/1/q", "MessageBody": "m"}),
+    "lambda": ("invoke", {"FunctionName": "f"}),
+}
+session = botocore.session.get_session()
+found = {"sdk": botocore.__file__.rsplit("/botocore/", 1)[0]}
+for region in ("us-east-1", "eu-central-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1"):
+    for service, (operation, params) in calls.items():
+        keys = {"aws_access_key_id": "a", "aws_secret_access_key": "b"}
+        client = session.create_client(service, region_name=region, **keys)
+        client.meta.events.register("before-send", stop)
+        try:
+            getattr(client, operation)(**params)
+        except Sent as sent:
+            found[f"{service} {region}"] = str(sent)
+print(json.dumps(found))
+"""
+
+
+def test_the_slimmed_sdk_resolves_every_endpoint_as_the_runtime_sdk_does() -> None:
+    arch = host_arch()
+    answers = []
+    for sdk in (layer_dir(Layer.SERVING, arch) / "python", runtime_dir(arch)):
+        out = subprocess.run(
+            [lambda_python(), "-I", "-S", "-c", ENDPOINT_PROBE, str(sdk)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        answers.append(json.loads(out.stdout))
+    slim, full = answers
+    assert slim.pop("sdk") != full.pop("sdk")  # two SDK folders really were compared
+    assert len(slim) == 5 * len(SERVING_SDK_SERVICES)
+    assert slim == full
+    assert slim["s3 us-east-1"].startswith("https://bucket-1.s3.amazonaws.com/")
 
 
 def serving_layer_services() -> set[str]:
