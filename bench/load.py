@@ -2,8 +2,12 @@
 
 Every successful /predict answer must appear in the prediction logs exactly once:
 `logged` (distinct prediction ids in S3) must equal the ids answered, `duplicates` must
-be 0. Requests are bounded in count and time and go to 127.0.0.1 only.
-`--json` prints requests, concurrency, errors, logged, duplicates, p50_ms, p99_ms, rps.
+be 0. Then each client sends the label of each prediction it got, one /feedback request each,
+and every label must reach the feedback objects exactly once (`feedback_lost`,
+`feedback_duplicates`); `feedback_objects` counts the objects the log writer made of them.
+Requests are bounded in count and time and go to 127.0.0.1 only.
+`--json` prints requests, concurrency, errors, logged, duplicates, p50_ms, p99_ms, rps and the
+feedback figures.
 """
 
 from __future__ import annotations
@@ -46,11 +50,33 @@ def client(port: int, rows: list[dict], count: int, out: dict, lock: threading.L
             ids.extend(p["prediction_id"] for p in json.loads(payload)["predictions"])
         else:
             errors += 1
+    predicted = time.perf_counter()
+    labelled, feedback_errors = [], 0
+    for i, pid in enumerate(ids):
+        if time.monotonic() > deadline:
+            break
+        body = json.dumps({"prediction_id": pid, "label": i % 2, "source": "explicit"})
+        try:
+            conn.request("POST", "/feedback", body=body, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            payload = resp.read()
+        except (OSError, http.client.HTTPException):
+            feedback_errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            continue
+        if resp.status == 200 and json.loads(payload)["stored"] == 1:
+            labelled.append(pid)
+        else:
+            feedback_errors += 1
     conn.close()
     with lock:
         out["latencies"].extend(latencies)
         out["ids"].extend(ids)
         out["errors"] += errors
+        out["predicted"] = max(out["predicted"], predicted)
+        out["labelled"].extend(labelled)
+        out["feedback_errors"] += feedback_errors
 
 
 def main() -> int:
@@ -62,7 +88,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from mlops.cloud import aws
-    from mlops.cloud.logstore import PREDICTIONS_PREFIX
+    from mlops.cloud.logstore import FEEDBACK_PREFIX, PREDICTIONS_PREFIX
     from mlops.cloud.storage import list_keys
     from mlops.datagen.churn import generate_churn
     from mlops.local.first_champion import ensure_champion
@@ -78,7 +104,8 @@ def main() -> int:
         assert stack.gateway is not None
         port = stack.gateway.server.server_port
         rows = frame_rows(generate_churn(500, seed=5)[spec.feature_names])
-        results: dict = {"latencies": [], "ids": [], "errors": 0}
+        results: dict = {"latencies": [], "ids": [], "errors": 0, "predicted": 0.0}
+        results.update(labelled=[], feedback_errors=0)
         lock = threading.Lock()
         per_client = args.requests // args.concurrency
         deadline = time.monotonic() + args.max_seconds
@@ -91,7 +118,8 @@ def main() -> int:
             t.start()
         for t in threads:
             t.join()
-        wall = time.perf_counter() - started
+        # The predictions' rate: until the last client turned to sending labels.
+        wall = results["predicted"] - started
         # Let the log writer finish, then audit S3.
         stack.drain_queue()
         s3, bucket = aws.client("s3"), stack.env["MLOPS_LOG_BUCKET"]
@@ -99,6 +127,11 @@ def main() -> int:
         for key in list_keys(s3, bucket, PREDICTIONS_PREFIX):
             body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             counts.update(json.loads(line)["prediction_id"] for line in body.splitlines() if line)
+        labels: Counter[str] = Counter()
+        feedback_keys = list(list_keys(s3, bucket, FEEDBACK_PREFIX))
+        for key in feedback_keys:
+            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            labels.update(json.loads(line)["prediction_id"] for line in body.splitlines() if line)
     finally:
         stack.stop()
 
@@ -115,6 +148,12 @@ def main() -> int:
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "rps": round(len(lat) / wall, 1) if wall else None,
+        "feedback_requests": len(results["labelled"]) + results["feedback_errors"],
+        "feedback_errors": results["feedback_errors"],
+        "feedback_stored": len(set(results["labelled"])),
+        "feedback_lost": len(set(results["labelled"]) - set(labels)),
+        "feedback_duplicates": sum(c - 1 for c in labels.values() if c > 1),
+        "feedback_objects": len(feedback_keys),
     }
     if args.json:
         print(json.dumps(figures))
@@ -129,7 +168,13 @@ def main() -> int:
             f"  answered {figures['answered']}  logged {figures['logged']}  lost {figures['lost']}  "
             f"duplicates {figures['duplicates']}"
         )
-    return 0 if figures["errors"] == 0 and figures["lost"] == 0 and figures["duplicates"] == 0 else 1
+        print(
+            f"  feedback: requests {figures['feedback_requests']}  errors {figures['feedback_errors']}  "
+            f"stored {figures['feedback_stored']}  lost {figures['feedback_lost']}  "
+            f"duplicates {figures['feedback_duplicates']}  objects {figures['feedback_objects']}"
+        )
+    failed = (figures[k] for k in ("errors", "lost", "duplicates", "feedback_errors", "feedback_lost"))
+    return 0 if not any(failed) and figures["feedback_duplicates"] == 0 else 1
 
 
 if __name__ == "__main__":
