@@ -28,44 +28,45 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions"))
 
 
+def post(
+    conn: http.client.HTTPConnection, port: int, path: str, body: str
+) -> tuple[http.client.HTTPConnection, int | None, bytes]:
+    """POST `body` as JSON: (the connection to go on with, the status, the answer). A broken
+    connection gives a new one and no status."""
+    try:
+        conn.request("POST", path, body=body, headers={"content-type": "application/json"})
+        resp = conn.getresponse()
+        return conn, resp.status, resp.read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=30), None, b""
+
+
 def client(port: int, rows: list[dict], count: int, out: dict, lock: threading.Lock, deadline: float) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    latencies, ids, errors = [], [], 0
+    latencies: list[float] = []
+    ids: list[str] = []
+    errors = 0
     for i in range(count):
         if time.monotonic() > deadline:
             break
-        body = json.dumps({"features": rows[i % len(rows)]})
         started = time.perf_counter()
-        try:
-            conn.request("POST", "/predict", body=body, headers={"content-type": "application/json"})
-            resp = conn.getresponse()
-            payload = resp.read()
-        except (OSError, http.client.HTTPException):
-            errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            continue
-        latencies.append(time.perf_counter() - started)
-        if resp.status == 200:
+        conn, status, payload = post(conn, port, "/predict", json.dumps({"features": rows[i % len(rows)]}))
+        if status is not None:
+            latencies.append(time.perf_counter() - started)
+        if status == 200:
             ids.extend(p["prediction_id"] for p in json.loads(payload)["predictions"])
         else:
             errors += 1
     predicted = time.perf_counter()
-    labelled, feedback_errors = [], 0
+    labelled: list[str] = []
+    feedback_errors = 0
     for i, pid in enumerate(ids):
         if time.monotonic() > deadline:
             break
-        body = json.dumps({"prediction_id": pid, "label": i % 2, "source": "explicit"})
-        try:
-            conn.request("POST", "/feedback", body=body, headers={"content-type": "application/json"})
-            resp = conn.getresponse()
-            payload = resp.read()
-        except (OSError, http.client.HTTPException):
-            feedback_errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            continue
-        if resp.status == 200 and json.loads(payload)["stored"] == 1:
+        label = json.dumps({"prediction_id": pid, "label": i % 2, "source": "explicit"})
+        conn, status, payload = post(conn, port, "/feedback", label)
+        if status == 200 and json.loads(payload)["stored"] == 1:
             labelled.append(pid)
         else:
             feedback_errors += 1
