@@ -129,6 +129,16 @@ class FeedbackRecord(BaseModel):
     observed_at: str
     received_at: str
 
+    @property
+    def key(self) -> str:
+        """The feedback index's key of this record: the index takes each key once."""
+        return feedback_index_key(self.source, self.prediction_id)
+
+
+def feedback_index_key(source: str, prediction_id: str) -> str:
+    """`<source>#<prediction_id>`: the source has no '#', so the key is unambiguous whatever the id holds."""
+    return f"{source}#{prediction_id}"
+
 
 # The Athena (Glue) tables over these logs, as (column, Hive type, comment); the stack creates the
 # tables from them. Partition keys follow the key layout above. `model_version` is projected by
@@ -449,14 +459,13 @@ def iter_feedback(s3: Any, bucket: str, start: datetime, end: datetime) -> Itera
     The feedback index takes each pair once, so a second record of one is a copy (a message SQS
     delivered twice, written into two objects): the first read is kept.
     """
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     for day in _days(start, end):
         for key in list_keys(s3, bucket, f"{FEEDBACK_PREFIX}dt={day:%Y-%m-%d}/"):
             for r in read_jsonl_gz(get_bytes(s3, bucket, key)):
                 record = FeedbackRecord.model_validate(r)
-                pair = (record.source, record.prediction_id)
-                if pair not in seen:
-                    seen.add(pair)
+                if record.key not in seen:
+                    seen.add(record.key)
                     yield record
 
 

@@ -421,8 +421,9 @@ def _run_monitor(
     if selected and state.read_until is not None:
         late = late_hours_since(s3, settings.log_bucket, parse_time(state.read_until) - LANDING_MARGIN)
     # Copies of what an earlier run read (a message SQS delivered twice) wait and count once.
-    records = unique_feedback(records, state.pending_labels())
-    waiting: list[Label] = [*state.pending_labels(), *labels_of(records)]
+    pending = state.pending_labels()
+    records = unique_feedback(records, pending)
+    waiting: list[Label] = [*pending, *labels_of(records)]
     labels: dict[str, list[Label]] = {}
     for label in waiting:
         labels.setdefault(label.prediction_id, []).append(label)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.cloud.logstore import FeedbackRecord
+from mlops.cloud.logstore import FeedbackRecord, feedback_index_key
 from mlops.cloud.storage import aws_call, error_code, iso, parse_time, utcnow
 from mlops.serving.log_queue import feedback_bodies, send_bodies
 from mlops.serving.validation import Problem, problem
@@ -53,8 +53,7 @@ class FeedbackItem:
 
     @property
     def key(self) -> str:
-        # The source has no '#', so the key is unambiguous whatever the prediction id holds.
-        return f"{self.source}#{self.prediction_id}"
+        return feedback_index_key(self.source, self.prediction_id)
 
 
 def _item_problems(i: int, item: Any, check_label: LabelCheck) -> list[Problem]:
@@ -210,7 +209,7 @@ def submit_feedback(
         bodies = dict(feedback_bodies(records))
         unsent = send_bodies(sqs, queue_url, list(bodies), deadline=time.monotonic() + SEND_SECONDS)
         if unsent:
-            lost = {f"{r.source}#{r.prediction_id}" for body in unsent for r in bodies[body]}
+            lost = {r.key for body in unsent for r in bodies[body]}
             _release(dynamodb, table, [c for c in claimed if c.key in lost])
             raise UnavailableError(
                 f"{len(lost)} of {len(claimed)} feedback item(s) could not be queued and were not kept; "

@@ -117,21 +117,21 @@ class FeedbackObject:
     message_ids: list[str]
 
     def key(self, now: datetime) -> str:
-        return feedback_key(now, [f"{r.source}#{r.prediction_id}" for r in self.records])
+        return feedback_key(now, [r.key for r in self.records])
 
 
 def plan_feedback_object(messages: Sequence[tuple[str, Sequence[FeedbackRecord]]]) -> FeedbackObject | None:
     """The feedback of a batch's (message id, records) pairs as one object, each (source, prediction)
     pair once; None when the batch holds no feedback."""
-    held: dict[tuple[str, str], FeedbackRecord] = {}
-    ids: list[str] = []
+    held: dict[str, FeedbackRecord] = {}
+    ids: dict[str, None] = {}  # in arrival order; a message id seen again adds nothing
     for message_id, records in messages:
         if message_id in ids:
             continue
-        ids.append(message_id)
+        ids[message_id] = None
         for record in records:
-            held.setdefault((record.source, record.prediction_id), record)
-    return FeedbackObject(list(held.values()), ids) if held else None
+            held.setdefault(record.key, record)
+    return FeedbackObject(list(held.values()), list(ids)) if held else None
 
 
 def write_feedback_object(
