@@ -183,6 +183,48 @@ def test_monitor_run_as_the_monitor_role(
     assert listed
 
 
+def test_regression_monitor_run_as_the_monitor_role(
+    pricing_iam: IamEnforcer, aws_stack: AwsStack, monkeypatch: Any
+) -> None:
+    from mlops.datagen.pricing import generate_prices
+    from mlops.model.spec import load_spec
+    from mlops.model.training import train_model
+    from mlops.regression.truths import TRUTH_STATE_KEY
+    from mlops.shared.resources import MODEL_NAME_ENV
+
+    from tests.integration.test_incremental_monitor import stored_report
+    from tests.integration.test_regression_partials import Quotes
+    from tests.unit.test_regression_spec import PRICING_SPEC
+
+    # Given a regression champion with three hours of quotes, the first hour's true prices received,
+    data = generate_prices(1500, seed=2)
+    result = train_model(data, load_spec(PRICING_SPEC))
+    monkeypatch.setenv(MODEL_NAME_ENV, result.spec.name)
+    register_and_promote(aws_stack, result, data)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    quotes = Quotes(aws_stack, result, seed=11)
+    hours = [quotes.hour(end - timedelta(hours=3 - h)) for h in range(3)]
+    quotes.label(hours[0], end - timedelta(minutes=30))
+    event = load_event("monitor_schedule.json")
+    event["time"] = iso(end)
+    monitor_handler.settings.cache_clear()
+
+    # when two scheduled runs go as the monitor's role, the second after more prices arrived,
+    try:
+        with pricing_iam.acting_as("Monitor"):
+            first = monitor_handler.handler(event, CONTEXT)
+            quotes.label(hours[1], end + timedelta(minutes=10))
+            event["time"] = iso(end + timedelta(hours=1))
+            second = monitor_handler.handler(event, CONTEXT)
+    finally:
+        monitor_handler.settings.cache_clear()
+
+    # then each read its feedback and stored its truths under the deployed grants.
+    assert first["reads"]["feedback_gets"] == 1 and second["reads"]["feedback_gets"] == 1
+    assert stored_report(aws_stack, second)["label_count"] == 100
+    aws_stack.s3.head_object(Bucket=aws_stack.env[REPORT_BUCKET.env_var], Key=TRUTH_STATE_KEY)
+
+
 def test_retrain_after_an_alarm_promotes_as_the_retrain_role(
     iam: IamEnforcer, aws_stack: AwsStack, champion: VersionRecord
 ) -> None:

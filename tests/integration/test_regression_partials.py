@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from mlops.cloud import aws
 from mlops.cloud.logstore import (
+    FEEDBACK_PREFIX,
     PREDICTIONS_PREFIX,
     FeedbackRecord,
     RegressionPredictionRecord,
@@ -33,6 +34,7 @@ from mlops.regression.estimation import estimated_metrics, expected_losses
 from mlops.regression.monitoring import evaluate_window, read_window, window_in_memory
 from mlops.regression.partials import regression_window_from_partials
 from mlops.regression.profile import read_regression_profile
+from mlops.regression.truths import TRUTH_STATE_KEY
 from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
 from sklearn import metrics as skm
 
@@ -104,7 +106,11 @@ class Quotes:
         key = prediction_key(1, at, [r.prediction_id for r in records])
         write_predictions(self.stack.s3, bucket, key, records)
 
-    def label(self, records: list[RegressionPredictionRecord], at: datetime) -> None:
+    def label(
+        self, records: list[RegressionPredictionRecord], at: datetime, written_at: datetime | None = None
+    ) -> None:
+        """The true prices of `records`, received at `at`, in one object the log writer wrote at
+        `written_at` (later: a copy of a message SQS delivered again)."""
         feedback = [
             FeedbackRecord(
                 prediction_id=r.prediction_id,
@@ -116,16 +122,20 @@ class Quotes:
             for r in records
         ]
         ids = [r.prediction_id for r in records]
-        write_feedback(self.stack.s3, self.stack.env[LOG_BUCKET.env_var], feedback_key(at, ids), feedback)
+        key = feedback_key(written_at or at, ids)
+        write_feedback(self.stack.s3, self.stack.env[LOG_BUCKET.env_var], key, feedback)
 
     def arrays(self, records: list[RegressionPredictionRecord]) -> tuple[np.ndarray, np.ndarray]:
         ids = [r.prediction_id for r in records]
         return np.array([self.truth[i] for i in ids]), np.array([self.predicted[i] for i in ids])
 
 
-def run(at: datetime) -> dict[str, Any]:
+def run(at: datetime, window_hours: int | None = None) -> dict[str, Any]:
     monitor.settings.cache_clear()
-    return monitor.handler(scheduled(at), CONTEXT)
+    event = scheduled(at)
+    if window_hours is not None:
+        event = {**event, "detail": {"window_hours": window_hours}}
+    return monitor.handler(event, CONTEXT)
 
 
 def in_memory_report(stack: AwsStack, end: datetime, now: datetime) -> dict[str, Any]:
@@ -258,3 +268,59 @@ def test_late_labels_and_redelivered_copies_update_their_hour_without_double_cou
         np.sqrt(skm.mean_squared_error(y, p)), rel=1e-9
     )
     assert [h["labels"] for h in report["hourly"]][2:6] == [50] * 4
+
+
+def test_each_run_reads_only_the_feedback_that_arrived_since_the_run_before(
+    aws_stack: AwsStack, champion: TrainingResult
+) -> None:
+    # Given a window whose first six hours' true prices arrived in three objects before a run,
+    quotes = Quotes(aws_stack, champion, seed=7)
+    start = END - timedelta(hours=24)
+    hours = [quotes.hour(start + timedelta(hours=h)) for h in range(24)]
+    for k in range(3):
+        quotes.label(hours[2 * k] + hours[2 * k + 1], END - timedelta(minutes=40 - 10 * k))
+    gets = s3_requests(aws.client("s3"), "GetObject")
+
+    def feedback_read(summary: dict[str, Any]) -> int:
+        """Feedback objects the run read: as it counts them, and as the S3 client saw the requests."""
+        read = [c for c in gets if c["Key"].startswith(FEEDBACK_PREFIX)]
+        gets.clear()
+        assert summary["reads"]["feedback_gets"] == len(read)
+        return len(read)
+
+    first = run(END)
+    assert feedback_read(first) == 3
+    assert assert_matches_in_memory(aws_stack, first, END)["label_count"] == 300
+
+    # when, before the next run, hours 6 to 9's prices arrive in one object, and SQS delivers the
+    # first object's message again into a second object,
+    quotes.label([r for h in hours[6:10] for r in h], END + timedelta(minutes=20))
+    quotes.label(hours[0] + hours[1], END - timedelta(minutes=40), written_at=END + timedelta(minutes=25))
+    quotes.hour(END)
+    second = run(END + timedelta(hours=1))
+
+    # then that run reads those two objects only, counts each price of its window (hours 1 to 9
+    # now) once, and equals the whole window read into memory (every feedback object read again),
+    assert feedback_read(second) == 2
+    labelled = [r for h in hours[1:10] for r in h]
+    report = assert_matches_in_memory(aws_stack, second, END + timedelta(hours=1))
+    y, p = quotes.arrays(labelled)
+    assert report["label_count"] == y.size == 450
+    assert report["performance"]["production"]["value"] == pytest.approx(
+        np.sqrt(skm.mean_squared_error(y, p)), rel=1e-9
+    )
+    # a re-run reads no feedback object and reports the same,
+    again = run(END + timedelta(hours=1))
+    assert feedback_read(again) == 0
+    assert_close(comparable(stored_report(aws_stack, again)), comparable(report))
+
+    # a longer window than the runs before held reads its feedback again (five objects, copy once),
+    longer = run(END + timedelta(hours=1), window_hours=48)
+    assert feedback_read(longer) == 5
+    assert stored_report(aws_stack, longer)["label_count"] == 500
+
+    # and stored truths that cannot be read are read again from the window, not a failed run.
+    aws_stack.s3.put_object(Bucket=aws_stack.env[REPORT_BUCKET.env_var], Key=TRUTH_STATE_KEY, Body=b"{")
+    broken = run(END + timedelta(hours=1))
+    assert feedback_read(broken) == 5
+    assert_close(comparable(stored_report(aws_stack, broken)), comparable(report))

@@ -56,14 +56,19 @@ class Label(NamedTuple):
         return (self.rank, self.label) > (other.rank, other.label)
 
 
-class LabelState(BaseModel):
+class FeedbackCursor(BaseModel):
+    """How far a stored state has read the feedback objects (`new_feedback` moves it)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    format: int = LABEL_STATE_FORMAT
     # Feedback received up to this time has been read (None: never; the first run reads its window's).
     read_until: str | None = None
     # Keys read that arrived within LANDING_MARGIN before read_until.
     seen: list[str] = Field(default_factory=list)
+
+
+class LabelState(FeedbackCursor):
+    format: int = LABEL_STATE_FORMAT
     # Minute (YYYY-MM-DDTHH:MM) -> feedback records received in it.
     received: dict[str, int] = Field(default_factory=dict)
     # Labels no stored hour holds yet: [prediction_id, label, source rank, observed_at, received_at].
@@ -97,7 +102,7 @@ def read_label_state(s3: Any, bucket: str) -> tuple[LabelState, str | None]:
 
 
 def new_feedback(
-    s3: Any, bucket: str, state: LabelState, first_start: datetime, now: datetime, reads: FeedbackReads
+    s3: Any, bucket: str, state: FeedbackCursor, first_start: datetime, now: datetime, reads: FeedbackReads
 ) -> tuple[list[FeedbackRecord], list[str]]:
     """Feedback that arrived since the state's point (from `first_start` on a first run) up to `now`.
 

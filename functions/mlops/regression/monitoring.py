@@ -31,8 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops.cloud.logstore import (
     FirstSeen,
     RegressionPredictionRecord,
-    iter_feedback,
-    latest_values,
     prediction_objects,
 )
 from mlops.cloud.registry import Registry, VersionRecord
@@ -40,6 +38,7 @@ from mlops.cloud.storage import get_bytes, iso, parse_time, read_jsonl_gz, utcno
 from mlops.model import bundle
 from mlops.model.spec import ModelSpec, spec_from_json
 from mlops.monitoring.drift import DatasetDrift, DriftPolicy, PredictionDrift, dataset_drift, prediction_drift
+from mlops.monitoring.labels import FeedbackReads
 from mlops.monitoring.partials import PartialStore
 from mlops.monitoring.profile import numeric_histogram
 from mlops.monitoring.publish import _datum, put_metrics
@@ -58,6 +57,7 @@ from mlops.regression.partials import (
     regression_window_from_partials,
 )
 from mlops.regression.profile import RegressionProfile, read_regression_profile
+from mlops.regression.truths import window_truths
 from mlops.regression.uncertainty import (
     LabelledLossSums,
     RegressionConceptShift,
@@ -510,9 +510,12 @@ def run_regression_monitor(
         set(versions if versions is not None else versions_with_traffic(s3, settings.log_bucket, start, end))
         | ({champion_version} if versions is None else set())
     )
-    truths = latest_values(
-        iter_feedback(s3, settings.log_bucket, start, max(end, now) + timedelta(microseconds=1))
+    feedback_reads = FeedbackReads()
+    truths = window_truths(
+        s3, settings.log_bucket, settings.report_bucket, start, max(end, now), feedback_reads
     )
+    result.reads.feedback_gets += feedback_reads.gets
+    result.reads.feedback_bytes += feedback_reads.bytes
     store_at = PartialStore(s3, settings.log_bucket, settings.report_bucket)
     for version in selected:
         version_spec, profile = reference(version)
