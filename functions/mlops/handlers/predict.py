@@ -8,6 +8,10 @@ document is still generated from the models in `mlops.serving.contract`.
 
 from __future__ import annotations
 
+# First: the collector waits while the container starts (see the module).
+from mlops.shared import startup
+
+# isort: split
 import functools
 import json
 import time
@@ -273,4 +277,7 @@ def documented_app() -> APIGatewayHttpResolver:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        startup.resume()
