@@ -29,6 +29,7 @@ from mlops.model.training import TrainingResult, labels, load_table, rows_frame,
 from mlops.monitoring.run import iter_prediction_batches
 from mlops.serving.contract import ErrorBody, PredictRequest, PredictResponse
 from mlops.shared import clock
+from mlops.shared.prediction_ids import served_hour
 from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV
 from mlops.shared.settings import ServingSettings
 from pydantic import TypeAdapter
@@ -280,6 +281,24 @@ def test_client_ids_and_event_times_are_answered_logged_and_windowed_by_event_ti
         CONTEXT,
     )
     assert fb["statusCode"] == 200
+
+
+def test_rows_replayed_without_ids_get_ids_naming_the_hour_they_are_logged_under(
+    clinic_champion, aws_stack, fresh_settings
+):
+    # given two past visits replayed with their event times, the ids left to the function,
+    times = [REGISTERED + timedelta(hours=h, minutes=59, seconds=59) for h in (1, 30)]
+    status, body = call({"instances": [ROW, ROW], "event_times": [t.isoformat() for t in times]})
+
+    # then each id names the hour of its event time, the partition the log files it under (so the
+    # monitor joins its label to that hour alone), not the hour it was served in.
+    assert status == 200
+    logged = _logged(aws_stack)
+    for prediction, ts in zip(body["predictions"], times, strict=True):
+        key, record = logged[prediction["prediction_id"]]
+        assert record["timestamp"] == iso(ts)
+        assert key.startswith(f"predictions/model_version=1/dt={ts:%Y-%m-%d}/hour={ts:%H}/")
+        assert served_hour(prediction["prediction_id"]) == ts.replace(minute=0, second=0, microsecond=0)
 
 
 def test_the_id_column_of_the_spec_may_be_sent_in_each_row(clinic_champion):

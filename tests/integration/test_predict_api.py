@@ -16,6 +16,7 @@ from mlops.model import bundle
 from mlops.model.training import rows_frame
 from mlops.serving.contract import ErrorBody, ModelInfo, PredictResponse
 from mlops.shared.alarm_specs import FAILURE_DIMENSIONS
+from mlops.shared.prediction_ids import served_hour
 from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 
 from tests.conftest import register_and_promote
@@ -77,6 +78,8 @@ def test_predictions_are_logged_to_s3_exactly_as_answered(
         for record in read_jsonl_gz(aws_stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()):
             ts = parse_time(record["timestamp"])
             assert key.startswith(f"predictions/model_version=1/dt={ts:%Y-%m-%d}/hour={ts:%H}/")
+            # the id the function made names the hour partition that holds the prediction
+            assert served_hour(record["prediction_id"]) == ts.replace(minute=0, second=0, microsecond=0)
             PredictionRecord.model_validate(record)
             logged[record["prediction_id"]] = record
     assert logged.keys() == answered.keys()

@@ -7,20 +7,20 @@ than the inference itself; the log writer expands them into `PredictionRecord`s.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlops.cloud.storage import iso, utcnow
+from mlops.cloud.storage import iso, parse_time, utcnow
 from mlops.model.inference import predict_proba_onnx, predict_values_onnx
 from mlops.model.kinds import Task
 from mlops.model.schema import encode_columns
 from mlops.serving.champion import ServingModel
 from mlops.serving.log_queue import PredictionBatch
 from mlops.serving.validation import read_request
+from mlops.shared.prediction_ids import new_prediction_ids, prediction_ids_at
 
 DECISION_THRESHOLD = 0.5
 
@@ -36,19 +36,13 @@ class PredictionOutcome:
     latency_ms: float
 
 
-def new_prediction_ids(n: int) -> list[str]:
-    """`n` random 128-bit ids as hex; one urandom call for the whole batch."""
-    raw = os.urandom(16 * n).hex()
-    return [raw[i : i + 32] for i in range(0, 32 * n, 32)]
-
-
 def predict(
     model: ServingModel,
     payload: Any,
     request_id: str,
     max_rows: int,
     now: Callable[[], datetime] = utcnow,
-    new_ids: Callable[[int], list[str]] = new_prediction_ids,
+    new_ids: Callable[[int, datetime], list[str]] = new_prediction_ids,
 ) -> PredictionOutcome:
     """Validate `payload` against the model's schema and predict every row, in input order.
 
@@ -62,7 +56,13 @@ def predict(
     # One canonical list per feature: the encoder and the unseen-category flags both use them.
     columns = request.columns
     feeds = encode_columns(columns, model.schema, model.numeric_dtype)
-    ids = request.ids if request.ids is not None else new_ids(len(rows))
+    if request.ids is not None:
+        ids = request.ids
+    elif request.event_times is not None:
+        # A row is logged under its event time: its id names that hour, not the serving one.
+        ids = prediction_ids_at([parse_time(t) for t in request.event_times])
+    else:
+        ids = new_ids(len(rows), received)
     unseen = model.unseen_categories_by_row(columns, len(rows))
     values: list[float] | None = None
     predictions: list[dict[str, Any]]
