@@ -284,6 +284,8 @@ class S3Reads:
 
 
 # Stand-ins in the template hour's text for its predictions' hour (ids and times), replaced per hour.
+# Ids take the predict function's form (`mlops.shared.prediction_ids`): the hour's first millisecond
+# in 12 hex digits, then 20 of their own, so a label's id names the hour that holds its prediction.
 HOUR_TOKEN = "HOUR_TOKEN"
 TIME_TOKEN = f"{SCALE_END:%Y-%m-%dT%H}:"
 
@@ -303,7 +305,7 @@ class ScaledHour:
     rows: int
 
     def log(self, s3: Any, bucket: str, version: int, hour: datetime, level: int = 9) -> None:
-        token, stamp = f"{hour:%Y%m%d%H}", f"{hour:%Y-%m-%dT%H}:"
+        token, stamp = f"{int(hour.timestamp() * 1000):012x}", f"{hour:%Y-%m-%dT%H}:"
         for i, text in enumerate(self.objects):
             body = gzip.compress(text.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp).encode(), level)
             s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{token}-{i}"]), Body=body)
@@ -327,7 +329,7 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
     chunk = feature_frame(frame, result.spec)
     proba = result.pipeline.predict_proba(chunk)[:, 1]
     features = frame_rows(chunk)
-    ids = [f"{HOUR_TOKEN}-r{rate}-{i}" for i in range(rows)]
+    ids = [f"{HOUR_TOKEN}{rate:04x}{i:016x}" for i in range(rows)]
     step = timedelta(hours=1) / rows
     objects = []
     for start in range(0, rows, per_object):

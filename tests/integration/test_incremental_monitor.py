@@ -7,6 +7,7 @@ same way; label metrics are also checked against scikit-learn on the logged reco
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,14 @@ from mlops.cloud.storage import iso, list_keys
 from mlops.datagen.churn import generate_churn
 from mlops.handlers import monitor
 from mlops.model.training import TrainingResult, feature_frame, frame_rows
-from mlops.monitoring.rollup import HOURS_NAME, DayRollup, rollup_key
+from mlops.monitoring.rollup import (
+    HOURS_NAME,
+    ROLLUP_FORMAT,
+    ROLLUP_NAME,
+    ROWS_INLINE_FORMAT,
+    DayRollup,
+    rollup_key,
+)
 from mlops.monitoring.run import (
     accumulate,
     evaluate,
@@ -39,6 +47,7 @@ from mlops.monitoring.run import (
     received_in,
 )
 from mlops.serving.log_writer import plan_log_objects, write_log_object
+from mlops.shared.prediction_ids import new_prediction_ids
 from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 from sklearn.metrics import roc_auc_score
 
@@ -65,8 +74,13 @@ def run(at: datetime, window_hours: int | None = None) -> dict[str, Any]:
 class Traffic:
     """Scored churn rows logged hour by hour as the log writer stores them, labels kept aside."""
 
-    def __init__(self, stack: AwsStack, trained: TrainingResult, seed: int = 3) -> None:
+    def __init__(
+        self, stack: AwsStack, trained: TrainingResult, seed: int = 3, client_ids: bool = False
+    ) -> None:
+        """Ids as the predict function makes them (naming the hour served), or, with `client_ids`,
+        ids a client sent (which name none)."""
         self.stack, self.trained = stack, trained
+        self.client_ids = client_ids
         self.bucket = stack.env[LOG_BUCKET.env_var]
         self.rng = np.random.default_rng(seed)
         self.records: dict[str, PredictionRecord] = {}
@@ -80,13 +94,14 @@ class Traffic:
         rows = frame_rows(features)
         out = []
         for i in range(n):
-            pid = f"p{self.count}"
+            served = at + timedelta(seconds=3599 * i / n)
+            pid = f"p{self.count}" if self.client_ids else new_prediction_ids(1, served)[0]
             self.count += 1
             out.append(
                 PredictionRecord(
                     prediction_id=pid,
                     request_id=pid,
-                    timestamp=iso(at + timedelta(seconds=3599 * i / n)),
+                    timestamp=iso(served),
                     model_name="churn",
                     model_version=1,
                     features=rows[i],
@@ -316,20 +331,25 @@ def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
     puts = s3_requests(aws.client("s3"), "PutObject")
     later = run(END + timedelta(hours=1), window_hours=72)
 
-    # then it reads the new hour's object only and one roll-up per day, not per hour, and the hours
-    # objects of the two days the window cuts only: the whole day its labels changed is one read of
-    # its day object and one write of it, its hours' counts neither read nor written,
+    # then it reads the new hour's object only and one roll-up per day, not per hour, the hours
+    # objects of the two days the window cuts, and the rows of the two hours the labels' ids name
+    # only: the whole day its labels changed is one read of its day object and one write of it,
+    # its hours' counts neither read nor written,
     assert later["reads"]["log_gets"] == 1 and later["reads"]["hours_computed"] == 1
-    assert later["reads"]["partial_gets"] == 4 + 2
+    assert later["reads"]["hours_rows_read"] == 2
+    assert later["reads"]["partial_gets"] == 4 + 2 + 2
     labelled_day, last_day = (start + timedelta(hours=h) for h in (30, 70))
     version_days = rollup_key(1, start).rsplit("dt=", 1)[0]
-    assert sorted(p["Key"] for p in puts if p["Key"].startswith(version_days)) == sorted(
+    written = [p["Key"] for p in puts if p["Key"].startswith(version_days)]
+    assert sorted(k for k in written if "/rows-" not in k) == sorted(
         [
             rollup_key(1, labelled_day),
             rollup_key(1, last_day),
             rollup_key(1, last_day, HOURS_NAME),
         ]
     )
+    # (and the new hour's rows, once)
+    assert [k.rsplit("/", 1)[1][:8] for k in written if "/rows-" in k] == [f"rows-{END:%H}-"]
     assert later["reads"]["feedback_gets"] == 1
     # and equals a full read, the late labels in their hours,
     report = assert_matches_from_scratch(aws_stack, later, END + timedelta(hours=1), hours=72)
@@ -382,3 +402,129 @@ def test_settled_hours_are_not_listed_again_yet_late_writes_and_deletions_reach_
     later = run(gone + timedelta(days=1))
     assert later["reads"]["hours_computed"] >= 1
     assert_matches_from_scratch(aws_stack, later, gone + timedelta(days=1))
+
+
+def test_late_labels_read_the_rows_of_the_hours_their_ids_name_and_waiting_ones_none(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult
+) -> None:
+    # Given a window profiled by a run, ids as the predict function makes them,
+    traffic = Traffic(aws_stack, trained, seed=21)
+    start = END - timedelta(hours=24)
+    hours = traffic.hours(start, 24)
+    first = run(END)
+    assert first["reads"]["hours_rows_read"] == 0
+
+    # when labels arrive for predictions of hours 3 and 17, and for an id of that form whose
+    # prediction is not logged yet (served in the hour after the window),
+    coming = traffic_record(traffic, END + timedelta(minutes=10))
+    traffic.label(hours[3] + hours[17], END + timedelta(minutes=20))
+    traffic.truth[coming.prediction_id] = 1
+    traffic.label([coming], END + timedelta(minutes=25))
+    second = run(END + timedelta(minutes=30))
+
+    # then the run reads the rows of those two hours only, and equals a full read;
+    assert second["reads"]["hours_rows_read"] == 2
+    report = assert_matches_from_scratch(aws_stack, second, END + timedelta(minutes=30))
+    assert report["labels"]["label_count"] == 2 * 60
+    assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(
+        sklearn_auc(traffic, hours[3] + hours[17])
+    )
+    # the label still waiting reads no stored hour's rows in the next run,
+    idle = run(END + timedelta(minutes=50))
+    assert idle["reads"]["hours_rows_read"] == 0 and idle["reads"]["feedback_gets"] == 0
+    # and joins its prediction once that is logged and its hour profiled.
+    traffic.write([coming], END)
+    later = run(END + timedelta(hours=1))
+    assert later["reads"]["hours_rows_read"] == 0
+    report = assert_matches_from_scratch(aws_stack, later, END + timedelta(hours=1))
+    assert report["labels"]["label_count"] == 2 * 60 + 1
+
+
+def traffic_record(traffic: Traffic, served: datetime, named: datetime | None = None) -> PredictionRecord:
+    """One more scored prediction, served at `served`, not written yet; its id is of the predict
+    function's form, naming `named` (default: `served`)."""
+    (pid,) = new_prediction_ids(1, named or served)
+    template = next(iter(traffic.records.values()))
+    record = template.model_copy(update={"prediction_id": pid, "request_id": pid, "timestamp": iso(served)})
+    traffic.records[pid] = record
+    return record
+
+
+def test_labels_of_client_ids_are_looked_for_in_every_stored_hour(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult
+) -> None:
+    # Given a window of predictions whose ids clients sent (ids that name no hour), profiled by a run,
+    traffic = Traffic(aws_stack, trained, seed=22, client_ids=True)
+    start = END - timedelta(hours=24)
+    hours = traffic.hours(start, 24)
+    run(END)
+
+    # when labels arrive for predictions of hours 5 and 20, and for a client id shaped like the
+    # predict function's own whose time names another hour (hour 5's labels ride with it),
+    mimic = traffic_record(traffic, start + timedelta(hours=12, minutes=5), named=start + timedelta(hours=9))
+    traffic.write([mimic], start + timedelta(hours=12), arrived=END + timedelta(minutes=5))  # a late write
+    traffic.truth[mimic.prediction_id] = 0
+    traffic.label(hours[5] + hours[20] + [mimic], END + timedelta(minutes=20))
+    second = run(END + timedelta(minutes=30))
+
+    # then the run reads the rows of every stored hour once (the hour the late write changed is
+    # profiled again from its logs instead, as is the part of the hour the window's start cuts),
+    # and finds each labelled prediction where it is.
+    assert second["reads"]["hours_rows_read"] == 23 and second["reads"]["hours_computed"] == 2
+    report = assert_matches_from_scratch(aws_stack, second, END + timedelta(minutes=30))
+    assert report["labels"]["label_count"] == 2 * 60 + 1
+    assert report["labels"]["unmatched_feedback"] == 0
+
+
+def test_day_roll_ups_that_held_their_rows_inline_keep_their_labels(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult
+) -> None:
+    # Given a window whose labels a run joined, stored as the previous layout stored days (each
+    # hour's rows inline, its labels as positions into them, no rows objects),
+    traffic = Traffic(aws_stack, trained, seed=23)
+    start = END - timedelta(hours=24)
+    hours = traffic.hours(start, 24)
+    traffic.label(hours[2] + hours[8], END - timedelta(minutes=30))
+    run(END)
+    bucket = aws_stack.env[REPORT_BUCKET.env_var]
+    version_days = rollup_key(1, start).rsplit("dt=", 1)[0]
+    for key in list(list_keys(aws_stack.s3, bucket, version_days)):
+        if key.endswith(ROLLUP_NAME):
+            aws_stack.s3.put_object(Bucket=bucket, Key=key, Body=as_rows_inline(aws_stack, bucket, key))
+        elif "/rows-" in key:
+            aws_stack.s3.delete_object(Bucket=bucket, Key=key)
+
+    # when labels of hour 15 arrive and the next run reads those days,
+    traffic.label(hours[15], END + timedelta(minutes=20))
+    later = run(END + timedelta(minutes=30))
+
+    # then the labels joined before are kept, the new ones joined, as a full read gives them,
+    report = assert_matches_from_scratch(aws_stack, later, END + timedelta(minutes=30))
+    assert report["labels"]["label_count"] == 3 * 60
+    assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(
+        sklearn_auc(traffic, hours[2] + hours[8] + hours[15])
+    )
+    # and the day the new labels changed is stored in today's layout.
+    rewritten = json.loads(
+        gzip.decompress(aws_stack.s3.get_object(Bucket=bucket, Key=rollup_key(1, END))["Body"].read())
+    )
+    assert rewritten["format"] == ROLLUP_FORMAT
+    assert all("name" in h["rows"] for h in rewritten["hours"].values())
+
+
+def as_rows_inline(stack: AwsStack, bucket: str, key: str) -> bytes:
+    """A day object of today's layout rewritten in the previous one (format 2)."""
+    body = read_json_gz(stack, bucket, key)
+    for hour in body["hours"].values():
+        name = hour["rows"]["name"]
+        rows_key = f"{key.rsplit('/', 1)[0]}/{name}"
+        hour["rows"] = json.loads(
+            gzip.decompress(stack.s3.get_object(Bucket=bucket, Key=rows_key)["Body"].read())
+        )
+        hour["labels"] = {c: hour["labels"][c] for c in ("i", "y", "s", "o", "r")}
+    body["format"] = ROWS_INLINE_FORMAT
+    return gzip.compress(json.dumps(body).encode())
+
+
+def read_json_gz(stack: AwsStack, bucket: str, key: str) -> Any:
+    return json.loads(gzip.decompress(stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))

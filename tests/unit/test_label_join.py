@@ -69,7 +69,7 @@ def test_an_hour_read_back_answers_from_its_columns_as_its_records_do() -> None:
         # several records for some rows: the one that holds is the best ranked, whatever the order
         records[i] = [_label(ids[i], rng) for _ in range(rng.choice([1, 1, 2, 3]))]
     kept = HourLabels(records={i: list(held) for i, held in records.items()})
-    stored = HourLabels.from_json(kept.to_json(), ids)
+    stored = HourLabels.from_json(kept.to_json(), len(ids))
 
     assert stored.holding_values() == {i: x.label for i, x in kept.holding().items()}
     for lo, hi in (("2026-11-20T00:00", "2026-11-24T23:59"), ("2026-11-23T12:00", "2026-11-23T15:00")):
@@ -85,12 +85,38 @@ def test_an_hour_read_back_answers_from_its_columns_as_its_records_do() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"i": [0, 1], "y": [1], "s": [0, 0], "o": ["a", "a"], "r": ["a", "a"]},
-        {"i": [0, 3], "y": [1, 0], "s": [0, 0], "o": ["a", "a"], "r": ["a", "a"]},
-        {"i": [-1], "y": [1], "s": [0], "o": ["a"], "r": ["a"]},
+        {
+            "i": [0, 1],
+            "y": [1],
+            "s": [0, 0],
+            "o": ["a", "a"],
+            "r": ["a", "a"],
+            "id": ["a", "b"],
+            "p": [0.1, 0.2],
+        },
+        {
+            "i": [0, 3],
+            "y": [1, 0],
+            "s": [0, 0],
+            "o": ["a", "a"],
+            "r": ["a", "a"],
+            "id": ["a", "d"],
+            "p": [0.1, 0.2],
+        },
+        {"i": [-1], "y": [1], "s": [0], "o": ["a"], "r": ["a"], "id": ["a"], "p": [0.1]},
+        {
+            "i": [0],
+            "y": [1],
+            "s": [0],
+            "o": ["a"],
+            "r": ["a"],
+            "id": ["a"],
+            "p": [0.1],
+            "g": {"band": [1, 2]},
+        },
     ],
 )
 def test_stored_labels_that_cannot_be_the_hours_are_refused(body: dict[str, list[object]]) -> None:
     # (the day is then profiled again from the logs: `_read_day` treats it as not stored)
     with pytest.raises(ValueError):
-        HourLabels.from_json(body, ["a", "b", "c"])
+        HourLabels.from_json({"g": {}, **body}, 3)

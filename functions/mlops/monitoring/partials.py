@@ -88,6 +88,8 @@ class ReadStats:
     hours_computed: int = 0
     # hours whose log objects were listed (the others had settled: `mlops.monitoring.rollup`)
     hours_listed: int = 0
+    # stored hours whose rows were read for the label join (a new label may have been theirs)
+    hours_rows_read: int = 0
     engines: dict[str, int] = field(default_factory=dict)
     feedback_gets: int = 0
     feedback_bytes: int = 0

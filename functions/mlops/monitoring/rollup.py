@@ -1,15 +1,20 @@
 """A window assembled from daily roll-ups: one listing and one read per day, however many hours.
 
 A day's roll-up (`reports/partials/model_version=V/dt=D/day.json.gz`) holds, for each whole hour of
-the day a run has profiled, the hour's partial (with the manifest of the log objects it covers), its
-rows (id, probability, sensitive values: what the label join needs) and its labels (the performance
-partial: which rows are labelled, with what). A run reads the roll-up of each day the window touches,
-lists the log objects of the hours that may have changed (below), profiles again only the hours whose
-objects changed (as
+the day a run has profiled, the hour's partial (with the manifest of the log objects it covers) and
+its labels (the performance partial: which rows are labelled, with what, and each labelled row's
+id, probability and sensitive values). An hour's rows (id, probability, sensitive values of every
+prediction: what the label join needs) are an object of their own, `rows-HH-<digest>.json.gz`,
+written once per manifest and read only when a label that arrived since the last run may be one of
+that hour's: the hour an id made by the predict function names (`mlops.shared.prediction_ids`), or
+every stored hour for an id a client sent. So a run reads the window's labelled rows, not all of
+its rows. A run reads the roll-up of each day the window touches, lists the log objects of the
+hours that may have changed (below), profiles again only the hours whose objects changed (as
 `mlops.monitoring.partials` does hour by hour), joins the labels that arrived since the last run to
-the rows of every hour, and rewrites the days that changed. A late label so changes the labels of the
-hour of the prediction it labels, and a re-run applies nothing new. Hours cut by the window's edges are
-profiled for their part and not stored; their labels come from the stored whole hour when there is one.
+the hours that may hold their predictions, and labels still waiting to the hours it profiled, and
+rewrites the days that changed. A late label so changes the labels of the hour of the prediction it
+labels, and a re-run applies nothing new. Hours cut by the window's edges are profiled for their
+part and not stored; their labels come from the stored whole hour when there is one.
 
 An hour settles once a listing made `SETTLE_AFTER` past its end found its objects: the log writer marks
 every object it writes to an hour later than `mlops.cloud.logstore.LATE_AFTER` past its end, so a
@@ -21,7 +26,9 @@ follows the traffic since the last run, not the length of the window.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
+import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,8 +55,11 @@ from mlops.monitoring.partials import (
 from mlops.monitoring.profile import ReferenceProfile
 from mlops.monitoring.window import WindowAccumulator
 from mlops.shared.errors import NotFoundError
+from mlops.shared.prediction_ids import served_hour
 
-ROLLUP_FORMAT = 2
+ROLLUP_FORMAT = 3
+# Day roll-ups that held their hours' rows inline: still read (their labels kept).
+ROWS_INLINE_FORMAT = 2
 ROLLUP_NAME = "day.json.gz"
 # A write stamped in time (not late) lands within LANDING_MARGIN of its stamp.
 SETTLE_AFTER = LATE_AFTER + LANDING_MARGIN
@@ -60,58 +70,97 @@ def rollup_key(version: int, day: datetime, name: str = ROLLUP_NAME) -> str:
     return f"{PARTIALS_PREFIX}model_version={version}/dt={day:%Y-%m-%d}/{name}"
 
 
-# An hour's stored labels, a column each: row position, label, source rank, observed and received time.
-STORED_LABEL_COLUMNS = ("i", "y", "s", "o", "r")
+# An hour's stored labels, a column each: row position, label, source rank, observed and received
+# time, and the labelled row's prediction id and probability (its sensitive values under "g").
+STORED_LABEL_COLUMNS = ("i", "y", "s", "o", "r", "id", "p")
+
+# What a labelled row brings to the window's performance: its probability and sensitive values.
+RowFacts = tuple[float, dict[str, Any]]
 
 
 class HourLabels:
     """The performance partial of an hour: for each labelled row (its position in the hour's rows),
-    every feedback record received for it. The label that holds is the one that beats the others;
-    keeping the records makes applying one twice a no-op and lets a window count its own feedback.
+    every feedback record received for it, and the row's probability and sensitive values. The
+    label that holds is the one that beats the others; keeping the records makes applying one twice
+    a no-op and lets a window count its own feedback. The window's performance is computed from
+    these alone: an hour's rows are read only when a new label may be one of theirs.
 
     An hour read back keeps its stored columns until a new label reaches it: most hours of a window
     get none in a run, and their holding labels, feedback counts and stored form come from the
     columns without a record being built."""
 
-    def __init__(self, records: dict[int, list[Label]] | None = None) -> None:
+    def __init__(
+        self, records: dict[int, list[Label]] | None = None, facts: dict[int, RowFacts] | None = None
+    ) -> None:
         self._records = records if records is not None else {}
-        self._stored: dict[str, list[Any]] | None = None
-        self._ids: Sequence[str] = ()
+        self._facts = facts if facts is not None else {}
+        self._stored: dict[str, Any] | None = None
         self.changed = False
+
+    def _unpack(self) -> None:
+        if self._stored is None:
+            return
+        body = self._stored
+        records: dict[int, list[Label]] = {}
+        facts: dict[int, RowFacts] = {}
+        groups = body["g"]
+        for k, (i, y, s, o, r, pid, p) in enumerate(
+            zip(*(body[c] for c in STORED_LABEL_COLUMNS), strict=True)
+        ):
+            records.setdefault(i, []).append(Label(pid, y, (s, o, r), r))
+            if i not in facts:
+                facts[i] = (p, {a: values[k] for a, values in groups.items()})
+        self._records, self._facts, self._stored = records, facts, None
 
     @property
     def records(self) -> dict[int, list[Label]]:
-        if self._stored is not None:
-            body, ids = self._stored, self._ids
-            out: dict[int, list[Label]] = {}
-            for i, y, s, o, r in zip(*(body[k] for k in STORED_LABEL_COLUMNS), strict=True):
-                out.setdefault(i, []).append(Label(ids[i], y, (s, o, r), r))
-            self._records, self._stored = out, None
+        self._unpack()
         return self._records
 
     def to_json(self) -> dict[str, Any]:
         if self._stored is not None:
             return self._stored
         flat = [(i, x) for i in sorted(self._records) for x in self._records[i]]
+        attributes = sorted({a for _, g in self._facts.values() for a in g})
         return {
             "i": [i for i, _ in flat],
             "y": [x.label for _, x in flat],
             "s": [x.rank[0] for _, x in flat],
             "o": [x.rank[1] for _, x in flat],
             "r": [x.rank[2] for _, x in flat],
+            "id": [x.prediction_id for _, x in flat],
+            "p": [self._facts.get(i, _NO_FACTS)[0] for i, _ in flat],
+            "g": {a: [self._facts.get(i, _NO_FACTS)[1].get(a) for i, _ in flat] for a in attributes},
         }
 
     @classmethod
-    def from_json(cls, body: Mapping[str, Any], ids: Sequence[str]) -> HourLabels:
-        """An hour's stored labels. Raises ValueError when the columns cannot be this hour's."""
-        columns = {k: list(body[k]) for k in STORED_LABEL_COLUMNS}
+    def from_json(cls, body: Mapping[str, Any], rows: int) -> HourLabels:
+        """An hour's stored labels (of its `rows` rows). Raises ValueError when the columns cannot
+        be this hour's."""
+        columns: dict[str, Any] = {k: list(body[k]) for k in STORED_LABEL_COLUMNS}
+        columns["g"] = {str(a): list(v) for a, v in dict(body["g"]).items()}
         positions = columns["i"]
-        if len({len(c) for c in columns.values()}) != 1:
+        if len({len(c) for c in (*columns.values(), *columns["g"].values()) if isinstance(c, list)}) != 1:
             raise ValueError("label columns of different lengths")
-        if positions and (min(positions) < 0 or max(positions) >= len(ids)):
+        if positions and (min(positions) < 0 or max(positions) >= rows):
             raise ValueError("a label names a row the hour does not hold")
         out = cls()
-        out._stored, out._ids = columns, ids
+        out._stored = columns
+        return out
+
+    @classmethod
+    def of_rows(cls, body: Mapping[str, Any], rows: HourRows) -> HourLabels:
+        """Labels stored as positions into rows held beside them (the day roll-ups of format 2)."""
+        columns = {k: list(body[k]) for k in ("i", "y", "s", "o", "r")}
+        if len({len(c) for c in columns.values()}) != 1:
+            raise ValueError("label columns of different lengths")
+        positions = columns["i"]
+        if positions and (min(positions) < 0 or max(positions) >= len(rows.prediction_ids)):
+            raise ValueError("a label names a row the hour does not hold")
+        out = cls()
+        for i, y, s, o, r in zip(*columns.values(), strict=True):
+            out._records.setdefault(i, []).append(Label(rows.prediction_ids[i], y, (s, o, r), r))
+            out._facts.setdefault(i, _facts_of(rows, i))
         return out
 
     def holding(self) -> dict[int, Label]:
@@ -130,15 +179,42 @@ class HourLabels:
         if self._stored is None:
             return {i: x.label for i, x in self.holding().items()}
         best: dict[int, tuple[tuple[int, str, str], int]] = {}
-        for i, y, s, o, r in zip(*(self._stored[k] for k in STORED_LABEL_COLUMNS), strict=True):
+        for i, y, s, o, r in zip(*(self._stored[k] for k in ("i", "y", "s", "o", "r")), strict=True):
             key = ((s, o, r), y)  # as `Label.beats` orders them
             held = best.get(i)
             if held is None or key > held:
                 best[i] = key
         return {i: key[1] for i, key in best.items()}
 
-    def by_id(self, rows: HourRows) -> dict[str, list[Label]]:
-        return {rows.prediction_ids[i]: held for i, held in self.records.items()}
+    def labelled(
+        self, sensitive: Sequence[str]
+    ) -> tuple[list[str], list[float], list[int], dict[str, list[Any]]]:
+        """Each labelled row, in row order: its prediction id, probability, holding label and
+        sensitive values."""
+        values = self.holding_values()
+        order = sorted(values)
+        if self._stored is not None:
+            body = self._stored
+            first: dict[int, int] = {}
+            for k, i in enumerate(body["i"]):
+                first.setdefault(i, k)
+            at = [first[i] for i in order]
+            groups = body["g"]
+            return (
+                [body["id"][k] for k in at],
+                [body["p"][k] for k in at],
+                [values[i] for i in order],
+                {a: [groups[a][k] if a in groups else None for k in at] for a in sensitive},
+            )
+        return (
+            [self._records[i][0].prediction_id for i in order],
+            [self._facts[i][0] for i in order],
+            [values[i] for i in order],
+            {a: [self._facts[i][1].get(a) for i in order] for a in sensitive},
+        )
+
+    def by_id(self) -> dict[str, list[Label]]:
+        return {held[0].prediction_id: held for held in self.records.values()}
 
     def join(
         self, rows: HourRows, labels: Mapping[str, Sequence[Label]], held_already: set[Label] | None = None
@@ -162,6 +238,8 @@ class HourLabels:
                 continue
             matched.add(pid)
             held = self.records.setdefault(i, [])
+            if i not in self._facts:
+                self._facts[i] = _facts_of(rows, i)
             for x in new:
                 if x not in held:
                     held.append(x)
@@ -175,6 +253,14 @@ class HourLabels:
         if self._stored is not None:
             return sum(lo <= r[:16] <= hi for r in self._stored["r"])
         return sum(lo <= x.received_at[:16] <= hi for held in self._records.values() for x in held)
+
+
+_NO_FACTS: RowFacts = (float("nan"), {})
+
+
+def _facts_of(rows: HourRows, i: int) -> RowFacts:
+    p = float(rows.probability[i]) if i < len(rows.probability) else float("nan")
+    return p, {a: column[i] for a, column in rows.groups.items()}
 
 
 def rows_json(rows: HourRows) -> dict[str, Any]:
@@ -215,19 +301,22 @@ def rows_from_json(body: Mapping[str, Any], sensitive: Sequence[str]) -> HourRow
 
 
 class HourState:
-    """One stored hour: its manifest, rows and labels, and its partial (read and validated only when
-    its counts are needed: a day inside the window is merged from the day's own partial)."""
+    """One stored hour: its manifest, labels and rows (read from their own object only when a new
+    label may be one of theirs), and its partial (read and validated only when its counts are
+    needed: a day inside the window is merged from the day's own partial)."""
 
     def __init__(
         self,
         partial: HourPartial | Callable[[], dict[str, Any]],
-        rows: HourRows,
+        rows: HourRows | Callable[[], HourRows],
         labels: HourLabels,
         covers: Manifest | None = None,
         listed: str | None = None,
+        rows_name: str | None = None,
+        row_count: int | None = None,
     ) -> None:
         self._partial = partial
-        self.rows = rows
+        self._rows = rows
         self.labels = labels
         # When a run's listing last found exactly `covers` (None: not recorded).
         self.listed = listed
@@ -235,6 +324,12 @@ class HourState:
             assert isinstance(partial, HourPartial)
             covers = [(str(k), str(e)) for k, e in partial.covers]
         self.covers = covers
+        # The object the rows are stored in (None: not written yet).
+        self.rows_name = rows_name
+        if row_count is None:
+            assert isinstance(rows, HourRows)
+            row_count = len(rows.prediction_ids)
+        self.row_count = row_count
 
     @property
     def partial(self) -> HourPartial:
@@ -242,14 +337,34 @@ class HourState:
             self._partial = HourPartial.model_validate(self._partial())
         return self._partial
 
+    @property
+    def rows(self) -> HourRows:
+        if not isinstance(self._rows, HourRows):
+            self._rows = self._rows()
+            if len(self._rows.prediction_ids) != self.row_count:
+                raise ValueError("the stored rows are not the hour's")
+        return self._rows
+
+    @property
+    def rows_read(self) -> bool:
+        return isinstance(self._rows, HourRows)
+
+
+def rows_name(hh: str, covers: Manifest) -> str:
+    """The name of an hour's rows object: the rows follow from the log objects it covers."""
+    digest = hashlib.sha256(json.dumps(covers, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
+    return f"rows-{hh}-{digest}.json.gz"
+
 
 class DayRollup:
     """A day's stored hours and the merge of their counts (`whole`).
 
-    Two objects: `day.json.gz` (the merge, and each hour's manifest, rows and labels) is read for
-    every day a window touches; `hours.json.gz` (each hour's partial) only for a day the window
-    cuts or whose counts changed, and written only then: a day whose labels or listing stamps alone
-    changed is one read and one write of its day object.
+    Three kinds of object: `day.json.gz` (the merge, and each hour's manifest and labels, with what
+    the labelled rows bring to the window's performance) is read for every day a window touches;
+    `hours.json.gz` (each hour's partial) only for a day the window cuts or whose counts changed,
+    and written only then; `rows-HH-<digest>.json.gz` (an hour's rows, for the label join) only
+    when a new label may be one of that hour's, and written once per manifest. A day whose labels
+    or listing stamps alone changed is one read and one write of its day object.
     """
 
     def __init__(
@@ -277,7 +392,16 @@ class DayRollup:
             self.whole = HourPartial.model_validate(self.whole)
         return self.whole
 
+    def unwritten_rows(self) -> Iterator[tuple[str, bytes]]:
+        """(name, bytes) of each hour's rows object not written yet; names them in their hours."""
+        for hh, h in sorted(self.hours.items()):
+            if h.rows_name is None:
+                body = json.dumps(rows_json(h.rows), separators=(",", ":")).encode("utf-8")
+                h.rows_name = rows_name(hh, h.covers)
+                yield h.rows_name, gzip.compress(body, 5, mtime=0)
+
     def day_bytes(self, reference: ReferenceProfile, sensitive: Sequence[str]) -> bytes:
+        assert all(h.rows_name is not None for h in self.hours.values()), "rows objects first"
         body = {
             "format": ROLLUP_FORMAT,
             "version": self.version,
@@ -287,7 +411,7 @@ class DayRollup:
                 hh: {
                     "covers": h.covers,
                     "listed": h.listed,
-                    "rows": rows_json(h.rows),
+                    "rows": {"name": h.rows_name, "n": h.row_count},
                     "labels": h.labels.to_json(),
                 }
                 for hh, h in sorted(self.hours.items())
@@ -301,11 +425,16 @@ class DayRollup:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, sensitive: Sequence[str], partials: Callable[[], dict[str, Any]]
+        cls,
+        data: bytes,
+        sensitive: Sequence[str],
+        partials: Callable[[], dict[str, Any]],
+        rows: Callable[[str], HourRows] | None = None,
     ) -> DayRollup | None:
-        """A stored day; `partials` reads its hours' partials (once) when one is needed."""
+        """A stored day; `partials` reads its hours' partials (once) when one is needed, `rows` an
+        hour's rows object by name when they are."""
         body = json.loads(gzip.decompress(data))
-        if body.get("format") != ROLLUP_FORMAT:
+        if body.get("format") not in (ROLLUP_FORMAT, ROWS_INLINE_FORMAT):
             return None  # another format: its hours are profiled again
         held: dict[str, Any] = {}
 
@@ -317,16 +446,32 @@ class DayRollup:
 
             return read
 
+        def no_rows(name: str) -> HourRows:
+            raise ValueError(f"no reader for the rows object {name}")
+
+        read_rows = rows or no_rows
         hours = {}
         for hh, h in body["hours"].items():
-            rows = rows_from_json(h["rows"], sensitive)
-            hours[hh] = HourState(
-                hour_partial(hh),
-                rows,
-                HourLabels.from_json(h["labels"], rows.prediction_ids),
-                covers=[(str(k), str(e)) for k, e in h["covers"]],
-                listed=h.get("listed"),
-            )
+            covers = [(str(k), str(e)) for k, e in h["covers"]]
+            if body["format"] == ROWS_INLINE_FORMAT:
+                # An earlier layout: the rows inline, labels as positions into them. Kept, and
+                # written in today's layout when the day is next written.
+                inline = rows_from_json(h["rows"], sensitive)
+                state = HourState(
+                    hour_partial(hh), inline, HourLabels.of_rows(h["labels"], inline), covers, h.get("listed")
+                )
+            else:
+                name, n = str(h["rows"]["name"]), int(h["rows"]["n"])
+                state = HourState(
+                    hour_partial(hh),
+                    functools.partial(read_rows, name),
+                    HourLabels.from_json(h["labels"], n),
+                    covers,
+                    h.get("listed"),
+                    rows_name=name,
+                    row_count=n,
+                )
+            hours[hh] = state
         return cls(int(body["version"]), body["day"], hours, whole=body.get("whole"))
 
 
@@ -360,23 +505,29 @@ def _read_day(
         stats.partial_bytes += len(raw)
         return dict(json.loads(gzip.decompress(raw)))
 
+    def rows(name: str) -> HourRows:
+        raw = get_bytes(s3, bucket, rollup_key(version, day, name))
+        stats.partial_gets += 1
+        stats.partial_bytes += len(raw)
+        stats.hours_rows_read += 1
+        return rows_from_json(json.loads(gzip.decompress(raw)), sensitive)
+
     try:
-        held = DayRollup.from_bytes(data, sensitive, partials)
-    except (ValueError, KeyError, OSError):
+        held = DayRollup.from_bytes(data, sensitive, partials, rows)
+    except (ValueError, KeyError, TypeError, OSError):
         return empty
     return held if held is not None else empty
 
 
-def _add_labelled(acc: WindowAccumulator, rows: HourRows, labels: Mapping[int, int]) -> None:
-    if not labels:
+def _add_labelled(acc: WindowAccumulator, labels: HourLabels) -> None:
+    ids, p, y, groups = labels.labelled(acc.sensitive)
+    if not ids:
         return
-    idx = sorted(labels)
-    acc.labelled.probability.append(np.array([rows.probability[i] for i in idx], dtype=np.float64))
-    acc.labelled.label.append(np.array([labels[i] for i in idx], dtype=np.int64))
+    acc.labelled.probability.append(np.array(p, dtype=np.float64))
+    acc.labelled.label.append(np.array(y, dtype=np.int64))
     for attribute in acc.sensitive:
-        col = rows.groups.get(attribute)
-        acc.labelled.groups[attribute].extend(col[i] if col is not None else None for i in idx)
-    acc.matched_ids.update(rows.prediction_ids[i] for i in idx)
+        acc.labelled.groups[attribute].extend(groups[attribute])
+    acc.matched_ids.update(ids)
 
 
 def sql_labels(joined: Sequence[tuple[str, int, str, str, str]]) -> dict[str, list[Label]]:
@@ -436,12 +587,20 @@ def window_from_rollups(
     stats: ReadStats | None = None,
     now: datetime | None = None,
     late: Collection[datetime] | None = None,
+    arrived: Collection[str] | None = None,
 ) -> tuple[WindowAccumulator, WindowLabels]:
     """One version's window [start, end) from its days' roll-ups, with `labels` (id -> the records
     that arrived since the last run and those still waiting) applied to the hours they label.
 
     With `now` (this run's time) and `late` (the hours of this version that late writes were marked
-    for since the last run), settled hours are not listed; without them, every hour is."""
+    for since the last run), settled hours are not listed; without them, every hour is.
+
+    `arrived` names the ids with a record that arrived since the last run (None: every id). Those
+    are joined to the stored hours that may hold them: the hour an id made by the predict function
+    names (`mlops.shared.prediction_ids.served_hour`), or, for another id or one its hour does not
+    hold, every stored hour; so only those hours' rows are read. A label still waiting was joined
+    to every stored hour when it arrived, and can only be one of an hour profiled since: it is
+    joined to the hours profiled in this run."""
     stats = stats if stats is not None else ReadStats()
     s3 = store_at.s3
     spans = list(hour_spans(start, end))
@@ -479,17 +638,42 @@ def window_from_rollups(
     merged_days: set[str] = set()
     days_to_merge: list[str] = []
     computed: set[tuple[str, str]] = set()
+
+    def manifest(hour: datetime) -> tuple[list[tuple[str, str, int]] | None, Manifest, HourState | None]:
+        held = days[f"{hour:%Y-%m-%d}"].hours.get(f"{hour:%H}")
+        objects = listed.get(prediction_prefix(version, hour))
+        if objects is None:  # a settled hour, not listed: its stored manifest holds
+            assert held is not None
+            return None, held.covers, held
+        return objects, [(key, etag) for key, etag, _ in objects], held
+
+    # The labels each stored hour is joined to: those whose id names it, and those that may be anyone's.
+    stored = {}
+    for hour, _, _ in spans:
+        _, covers, held = manifest(hour)
+        if held is not None and held.covers == covers:
+            stored[hour] = held
+    fresh_ids = labels.keys() if arrived is None else [pid for pid in arrived if pid in labels]
+    homes: dict[datetime, dict[str, Sequence[Label]]] = {}
+    anyone: dict[str, Sequence[Label]] = {}
+    for pid in fresh_ids:
+        home = served_hour(pid)
+        if home is None:
+            anyone[pid] = labels[pid]
+        elif home in stored:
+            homes.setdefault(home, {})[pid] = labels[pid]
+        # else: not a prediction of this window's stored hours (one profiled now is joined below)
+    for home, theirs in sorted(homes.items()):
+        held = stored[home]
+        matched = held.labels.join(held.rows, theirs, found.held_already)
+        found.matched_stored |= matched
+        # An id of that form its hour does not hold is a client's: it may be anyone's.
+        anyone.update((pid, theirs[pid]) for pid in theirs.keys() - matched)
+
     for hour, lo, hi in spans:
         day_name, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
         day = days[day_name]
-        held = day.hours.get(hh)
-        objects = listed.get(prediction_prefix(version, hour))
-        covers: Manifest
-        if objects is None:  # a settled hour, not listed: its stored manifest holds
-            assert held is not None
-            covers = held.covers
-        else:
-            covers = [(key, etag) for key, etag, _ in objects]
+        objects, covers, held = manifest(hour)
         current = held is not None and held.covers == covers
         whole = lo is None and hi is None
         # A listing that found the stored objects, late enough past the hour: the hour settles, and
@@ -507,14 +691,15 @@ def window_from_rollups(
             continue
         joined_held = current and held is not None
         if current and held is not None:
-            found.matched_stored |= held.labels.join(held.rows, labels, found.held_already)
+            if anyone:
+                found.matched_stored |= held.labels.join(held.rows, anyone, found.held_already)
             if held.labels.changed:
                 dirty.add(day_name)
         partial: HourPartial | None
         if whole and current and held is not None:
             # Counts merged with the whole day below when every hour of the day is in the window.
             partial = None if day_name in whole_days else held.partial
-            rows, hour_labels = held.rows, held.labels
+            hour_labels = held.labels
             stats.hours_reused += 1
         else:
             assert objects is not None  # an hour not listed is a stored whole hour, reused above
@@ -541,7 +726,7 @@ def window_from_rollups(
                 stats.log_bytes += partial.bytes_read
             stats.engines[partial.engine] = stats.engines.get(partial.engine, 0) + 1
             # Labels already applied to this hour follow their predictions into the new rows.
-            earlier = held.labels.by_id(held.rows) if held is not None else {}
+            earlier = held.labels.by_id() if held is not None else {}
             fresh = HourLabels()
             fresh.join(rows, earlier)
             # (`earlier` holds this run's labels when they were joined above: no copies to find again.)
@@ -561,7 +746,7 @@ def window_from_rollups(
         elif day_name not in merged_days:
             merged_days.add(day_name)
             days_to_merge.append(day_name)
-        _add_labelled(acc, rows, hour_labels.holding_values())
+        _add_labelled(acc, hour_labels)
         found.received_matched += hour_labels.received_in(*minutes)
     for name in days_to_merge:
         held_day = days[name]
@@ -579,6 +764,10 @@ def window_from_rollups(
         # change keeps its hours object, which can then be older than the day object by at most the
         # window (labels reach a day only while it is in the window); the stage configuration keeps
         # the reports' expiry longer than that (infrastructure/config.py).
+        for rows_object, body in day.unwritten_rows():
+            put_bytes(
+                s3, store_at.partial_bucket, rollup_key(version, at, rows_object), body, "application/gzip"
+            )
         if name in recounted:
             put_bytes(s3, store_at.partial_bucket, rollup_key(version, at, HOURS_NAME), day.hours_bytes())
         put_bytes(s3, store_at.partial_bucket, rollup_key(version, at), day.day_bytes(reference, sensitive))

@@ -455,6 +455,7 @@ def _run_monitor(
             stats=result.reads,
             now=now,
             late=None if late is None else {hour for v, hour in late if v == version},
+            arrived={r.prediction_id for r in records},
         )
         matched_stored |= found.matched_stored
         received_matched += found.received_matched
