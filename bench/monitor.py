@@ -426,6 +426,13 @@ def scaled_run(
         "bytes_read": reads.bytes,
         "engines": monitored.reads.engines,
         "hours_listed": monitored.reads.hours_listed,
+        # What the bytes were: the new hour's logs, the roll-ups (and rows objects), the feedback.
+        "bytes_split": {
+            "logs": monitored.reads.log_bytes,
+            "rollups": monitored.reads.partial_bytes,
+            "feedback": monitored.reads.feedback_bytes,
+            "hours_rows_read": monitored.reads.hours_rows_read,
+        },
         "rows": report.prediction_count,
         "peak_rss_mb": round(rss.peak / 2**20, 1),
     }
@@ -453,6 +460,7 @@ def scale_figures(
         "scale_run_s": {r: v["run_s"] for r, v in runs.items()},
         "scale_gets": {r: v["gets"] for r, v in runs.items()},
         "scale_bytes_read": {r: v["bytes_read"] for r, v in runs.items()},
+        "scale_bytes_split": {r: v["bytes_split"] for r, v in runs.items()},
         "scale_engine": {r: v["engines"] for r, v in runs.items()},
         "scale_window_rows": {r: v["rows"] for r, v in runs.items()},
         "scale_peak_rss_mb": max(v["peak_rss_mb"] for v in (*runs.values(), *weeks)),
