@@ -528,3 +528,35 @@ def as_rows_inline(stack: AwsStack, bucket: str, key: str) -> bytes:
 
 def read_json_gz(stack: AwsStack, bucket: str, key: str) -> Any:
     return json.loads(gzip.decompress(stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+def test_an_hour_whose_rows_object_is_lost_is_profiled_again_with_its_labels(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult
+) -> None:
+    # Given a settled window with labels, and two hours' rows objects lost (one deleted, one damaged),
+    traffic = Traffic(aws_stack, trained, seed=24)
+    start = END - timedelta(hours=24)
+    hours = traffic.hours(start, 24)
+    traffic.label(hours[3][:30] + hours[17][:30], END - timedelta(minutes=30))
+    run(END)
+    bucket = aws_stack.env[REPORT_BUCKET.env_var]
+    rows_objects = {
+        k.rsplit("/rows-", 1)[1][:2]: k
+        for k in list_keys(aws_stack.s3, bucket, rollup_key(1, start).rsplit("dt=", 1)[0])
+        if "/rows-" in k
+    }
+    aws_stack.s3.delete_object(Bucket=bucket, Key=rows_objects[f"{start + timedelta(hours=3):%H}"])
+    aws_stack.s3.put_object(Bucket=bucket, Key=rows_objects[f"{start + timedelta(hours=17):%H}"], Body=b"x")
+
+    # when the other labels of those two hours arrive,
+    traffic.label(hours[3][30:] + hours[17][30:], END + timedelta(minutes=10))
+    later = run(END + timedelta(minutes=30))
+
+    # then both hours are profiled again from their logs (the settled one listed again), the labels
+    # they held follow their predictions, the new ones join them, and the report equals a full read.
+    assert later["reads"]["hours_computed"] == 2 + 1  # and the part of the hour the window's start cuts
+    report = assert_matches_from_scratch(aws_stack, later, END + timedelta(minutes=30))
+    assert report["labels"]["label_count"] == 2 * 60
+    assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(
+        sklearn_auc(traffic, hours[3] + hours[17])
+    )

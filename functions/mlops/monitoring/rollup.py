@@ -653,6 +653,18 @@ def window_from_rollups(
         _, covers, held = manifest(hour)
         if held is not None and held.covers == covers:
             stored[hour] = held
+    lost: set[datetime] = set()
+
+    def readable(hour: datetime, held: HourState) -> bool:
+        """Whether a stored hour's rows can be read. An hour whose rows object is missing or damaged
+        is profiled again from its logs, its labels following their predictions into the new rows."""
+        if hour not in lost:
+            try:
+                _ = held.rows  # read once, kept by the hour
+            except (NotFoundError, ValueError, KeyError, TypeError, OSError, EOFError):
+                lost.add(hour)
+        return hour not in lost
+
     fresh_ids = labels.keys() if arrived is None else [pid for pid in arrived if pid in labels]
     homes: dict[datetime, dict[str, Sequence[Label]]] = {}
     anyone: dict[str, Sequence[Label]] = {}
@@ -665,6 +677,8 @@ def window_from_rollups(
         # else: not a prediction of this window's stored hours (one profiled now is joined below)
     for home, theirs in sorted(homes.items()):
         held = stored[home]
+        if not readable(home, held):
+            continue  # profiled again below, and joined to every label then
         matched = held.labels.join(held.rows, theirs, found.held_already)
         found.matched_stored |= matched
         # An id of that form its hour does not hold is a client's: it may be anyone's.
@@ -674,7 +688,18 @@ def window_from_rollups(
         day_name, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
         day = days[day_name]
         objects, covers, held = manifest(hour)
-        current = held is not None and held.covers == covers
+        current = held is not None and held.covers == covers and hour not in lost
+        if current and anyone and held is not None and not readable(hour, held):
+            current = False
+        if held is not None and not current and objects is None:
+            # A settled hour whose rows are lost: listed now, to be profiled again.
+            objects = listed[prediction_prefix(version, hour)] = list(
+                prediction_objects_by_hour(
+                    s3, store_at.log_bucket, version, hour, hour + timedelta(hours=1)
+                ).get(prediction_prefix(version, hour), [])
+            )
+            covers = [(key, etag) for key, etag, _ in objects]
+            stats.hours_listed += 1
         whole = lo is None and hi is None
         # A listing that found the stored objects, late enough past the hour: the hour settles, and
         # later runs need not list it.
