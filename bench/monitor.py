@@ -285,7 +285,7 @@ class S3Reads:
 
 # Stand-ins in the template hour's text for its predictions' hour (ids and times), replaced per hour.
 # Ids take the predict function's form (`mlops.shared.prediction_ids`): the hour's first millisecond
-# in 12 hex digits, then 20 of their own, so a label's id names the hour that holds its prediction.
+# in 12 hex digits, `p`, then 19 of their own, so a label's id names the hour that holds its prediction.
 HOUR_TOKEN = "HOUR_TOKEN"
 TIME_TOKEN = f"{SCALE_END:%Y-%m-%dT%H}:"
 
@@ -329,7 +329,7 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
     chunk = feature_frame(frame, result.spec)
     proba = result.pipeline.predict_proba(chunk)[:, 1]
     features = frame_rows(chunk)
-    ids = [f"{HOUR_TOKEN}{rate:04x}{i:016x}" for i in range(rows)]
+    ids = [f"{HOUR_TOKEN}p{rate:03x}{i:016x}" for i in range(rows)]
     step = timedelta(hours=1) / rows
     objects = []
     for start in range(0, rows, per_object):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -440,10 +441,10 @@ def test_late_labels_read_the_rows_of_the_hours_their_ids_name_and_waiting_ones_
     assert report["labels"]["label_count"] == 2 * 60 + 1
 
 
-def traffic_record(traffic: Traffic, served: datetime, named: datetime | None = None) -> PredictionRecord:
-    """One more scored prediction, served at `served`, not written yet; its id is of the predict
-    function's form, naming `named` (default: `served`)."""
-    (pid,) = new_prediction_ids(1, named or served)
+def traffic_record(traffic: Traffic, served: datetime, prediction_id: str | None = None) -> PredictionRecord:
+    """One more scored prediction, served at `served`, not written yet; its id the predict
+    function's (naming `served`'s hour) unless `prediction_id` is given."""
+    pid = prediction_id or new_prediction_ids(1, served)[0]
     template = next(iter(traffic.records.values()))
     record = template.model_copy(update={"prediction_id": pid, "request_id": pid, "timestamp": iso(served)})
     traffic.records[pid] = record
@@ -459,12 +460,12 @@ def test_labels_of_client_ids_are_looked_for_in_every_stored_hour(
     hours = traffic.hours(start, 24)
     run(END)
 
-    # when labels arrive for predictions of hours 5 and 20, and for a client id shaped like the
-    # predict function's own whose time names another hour (hour 5's labels ride with it),
-    mimic = traffic_record(traffic, start + timedelta(hours=12, minutes=5), named=start + timedelta(hours=9))
-    traffic.write([mimic], start + timedelta(hours=12), arrived=END + timedelta(minutes=5))  # a late write
-    traffic.truth[mimic.prediction_id] = 0
-    traffic.label(hours[5] + hours[20] + [mimic], END + timedelta(minutes=20))
+    # when labels arrive for predictions of hours 5 and 20, and for a prediction written late to
+    # hour 12 whose id is a UUID's hex (32 hex digits, as the predict function's are long),
+    late = traffic_record(traffic, start + timedelta(hours=12, minutes=5), prediction_id=uuid.uuid4().hex)
+    traffic.write([late], start + timedelta(hours=12), arrived=END + timedelta(minutes=5))
+    traffic.truth[late.prediction_id] = 0
+    traffic.label(hours[5] + hours[20] + [late], END + timedelta(minutes=20))
     second = run(END + timedelta(minutes=30))
 
     # then the run reads the rows of every stored hour once (the hour the late write changed is

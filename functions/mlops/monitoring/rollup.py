@@ -597,8 +597,9 @@ def window_from_rollups(
 
     `arrived` names the ids with a record that arrived since the last run (None: every id). Those
     are joined to the stored hours that may hold them: the hour an id made by the predict function
-    names (`mlops.shared.prediction_ids.served_hour`), or, for another id or one its hour does not
-    hold, every stored hour; so only those hours' rows are read. A label still waiting was joined
+    names (`mlops.shared.prediction_ids.served_hour`; in another version's window, or in none, it
+    is not this version's), or every stored hour for an id a client sent; so only those hours' rows
+    are read. A label still waiting was joined
     to every stored hour when it arrived, and can only be one of an hour profiled since: it is
     joined to the hours profiled in this run."""
     stats = stats if stats is not None else ReadStats()
@@ -674,15 +675,13 @@ def window_from_rollups(
             anyone[pid] = labels[pid]
         elif home in stored:
             homes.setdefault(home, {})[pid] = labels[pid]
-        # else: not a prediction of this window's stored hours (one profiled now is joined below)
+        # else: not a prediction of this window's stored hours (one profiled now is joined below);
+        # an id of this form names the one hour the log files it under, in whichever version.
     for home, theirs in sorted(homes.items()):
         held = stored[home]
         if not readable(home, held):
             continue  # profiled again below, and joined to every label then
-        matched = held.labels.join(held.rows, theirs, found.held_already)
-        found.matched_stored |= matched
-        # An id of that form its hour does not hold is a client's: it may be anyone's.
-        anyone.update((pid, theirs[pid]) for pid in theirs.keys() - matched)
+        found.matched_stored |= held.labels.join(held.rows, theirs, found.held_already)
 
     for hour, lo, hi in spans:
         day_name, hh = f"{hour:%Y-%m-%d}", f"{hour:%H}"
