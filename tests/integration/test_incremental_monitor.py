@@ -52,7 +52,7 @@ from mlops.shared.prediction_ids import new_prediction_ids
 from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 from sklearn.metrics import roc_auc_score
 
-from tests.conftest import AwsStack, s3_requests
+from tests.conftest import AwsStack, register_and_promote, s3_requests
 from tests.integration.serving_helpers import CONTEXT, load_event
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -88,7 +88,7 @@ class Traffic:
         self.truth: dict[str, int] = {}
         self.count = 0
 
-    def hour(self, at: datetime, n: int = 60, objects: int = 2) -> list[PredictionRecord]:
+    def hour(self, at: datetime, n: int = 60, objects: int = 2, version: int = 1) -> list[PredictionRecord]:
         data = generate_churn(n, seed=int(self.rng.integers(1 << 30)))
         features = feature_frame(data, self.trained.spec)
         proba = self.trained.pipeline.predict_proba(features)[:, 1]
@@ -104,7 +104,7 @@ class Traffic:
                     request_id=pid,
                     timestamp=iso(served),
                     model_name="churn",
-                    model_version=1,
+                    model_version=version,
                     features=rows[i],
                     probability=float(proba[i]),
                     label=int(proba[i] >= 0.5),
@@ -124,7 +124,7 @@ class Traffic:
         """Write `records` (of `hour`) as the log writer does when their batch comes in at `arrived`
         (default: within the hour); a late batch's marker first."""
         (obj,) = plan_log_objects([("batch", records)])
-        assert obj.key == prediction_key(1, hour, [r.prediction_id for r in records])
+        assert obj.key == prediction_key(records[0].model_version, hour, [r.prediction_id for r in records])
         write_log_object(self.stack.s3, self.bucket, obj, now=arrived or hour + timedelta(minutes=59))
 
     def label(self, records: list[PredictionRecord], at: datetime) -> None:
@@ -561,3 +561,24 @@ def test_an_hour_whose_rows_object_is_lost_is_profiled_again_with_its_labels(
     assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(
         sklearn_auc(traffic, hours[3] + hours[17])
     )
+
+
+def test_with_two_versions_serving_a_label_reads_the_hour_its_id_names_in_each(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult, churn_data: Any
+) -> None:
+    # Given two versions serving side by side every hour of a window, profiled by a run,
+    register_and_promote(aws_stack, trained, churn_data, reason="second version")
+    traffic = Traffic(aws_stack, trained, seed=25)
+    start = END - timedelta(hours=24)
+    ours = {v: [traffic.hour(start + timedelta(hours=h), n=30, version=v) for h in range(24)] for v in (1, 2)}
+    first = run(END)
+    assert sorted(v["version"] for v in first["versions"]) == [1, 2]
+
+    # when labels arrive for version 2's predictions of hours 3 and 17,
+    traffic.label(ours[2][3] + ours[2][17], END + timedelta(minutes=20))
+    second = run(END + timedelta(minutes=30))
+
+    # then each version reads the rows of those two hours only (version 1's hold none of them),
+    assert second["reads"]["hours_rows_read"] == 2 * 2
+    by_version = {v["version"]: v for v in second["versions"]}
+    assert by_version[2]["label_count"] == 60 and by_version[1]["label_count"] == 0
