@@ -143,6 +143,15 @@ class Traffic:
         )
 
 
+def a_day_of_traffic(
+    stack: AwsStack, trained: TrainingResult, seed: int, client_ids: bool = False
+) -> tuple[Traffic, datetime, list[list[PredictionRecord]]]:
+    """24 hours of traffic ending at END: the traffic, the window's start and each hour's records."""
+    traffic = Traffic(stack, trained, seed=seed, client_ids=client_ids)
+    start = END - timedelta(hours=24)
+    return traffic, start, traffic.hours(start, 24)
+
+
 def from_scratch(stack: AwsStack, start: datetime, end: datetime, now: datetime) -> Any:
     """The window read in full, every object once, as the monitor read it before partials."""
     registry = stack.registry()
@@ -227,9 +236,7 @@ def test_hourly_runs_read_each_hour_once_and_equal_a_full_read(
     aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
 ) -> None:
     # Given 24 hours of traffic in two objects an hour, labels for a third of it,
-    traffic = Traffic(aws_stack, trained)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, _, hours = a_day_of_traffic(aws_stack, trained, 3)
     traffic.label([r for h in hours for r in h[::3]], END - timedelta(minutes=5))
 
     # when the scheduled run covers the window, and runs again for the same event,
@@ -256,9 +263,7 @@ def test_late_labels_and_late_copies_update_their_hour_without_double_counting(
     aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
 ) -> None:
     # Given a window profiled by a run, with no labels yet,
-    traffic = Traffic(aws_stack, trained, seed=5)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, start, hours = a_day_of_traffic(aws_stack, trained, 5)
     first = run(END)
     assert stored_report(aws_stack, first)["labels"]["label_count"] == 0
 
@@ -368,9 +373,7 @@ def test_settled_hours_are_not_listed_again_yet_late_writes_and_deletions_reach_
     aws_stack: AwsStack, champion: VersionRecord, trained: TrainingResult
 ) -> None:
     # Given a day of traffic written in time, profiled by a run that listed every hour,
-    traffic = Traffic(aws_stack, trained, seed=11)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, start, hours = a_day_of_traffic(aws_stack, trained, 11)
     assert run(END)["reads"]["hours_listed"] == 24
 
     # when the next run comes an hour later, after a new hour of traffic,
@@ -409,9 +412,7 @@ def test_late_labels_read_the_rows_of_the_hours_their_ids_name_and_waiting_ones_
     aws_stack: AwsStack, champion: Any, trained: TrainingResult
 ) -> None:
     # Given a window profiled by a run, ids as the predict function makes them,
-    traffic = Traffic(aws_stack, trained, seed=21)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, _, hours = a_day_of_traffic(aws_stack, trained, 21)
     first = run(END)
     assert first["reads"]["hours_rows_read"] == 0
 
@@ -455,9 +456,7 @@ def test_labels_of_client_ids_are_looked_for_in_every_stored_hour(
     aws_stack: AwsStack, champion: Any, trained: TrainingResult
 ) -> None:
     # Given a window of predictions whose ids clients sent (ids that name no hour), profiled by a run,
-    traffic = Traffic(aws_stack, trained, seed=22, client_ids=True)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, start, hours = a_day_of_traffic(aws_stack, trained, 22, client_ids=True)
     run(END)
 
     # when labels arrive for predictions of hours 5 and 20, and for a prediction written late to
@@ -482,9 +481,7 @@ def test_day_roll_ups_that_held_their_rows_inline_keep_their_labels(
 ) -> None:
     # Given a window whose labels a run joined, stored as the previous layout stored days (each
     # hour's rows inline, its labels as positions into them, no rows objects),
-    traffic = Traffic(aws_stack, trained, seed=23)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, start, hours = a_day_of_traffic(aws_stack, trained, 23)
     traffic.label(hours[2] + hours[8], END - timedelta(minutes=30))
     run(END)
     bucket = aws_stack.env[REPORT_BUCKET.env_var]
@@ -535,9 +532,7 @@ def test_an_hour_whose_rows_object_is_lost_is_profiled_again_with_its_labels(
     aws_stack: AwsStack, champion: Any, trained: TrainingResult
 ) -> None:
     # Given a settled window with labels, and two hours' rows objects lost (one deleted, one damaged),
-    traffic = Traffic(aws_stack, trained, seed=24)
-    start = END - timedelta(hours=24)
-    hours = traffic.hours(start, 24)
+    traffic, start, hours = a_day_of_traffic(aws_stack, trained, 24)
     traffic.label(hours[3][:30] + hours[17][:30], END - timedelta(minutes=30))
     run(END)
     bucket = aws_stack.env[REPORT_BUCKET.env_var]
