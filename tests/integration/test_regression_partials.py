@@ -101,6 +101,10 @@ class Quotes:
             self.write(records[k : k + step], at)
         return records
 
+    def day(self, start: datetime) -> list[list[RegressionPredictionRecord]]:
+        """24 hours of quotes from `start` on, as `hour` logs them."""
+        return [self.hour(start + timedelta(hours=h)) for h in range(24)]
+
     def write(self, records: list[RegressionPredictionRecord], at: datetime) -> None:
         bucket = self.stack.env[LOG_BUCKET.env_var]
         key = prediction_key(1, at, [r.prediction_id for r in records])
@@ -184,7 +188,7 @@ def test_hourly_runs_read_each_hour_once_and_equal_the_whole_window_in_memory(
     # Given 24 hours of quotes in two objects an hour, the true price of every second one known,
     quotes = Quotes(aws_stack, champion, seed=3)
     start = END - timedelta(hours=24)
-    hours = [quotes.hour(start + timedelta(hours=h)) for h in range(24)]
+    hours = quotes.day(start)
     labelled = [r for h in hours for r in h[::2]]
     quotes.label(labelled, END - timedelta(minutes=5))
 
@@ -242,7 +246,7 @@ def test_late_labels_and_redelivered_copies_update_their_hour_without_double_cou
     # Given a window profiled by a run, with no true price known yet,
     quotes = Quotes(aws_stack, champion, seed=5)
     start = END - timedelta(hours=24)
-    hours = [quotes.hour(start + timedelta(hours=h)) for h in range(24)]
+    hours = quotes.day(start)
     first = run(END)
     assert stored_report(aws_stack, first)["label_count"] == 0
 
@@ -276,7 +280,7 @@ def test_each_run_reads_only_the_feedback_that_arrived_since_the_run_before(
     # Given a window whose first six hours' true prices arrived in three objects before a run,
     quotes = Quotes(aws_stack, champion, seed=7)
     start = END - timedelta(hours=24)
-    hours = [quotes.hour(start + timedelta(hours=h)) for h in range(24)]
+    hours = quotes.day(start)
     for k in range(3):
         quotes.label(hours[2 * k] + hours[2 * k + 1], END - timedelta(minutes=40 - 10 * k))
     gets = s3_requests(aws.client("s3"), "GetObject")
