@@ -9,7 +9,9 @@ The scaled runs (`scale_*`): each simulated hour holds SCALE of an hour's traffi
 log objects of the size the deployed log writer makes (LOG_WRITER_BATCH_SIZE records, or one
 batching window's worth at low rates), and the SQL-engine threshold is scaled alike. Earlier hours
 are profiled by a catch-up run first, so the timed run is the steady state: the hour that arrived
-since the last run, the stored partials of the rest of the window, the window's feedback.
+since the last run, the stored partials of the rest of the window, the feedback that arrived since:
+the new hour's labels, and late labels of another 5% of two earlier hours' predictions (6 and 20
+hours before), whose rows the run reads to join them.
 """
 
 from __future__ import annotations
@@ -288,6 +290,9 @@ class S3Reads:
 # in 12 hex digits, `p`, then 19 of their own, so a label's id names the hour that holds its prediction.
 HOUR_TOKEN = "HOUR_TOKEN"
 TIME_TOKEN = f"{SCALE_END:%Y-%m-%dT%H}:"
+ARRIVAL_TOKEN = "ARRIVAL_TOKEN"
+# Hours (before the timed one) whose other predictions' labels arrive late, during the timed run's hour.
+LATE_LABEL_HOURS = (6, 20)
 
 
 @dataclass
@@ -303,6 +308,8 @@ class ScaledHour:
     objects: list[str]
     feedback: str
     rows: int
+    # Labels of other predictions of the hour, sent later (`late_labels`).
+    late_feedback: str = ""
 
     def log(self, s3: Any, bucket: str, version: int, hour: datetime, level: int = 9) -> None:
         token, stamp = f"{int(hour.timestamp() * 1000):012x}", f"{hour:%Y-%m-%dT%H}:"
@@ -314,6 +321,16 @@ class ScaledHour:
             Bucket=bucket,
             Key=feedback_key(hour + timedelta(minutes=59), [token]),
             Body=gzip.compress(feedback.encode(), level),
+        )
+
+    def late_labels(self, s3: Any, bucket: str, hour: datetime, arrived: datetime) -> None:
+        """Labels of another share of `hour`'s predictions, received at `arrived` (a later hour)."""
+        token = f"{int(hour.timestamp() * 1000):012x}"
+        late = self.late_feedback.replace(HOUR_TOKEN, token).replace(ARRIVAL_TOKEN, iso(arrived))
+        s3.put_object(
+            Bucket=bucket,
+            Key=feedback_key(arrived, [token, "late"]),
+            Body=gzip.compress(late.encode()),
         )
 
 
@@ -363,7 +380,21 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
         }
         for i in chosen
     )
-    return ScaledHour(objects=objects, feedback=feedback, rows=rows)
+    # Another 5% of the hour's predictions, labelled later (their arrival time set when sent).
+    others = np.setdiff1d(
+        np.flatnonzero(np.random.default_rng(seed + 1).random(rows) < SCALE_LABEL_SHARE), chosen
+    )
+    late_feedback = _lines(
+        {
+            "prediction_id": ids[i],
+            "label": int(labels[i]),
+            "source": "explicit",
+            "observed_at": ARRIVAL_TOKEN,
+            "received_at": ARRIVAL_TOKEN,
+        }
+        for i in others
+    )
+    return ScaledHour(objects=objects, feedback=feedback, rows=rows, late_feedback=late_feedback)
 
 
 def scaled_run(
@@ -399,6 +430,9 @@ def scaled_run(
         s3, clients["cloudwatch"], clients["dynamodb"], config, window_end=end, window=window, now=end
     )
     template.log(s3, config.log_bucket, version, end)
+    # Labels that arrive late reach two earlier hours, whose rows the timed run then reads.
+    for back in LATE_LABEL_HOURS if hours >= max(LATE_LABEL_HOURS) else ():
+        template.late_labels(s3, config.log_bucket, end - timedelta(hours=back), end + timedelta(minutes=30))
     gc.collect()
     reads = S3Reads(s3)
     with RssSampler() as rss:
