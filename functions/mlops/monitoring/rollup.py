@@ -345,10 +345,6 @@ class HourState:
                 raise ValueError("the stored rows are not the hour's")
         return self._rows
 
-    @property
-    def rows_read(self) -> bool:
-        return isinstance(self._rows, HourRows)
-
 
 def rows_name(hh: str, covers: Manifest) -> str:
     """The name of an hour's rows object: the rows follow from the log objects it covers."""

@@ -1,6 +1,6 @@
 """The cyclic garbage collector held off while a Lambda serving container starts.
 
-Importing the predict handler and answering its first request create a few hundred thousand
+Importing the predict handler and answering its first request create about a hundred thousand
 objects that live as long as the container: modules, the SDK's service models and endpoint
 rules, the model's session. With the collector on, each burst of allocations sets off a
 collection, and the oldest generation's walk everything made so far again. Importing this module
@@ -18,10 +18,6 @@ import os
 _paused = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_") and gc.isenabled()
 if _paused:
     gc.disable()
-
-
-def paused() -> bool:
-    return _paused
 
 
 def resume() -> None:
