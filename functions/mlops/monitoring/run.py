@@ -427,6 +427,7 @@ def _run_monitor(
     labels: dict[str, list[Label]] = {}
     for label in waiting:
         labels.setdefault(label.prediction_id, []).append(label)
+    arrived = {r.prediction_id for r in records}
     matched_stored: set[str] = set()
     held_already: set[Label] = set()
     received_matched = 0
@@ -455,7 +456,7 @@ def _run_monitor(
             stats=result.reads,
             now=now,
             late=None if late is None else {hour for v, hour in late if v == version},
-            arrived={r.prediction_id for r in records},
+            arrived=arrived,
         )
         matched_stored |= found.matched_stored
         received_matched += found.received_matched
