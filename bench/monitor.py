@@ -53,6 +53,7 @@ from mlops.model.spec import ModelSpec, parse_spec
 from mlops.model.training import TrainingResult, feature_frame, frame_rows, train_model
 from mlops.monitoring.run import VersionReference, accumulate, evaluate, run_monitor
 from mlops.monitoring.window import PredictionBatch
+from mlops.shared.prediction_ids import stamp as id_stamp
 from mlops.shared.resources import LOG_WRITER_BATCH_SIZE, LOG_WRITER_BATCHING_WINDOW_S
 from mlops.shared.settings import MonitorSettings
 from moto import mock_aws
@@ -286,8 +287,8 @@ class S3Reads:
 
 
 # Stand-ins in the template hour's text for its predictions' hour (ids and times), replaced per hour.
-# Ids take the predict function's form (`mlops.shared.prediction_ids`): the hour's first millisecond
-# in 12 hex digits, `p`, then 19 of their own, so a label's id names the hour that holds its prediction.
+# Ids take the predict function's form (`mlops.shared.prediction_ids`): the stamp of the hour's first
+# millisecond, then 19 hex digits of their own, so a label's id names the hour that holds its prediction.
 HOUR_TOKEN = "HOUR_TOKEN"
 TIME_TOKEN = f"{SCALE_END:%Y-%m-%dT%H}:"
 ARRIVAL_TOKEN = "ARRIVAL_TOKEN"
@@ -312,7 +313,7 @@ class ScaledHour:
     late_feedback: str = ""
 
     def log(self, s3: Any, bucket: str, version: int, hour: datetime, level: int = 9) -> None:
-        token, stamp = f"{int(hour.timestamp() * 1000):012x}", f"{hour:%Y-%m-%dT%H}:"
+        token, stamp = id_stamp(hour), f"{hour:%Y-%m-%dT%H}:"
         for i, text in enumerate(self.objects):
             body = gzip.compress(text.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp).encode(), level)
             s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{token}-{i}"]), Body=body)
@@ -325,7 +326,7 @@ class ScaledHour:
 
     def late_labels(self, s3: Any, bucket: str, hour: datetime, arrived: datetime) -> None:
         """Labels of another share of `hour`'s predictions, received at `arrived` (a later hour)."""
-        token = f"{int(hour.timestamp() * 1000):012x}"
+        token = id_stamp(hour)
         late = self.late_feedback.replace(HOUR_TOKEN, token).replace(ARRIVAL_TOKEN, iso(arrived))
         s3.put_object(
             Bucket=bucket,
@@ -346,7 +347,7 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
     chunk = feature_frame(frame, result.spec)
     proba = result.pipeline.predict_proba(chunk)[:, 1]
     features = frame_rows(chunk)
-    ids = [f"{HOUR_TOKEN}p{rate:03x}{i:016x}" for i in range(rows)]
+    ids = [f"{HOUR_TOKEN}{rate:03x}{i:016x}" for i in range(rows)]
     step = timedelta(hours=1) / rows
     objects = []
     for start in range(0, rows, per_object):
@@ -368,33 +369,28 @@ def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) 
             )
         )
     labels = frame["y"].to_numpy()
+
+    def feedback_of(chosen: np.ndarray, at: str) -> str:
+        return _lines(
+            {
+                "prediction_id": ids[i],
+                "label": int(labels[i]),
+                "source": "explicit",
+                "observed_at": at,
+                "received_at": at,
+            }
+            for i in chosen
+        )
+
     chosen = np.flatnonzero(np.random.default_rng(seed).random(rows) < SCALE_LABEL_SHARE)
-    at = iso(SCALE_END + timedelta(minutes=59))
-    feedback = _lines(
-        {
-            "prediction_id": ids[i],
-            "label": int(labels[i]),
-            "source": "explicit",
-            "observed_at": at,
-            "received_at": at,
-        }
-        for i in chosen
-    )
     # Another 5% of the hour's predictions, labelled later (their arrival time set when sent).
-    others = np.setdiff1d(
-        np.flatnonzero(np.random.default_rng(seed + 1).random(rows) < SCALE_LABEL_SHARE), chosen
+    drawn = np.random.default_rng(seed + 1).random(rows) < SCALE_LABEL_SHARE
+    return ScaledHour(
+        objects=objects,
+        feedback=feedback_of(chosen, iso(SCALE_END + timedelta(minutes=59))),
+        rows=rows,
+        late_feedback=feedback_of(np.setdiff1d(np.flatnonzero(drawn), chosen), ARRIVAL_TOKEN),
     )
-    late_feedback = _lines(
-        {
-            "prediction_id": ids[i],
-            "label": int(labels[i]),
-            "source": "explicit",
-            "observed_at": ARRIVAL_TOKEN,
-            "received_at": ARRIVAL_TOKEN,
-        }
-        for i in others
-    )
-    return ScaledHour(objects=objects, feedback=feedback, rows=rows, late_feedback=late_feedback)
 
 
 def scaled_run(

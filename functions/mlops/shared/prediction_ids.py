@@ -29,17 +29,21 @@ def _random_parts(n: int) -> list[str]:
     return [raw[i : i + _RANDOM] for i in range(0, 20 * n, 20)]
 
 
+def stamp(at: datetime) -> str:
+    """The first 13 characters of an id made for a prediction at `at`: its millisecond and the mark."""
+    return f"{int(at.timestamp() * 1000):012x}{MARK}"
+
+
 def new_prediction_ids(n: int, served: datetime) -> list[str]:
     """`n` ids for predictions served at `served`."""
-    stamp = f"{int(served.timestamp() * 1000):012x}{MARK}"
-    return [stamp + part for part in _random_parts(n)]
+    head = stamp(served)
+    return [head + part for part in _random_parts(n)]
 
 
 def prediction_ids_at(times: Sequence[datetime]) -> list[str]:
     """An id for each of `times`: a prediction logged under its event time (a replayed or
     backfilled row) gets an id naming that hour, as the log files it there."""
-    parts = _random_parts(len(times))
-    return [f"{int(t.timestamp() * 1000):012x}{MARK}{part}" for t, part in zip(times, parts, strict=True)]
+    return [stamp(t) + part for t, part in zip(times, _random_parts(len(times)), strict=True)]
 
 
 def served_hour(prediction_id: str) -> datetime | None:
