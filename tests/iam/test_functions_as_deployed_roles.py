@@ -38,7 +38,14 @@ from tests.conftest import AwsStack, register_and_promote
 from tests.iam.conftest import create_retrain_function
 from tests.iam.enforcement import IamEnforcer
 from tests.iam.policy import authorizations
-from tests.integration.serving_helpers import CONTEXT, drain_queue, load_event, response_json, sqs_event_from
+from tests.integration.serving_helpers import (
+    CONTEXT,
+    drain_queue,
+    load_event,
+    response_json,
+    scheduled,
+    sqs_event_from,
+)
 from tests.traffic import log_traffic
 
 
@@ -160,8 +167,7 @@ def test_monitor_run_as_the_monitor_role(
         end - timedelta(hours=20),
         timedelta(minutes=2),
     )
-    event = load_event("monitor_schedule.json")
-    event["time"] = iso(end)
+    event = scheduled(end)
     monitor_handler.settings.cache_clear()
     try:
         with iam.acting_as("Monitor"):
@@ -205,8 +211,7 @@ def test_regression_monitor_run_as_the_monitor_role(
     quotes = Quotes(aws_stack, result, seed=11)
     hours = [quotes.hour(end - timedelta(hours=3 - h)) for h in range(3)]
     quotes.label(hours[0], end - timedelta(minutes=30))
-    event = load_event("monitor_schedule.json")
-    event["time"] = iso(end)
+    event = scheduled(end)
     monitor_handler.settings.cache_clear()
 
     # when two scheduled runs go as the monitor's role, the second after more prices arrived,
@@ -336,8 +341,7 @@ def test_monitor_profiles_big_hours_with_athena_as_the_monitor_role(
         "_store_predefined_query_results",
         lambda backend, exec_id: athena.answer(backend, exec_id),
     )
-    event = load_event("monitor_schedule.json")
-    event["time"] = iso(end)
+    event = scheduled(end)
     monitor_handler.settings.cache_clear()
 
     # when the scheduled run profiles its window as the monitor's role,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.cloud.storage import iso
 from mlops.local.invoke import LocalLambdaContext
 
 from tests.conftest import AwsStack
@@ -20,6 +22,13 @@ CONTEXT = LocalLambdaContext("serverless-mlops-test")
 
 def load_event(name: str) -> dict[str, Any]:
     return copy.deepcopy(json.loads((EVENTS / name).read_text(encoding="utf-8")))
+
+
+def scheduled(at: datetime) -> dict[str, Any]:
+    """The monitor's scheduled event, for a run whose window ends at `at`."""
+    event = load_event("monitor_schedule.json")
+    event["time"] = iso(at)
+    return event
 
 
 def with_body(event: dict[str, Any], body: Any) -> dict[str, Any]:

@@ -53,15 +53,9 @@ from mlops.shared.resources import LOG_BUCKET, REPORT_BUCKET
 from sklearn.metrics import roc_auc_score
 
 from tests.conftest import AwsStack, register_and_promote, s3_requests
-from tests.integration.serving_helpers import CONTEXT, load_event
+from tests.integration.serving_helpers import CONTEXT, scheduled
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def scheduled(at: datetime) -> dict[str, Any]:
-    event = load_event("monitor_schedule.json")
-    event["time"] = iso(at)
-    return event
 
 
 def run(at: datetime, window_hours: int | None = None) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from mlops.cloud.logstore import (
 )
 from mlops.cloud.storage import iso
 from mlops.datagen.pricing import TARGET, generate_prices
-from mlops.handlers import monitor
 from mlops.model import bundle
 from mlops.model.spec import load_spec, spec_from_json
 from mlops.model.training import TrainingResult, feature_frame, frame_rows, train_model
@@ -39,8 +38,7 @@ from mlops.shared.resources import LOG_BUCKET, MODEL_NAME_ENV, REPORT_BUCKET
 from sklearn import metrics as skm
 
 from tests.conftest import AwsStack, register_and_promote, s3_requests
-from tests.integration.serving_helpers import CONTEXT
-from tests.integration.test_incremental_monitor import assert_close, comparable, scheduled, stored_report
+from tests.integration.test_incremental_monitor import assert_close, comparable, run, stored_report
 from tests.unit.test_regression_spec import PRICING_SPEC
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -132,14 +130,6 @@ class Quotes:
     def arrays(self, records: list[RegressionPredictionRecord]) -> tuple[np.ndarray, np.ndarray]:
         ids = [r.prediction_id for r in records]
         return np.array([self.truth[i] for i in ids]), np.array([self.predicted[i] for i in ids])
-
-
-def run(at: datetime, window_hours: int | None = None) -> dict[str, Any]:
-    monitor.settings.cache_clear()
-    event = scheduled(at)
-    if window_hours is not None:
-        event = {**event, "detail": {"window_hours": window_hours}}
-    return monitor.handler(event, CONTEXT)
 
 
 def in_memory_report(stack: AwsStack, end: datetime, now: datetime) -> dict[str, Any]:
