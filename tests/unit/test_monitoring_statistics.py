@@ -9,7 +9,6 @@ from mlops.monitoring.performance import (
     fairness,
     metric_interval,
     production_performance,
-    rank_auc,
 )
 from mlops.monitoring.profile import (
     FINE_BINS,
@@ -254,13 +253,6 @@ def test_production_metrics_match_sklearn_and_interval_covers_the_value() -> Non
     assert perf.ci_low < perf.value < perf.ci_high
     # The 95% bootstrap interval of AUC at 2,000 labels is about +-2 standard errors (~0.02 each).
     assert 0.02 < perf.ci_high - perf.ci_low < 0.1
-
-
-def test_rank_auc_equals_sklearn_with_ties() -> None:
-    rng = np.random.default_rng(6)
-    y = rng.integers(0, 2, 3000)
-    p = np.round(rng.random(3000) * 0.5 + 0.3 * y, 2)
-    assert rank_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
 
 
 COVERAGE_RUNS = 3000

@@ -1,6 +1,9 @@
 """Classification metrics: test-set metrics at registration and production metrics in monitoring.
 
-One implementation for both, so the gap between them compares like with like.
+One implementation for both, so the gap between them compares like with like. The figures are
+scikit-learn's (a test holds them equal), computed from one sort of the scores and counts: a
+monitor window can hold millions of labelled predictions, and sklearn's metric functions each
+validate, find the classes and sort again, which took 16 s of a run at 4.5 million labels.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
+import pandas as pd
 
 METRIC_NAMES = (
     "roc_auc",
@@ -30,38 +33,101 @@ CALIBRATION_BINS = 10
 
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
     """Mean |observed rate - mean predicted probability| over equal-width bins, weighted by size."""
+    p = np.asarray(proba, dtype=np.float64)
+    if p.size == 0:
+        return 0.0
     edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(proba, edges[1:-1], right=True), 0, bins - 1)
-    total = len(proba)
-    ece = 0.0
-    for b in range(bins):
-        mask = idx == b
-        if mask.any():
-            ece += mask.sum() / total * abs(y_true[mask].mean() - proba[mask].mean())
-    return float(ece)
+    idx = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
+    # Per bin, |sum(y) - sum(p)| is its size times |rate - mean probability|.
+    observed = np.bincount(idx, weights=np.asarray(y_true, dtype=np.float64), minlength=bins)
+    predicted = np.bincount(idx, weights=p, minlength=bins)
+    return float(np.abs(observed - predicted).sum() / p.size)
+
+
+def ranked_counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives among the scores at or above each distinct score, highest first.
+
+    The points of sklearn's ROC and precision-recall curves (`_binary_clf_curve`), as exact
+    integers, from one sort.
+    """
+    order = np.argsort(p)[::-1]
+    scores = p[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]
+    tps = np.cumsum(y[order], dtype=np.int64)[last]
+    return tps, last + 1 - tps
+
+
+def _auc(tps: np.ndarray, fps: np.ndarray) -> float:
+    # Trapezoids under the ROC points, in integers until the one division.
+    heights = tps + np.r_[0, tps[:-1]]
+    return float(int((np.diff(fps, prepend=0) * heights).sum()) / (2 * int(tps[-1]) * int(fps[-1])))
+
+
+def _average_precision(tps: np.ndarray, fps: np.ndarray) -> float:
+    # Each distinct score's share of the positives, weighed by the precision at that score.
+    return float((np.diff(tps, prepend=0) * (tps / (tps + fps))).sum() / int(tps[-1]))
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC, ties counting one half; needs both classes."""
+    return _auc(*ranked_counts(y, p))
+
+
+def average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision (sklearn's, not interpolated); needs both classes."""
+    return _average_precision(*ranked_counts(y, p))
 
 
 def classification_metrics(
     y_true: Sequence[int] | np.ndarray, proba: Sequence[float] | np.ndarray
 ) -> dict[str, float | None]:
-    """Every metric in METRIC_NAMES; rank metrics are None when only one class is present."""
+    """Every metric in METRIC_NAMES; rank metrics are None when only one class is present.
+
+    Labels are 0 and 1. Log loss clips probabilities to [eps, 1 - eps] as sklearn does.
+    """
     y = np.asarray(y_true, dtype=int)
     p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
-    if y.size == 0:
+    n = int(y.size)
+    if n == 0:
         return dict.fromkeys(METRIC_NAMES)
-    pred = (p >= DECISION_THRESHOLD).astype(int)
-    both = len(np.unique(y)) == 2
+    positives = int(np.count_nonzero(y))
+    pred = p >= DECISION_THRESHOLD
+    hit = y == 1
+    tp = int(np.count_nonzero(pred & hit))
+    predicted = int(np.count_nonzero(pred))
+    fp, fn = predicted - tp, positives - tp
+    auc = average_precision = None
+    if 0 < positives < n:
+        tps, fps = ranked_counts(y, p)
+        auc, average_precision = _auc(tps, fps), _average_precision(tps, fps)
+    eps = float(np.finfo(np.float64).eps)
+    given_to_truth = np.clip(np.where(hit, p, 1.0 - p), eps, 1.0 - eps)
     return {
-        "roc_auc": float(skm.roc_auc_score(y, p)) if both else None,
-        "average_precision": float(skm.average_precision_score(y, p)) if both else None,
-        "accuracy": float(skm.accuracy_score(y, pred)),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
-        "log_loss": float(skm.log_loss(y, p, labels=[0, 1])),
-        "brier": float(skm.brier_score_loss(y, p)),
+        "roc_auc": auc,
+        "average_precision": average_precision,
+        "accuracy": (n - fp - fn) / n,
+        "precision": tp / predicted if predicted else 0.0,
+        "recall": tp / positives if positives else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "log_loss": float(-np.log(given_to_truth).mean()),
+        "brier": float(np.square(p - y).mean()),
         "calibration_error": expected_calibration_error(y, p),
     }
+
+
+def _group_name(value: Any) -> str:
+    return "(missing)" if value is None or value == "" or value != value else str(value)
+
+
+def group_codes(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each value's group number and the groups' names, sorted (None, "" and NaN are "(missing)").
+
+    Distinct values are named once, not every row: a window holds millions of rows and a few groups.
+    """
+    codes, distinct = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    names = sorted({_group_name(v) for v in distinct})
+    number = {name: i for i, name in enumerate(names)}
+    return np.array([number[_group_name(v)] for v in distinct], dtype=np.int64)[codes], names
 
 
 def group_metrics(
@@ -74,27 +140,29 @@ def group_metrics(
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(proba, dtype=np.float64)
     pred = p >= DECISION_THRESHOLD
+    hit = y == 1
     out: dict[str, dict[str, dict[str, float | int | None]]] = {}
     for attribute, values in groups.items():
-        arr = np.array(
-            ["(missing)" if v is None or v == "" or v != v else str(v) for v in values],
-            dtype=object,
-        )
+        codes, names = group_codes(values)
+        k = len(names)
+        sizes = np.bincount(codes, minlength=k)
+        positives = np.bincount(codes[hit], minlength=k)
+        selected = np.bincount(codes[pred], minlength=k)
+        true_positives = np.bincount(codes[pred & hit], minlength=k)
+        right = np.bincount(codes[pred == hit], minlength=k)
         per: dict[str, dict[str, float | int | None]] = {}
-        for group in sorted(set(arr.tolist())):
-            mask = arr == group
-            n = int(mask.sum())
+        for g, group in enumerate(names):
+            n, pos = int(sizes[g]), int(positives[g])
             if n < min_group_size:
                 continue
-            yg, pg = y[mask], pred[mask]
-            positives = int(yg.sum())
+            mask = codes == g
             per[group] = {
                 "n": n,
-                "positives": positives,
-                "selection_rate": float(pg.mean()),
-                "true_positive_rate": float(pg[yg == 1].mean()) if positives else None,
-                "accuracy": float((pg == yg).mean()),
-                "roc_auc": float(skm.roc_auc_score(yg, p[mask])) if 0 < positives < n else None,
+                "positives": pos,
+                "selection_rate": int(selected[g]) / n,
+                "true_positive_rate": int(true_positives[g]) / pos if pos else None,
+                "accuracy": int(right[g]) / n,
+                "roc_auc": roc_auc(y[mask], p[mask]) if 0 < pos < n else None,
             }
         out[attribute] = per
     return out

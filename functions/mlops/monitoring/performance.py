@@ -31,7 +31,14 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats
 from sklearn import metrics as skm
 
-from mlops.model.evaluation import DECISION_THRESHOLD, classification_metrics, fairness_gap, group_metrics
+from mlops.model.evaluation import (
+    DECISION_THRESHOLD,
+    average_precision,
+    classification_metrics,
+    fairness_gap,
+    group_metrics,
+    roc_auc,
+)
 from mlops.monitoring.estimation import (
     agreement_limits,
     estimate_interval,
@@ -39,6 +46,7 @@ from mlops.monitoring.estimation import (
     estimated_gap_threshold,
 )
 from mlops.monitoring.profile import PerformanceReference
+from mlops.monitoring.significance import resample_size, structural_components
 from mlops.monitoring.window import ScoreGrid
 
 BOOTSTRAP_RESAMPLES = 200
@@ -57,18 +65,9 @@ def _threshold_metric(fn: Callable[..., Any]) -> Callable[[np.ndarray, np.ndarra
     return metric
 
 
-def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank sum (ties averaged): equal to sklearn's, without its
-    per-call validation cost, which dominates 200 bootstrap resamples."""
-    ranks = stats.rankdata(p)
-    positives = int(y.sum())
-    negatives = y.size - positives
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
 _METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "roc_auc": rank_auc,
-    "average_precision": lambda y, p: float(skm.average_precision_score(y, p)),
+    "roc_auc": roc_auc,
+    "average_precision": average_precision,
     "accuracy": lambda y, p: float(skm.accuracy_score(y, (p >= DECISION_THRESHOLD).astype(int))),
     "f1": _threshold_metric(skm.f1_score),
     "precision": _threshold_metric(skm.precision_score),
@@ -91,9 +90,10 @@ def bootstrap_interval(
     if n < 2 or resamples < 10:
         return None
     rng = np.random.default_rng(seed)
+    size, scale = resample_size(n)
     values = []
     for _ in range(resamples):
-        idx = rng.integers(0, n, n)
+        idx = rng.integers(0, n, size)
         yb = y[idx]
         if metric in _NEEDS_BOTH_CLASSES and (yb.min() == yb.max()):
             continue
@@ -102,6 +102,11 @@ def bootstrap_interval(
         return None
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    if scale < 1.0:
+        # Smaller resamples than the window (`resample_size`): their deviations from the
+        # window's value, scaled to its size.
+        centre = fn(y, p)
+        lo, hi = centre + scale * (lo - centre), centre + scale * (hi - centre)
     return float(lo), float(hi)
 
 
@@ -137,15 +142,12 @@ def delong_logit_interval(
     """
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=np.float64)
-    positives, negatives = p[y == 1], p[y == 0]
-    m, n = positives.size, negatives.size
+    m = int(np.count_nonzero(y == 1))
+    n = y.size - m
     if m < 2 or n < 2:
         return None
-    ranks = stats.rankdata(p)
     # Share of negatives below each positive (ties count half), and of positives above each negative.
-    v10 = (ranks[y == 1] - stats.rankdata(positives)) / n
-    v01 = 1 - (ranks[y == 0] - stats.rankdata(negatives)) / m
-    auc = float(v10.mean())
+    auc, v10, v01 = structural_components(y, p)
     var10, var01 = float(np.var(v10, ddof=1) / m), float(np.var(v01, ddof=1) / n)
     edge = 0.5 / (m * n)
 
@@ -463,9 +465,8 @@ def fairness(
         values = labelled_groups.get(attribute)
         if values is not None and y.size:
             labelled = group_metrics({attribute: values}, y, p)[attribute]
-            names = np.array(["(missing)" if v is None or v == "" else str(v) for v in values], dtype=object)
             for g, figures in labelled.items():
-                positives = int(y[names == g].sum())
+                positives = int(figures["positives"] or 0)
                 if g in groups:
                     groups[g] = groups[g].model_copy(
                         update={

@@ -17,26 +17,56 @@ from statistics import NormalDist
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from mlops.model.evaluation import classification_metrics
 from mlops.monitoring.profile import ReferenceMetric
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 200
+# A bootstrap resample holds at most this many rows. A window of millions of labels would
+# otherwise cost 200 passes over millions of rows for an interval far narrower than any gap
+# that matters; the spread of the smaller resamples is scaled to the window's size
+# (`resample_size`).
+BOOTSTRAP_MAX_ROWS = 50_000
 _NORMAL = NormalDist()
 
 
-def _structural_components(y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """AUC and DeLong's components: V10 per positive, V01 per negative (ties count one half)."""
-    pos, neg = p[y == 1], p[y == 0]
-    m, n = pos.size, neg.size
-    all_ranks = stats.rankdata(np.concatenate([pos, neg]))
-    pos_ranks = stats.rankdata(pos)
-    neg_ranks = stats.rankdata(neg)
-    v10 = (all_ranks[:m] - pos_ranks) / n
-    v01 = 1.0 - (all_ranks[m:] - neg_ranks) / m
+def midranks(ordered: np.ndarray) -> np.ndarray:
+    """Ranks (from 1, ties sharing their mean rank) of an array already in ascending order."""
+    n = ordered.size
+    starts = np.r_[0, np.flatnonzero(np.diff(ordered)) + 1]
+    ends = np.r_[starts[1:], n]
+    return np.repeat((starts + ends + 1) / 2.0, ends - starts)
+
+
+def structural_components(y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUC and DeLong's components: V10 per positive, V01 per negative (ties count one half), each
+    in row order, from one sort (the ranks within each class follow from the ranks of all)."""
+    order = np.argsort(p)
+    ordered, positive = p[order], y[order] == 1
+    m = int(np.count_nonzero(positive))
+    n = positive.size - m
+    ranks = midranks(ordered)
+    components = np.empty(positive.size)
+    components[order[positive]] = (ranks[positive] - midranks(ordered[positive])) / n
+    components[order[~positive]] = 1.0 - (ranks[~positive] - midranks(ordered[~positive])) / m
+    v10, v01 = components[y == 1], components[y != 1]
     return float(v10.mean()), v10, v01
+
+
+def resample_size(rows: int, cap: int | None = None) -> tuple[int, float]:
+    """Rows per bootstrap resample, and what scales the resamples' spread to `rows` rows.
+
+    Up to `cap` rows (BOOTSTRAP_MAX_ROWS unless given), every resample has `rows` rows and the
+    factor is 1: the usual bootstrap. Beyond, resamples of `cap` rows (the m-out-of-n bootstrap):
+    the metrics bootstrapped here are smooth functions of means, whose spread shrinks as one over
+    the square root of the rows, so the deviations from the window's value are scaled by
+    sqrt(cap / rows).
+    """
+    cap = BOOTSTRAP_MAX_ROWS if cap is None else cap
+    if rows <= cap:
+        return rows, 1.0
+    return cap, float(np.sqrt(cap / rows))
 
 
 def _both_classes(y: np.ndarray) -> bool:
@@ -49,7 +79,7 @@ def auc_standard_error(y_true: np.ndarray, proba: np.ndarray) -> float | None:
     p = np.asarray(proba, dtype=np.float64)
     if not _both_classes(y) or min(int(y.sum()), int(y.size - y.sum())) < 2:
         return None
-    _, v10, v01 = _structural_components(y, p)
+    _, v10, v01 = structural_components(y, p)
     return float(np.sqrt(v10.var(ddof=1) / v10.size + v01.var(ddof=1) / v01.size))
 
 
@@ -62,13 +92,14 @@ def bootstrap_standard_error(
     if y.size < 10:
         return None
     rng = np.random.default_rng(seed)
+    size, scale = resample_size(y.size)
     values = []
     for _ in range(resamples):
-        idx = rng.integers(0, y.size, y.size)
+        idx = rng.integers(0, y.size, size)
         value = classification_metrics(y[idx], p[idx]).get(metric)
         if value is not None:
             values.append(value)
-    return float(np.std(values, ddof=1)) if len(values) >= resamples // 2 else None
+    return float(np.std(values, ddof=1)) * scale if len(values) >= resamples // 2 else None
 
 
 def metric_standard_error(y_true: np.ndarray, proba: np.ndarray, metric: str) -> float | None:
@@ -153,8 +184,8 @@ def paired_comparison(
         return None
     z = _NORMAL.inv_cdf(0.5 + confidence / 2)
     if metric == "roc_auc":
-        auc_a, v10a, v01a = _structural_components(y, a)
-        auc_b, v10b, v01b = _structural_components(y, b)
+        auc_a, v10a, v01a = structural_components(y, a)
+        auc_b, v10b, v01b = structural_components(y, b)
         s10 = np.cov(np.vstack([v10a, v10b]))
         s01 = np.cov(np.vstack([v01a, v01b]))
         cov = s10 / v10a.size + s01 / v01a.size
@@ -168,14 +199,15 @@ def paired_comparison(
         cand = classification_metrics(y, a)[metric] or 0.0
         champ = classification_metrics(y, b)[metric] or 0.0
         rng = np.random.default_rng(seed)
+        size, scale = resample_size(y.size)
         deltas = []
         for _ in range(resamples):
-            idx = rng.integers(0, y.size, y.size)
+            idx = rng.integers(0, y.size, size)
             ma = classification_metrics(y[idx], a[idx])[metric]
             mb = classification_metrics(y[idx], b[idx])[metric]
             if ma is not None and mb is not None:
                 deltas.append(sign * (ma - mb))
-        se = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0
+        se = float(np.std(deltas, ddof=1)) * scale if len(deltas) > 1 else 0.0
         delta, method = sign * (cand - champ), "paired bootstrap"
     p_value = 1.0 - _NORMAL.cdf(delta / se) if se > 0 else (0.0 if delta > 0 else 1.0)
     return PairedComparison(

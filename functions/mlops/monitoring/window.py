@@ -207,10 +207,16 @@ class LabelledRows:
     groups: dict[str, list[Any]] = field(default_factory=dict)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Probabilities, labels and groups, row by row, in ascending order of probability.
+
+        No figure depends on the rows' order, and every rank statistic sorts the scores: sorted
+        once here, each later sort finds them in order (a tenth of the time of a first sort).
+        """
         p = np.concatenate(self.probability) if self.probability else np.zeros(0)
         y = np.concatenate(self.label) if self.label else np.zeros(0, dtype=int)
-        groups = {k: np.array(v, dtype=object) for k, v in self.groups.items()}
-        return p, y, groups
+        order = np.argsort(p)
+        groups = {k: np.array(v, dtype=object)[order] for k, v in self.groups.items()}
+        return p[order], y[order], groups
 
 
 class WindowAccumulator:
