@@ -61,17 +61,23 @@ def test_the_join_gives_each_labelled_row_its_records_once(duplicated_ids: bool,
     assert not again.changed and again.records == hour.records
 
 
-def test_an_hour_read_back_answers_from_its_columns_as_its_records_do() -> None:
+@pytest.mark.parametrize("records_per_row", [(1,), (1, 1, 2, 3)], ids=["one-each", "several"])
+def test_an_hour_read_back_answers_from_its_columns_as_its_records_do(
+    records_per_row: tuple[int, ...],
+) -> None:
     rng = random.Random(5)
     ids = [f"p-{i}" for i in range(300)]
     records: dict[int, list[Label]] = {}
     for i in rng.sample(range(300), 120):
         # several records for some rows: the one that holds is the best ranked, whatever the order
-        records[i] = [_label(ids[i], rng) for _ in range(rng.choice([1, 1, 2, 3]))]
-    kept = HourLabels(records={i: list(held) for i, held in records.items()})
+        records[i] = [_label(ids[i], rng) for _ in range(rng.choice(records_per_row))]
+    facts = {i: (rng.random(), {"band": rng.choice(["a", "b", None])}) for i in records}
+    kept = HourLabels(records={i: list(held) for i, held in records.items()}, facts=facts)
     stored = HourLabels.from_json(kept.to_json(), len(ids))
 
     assert stored.holding_values() == {i: x.label for i, x in kept.holding().items()}
+    # The window's labelled rows, from the columns (one record a row: as stored) and from the records.
+    assert stored.labelled(["band", "absent"]) == kept.labelled(["band", "absent"])
     for lo, hi in (("2026-11-20T00:00", "2026-11-24T23:59"), ("2026-11-23T12:00", "2026-11-23T15:00")):
         assert stored.received_in(lo, hi) == kept.received_in(lo, hi) > 0
     assert stored.to_json() == kept.to_json()

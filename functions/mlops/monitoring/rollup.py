@@ -174,10 +174,20 @@ class HourLabels:
             out[i] = best
         return out
 
+    def _one_record_per_row(self) -> bool:
+        """Whether the stored columns hold one record per labelled row (ascending positions, as
+        `to_json` writes them): the common case, one label per prediction, needs no choosing."""
+        if self._stored is None:
+            return False
+        positions = self._stored["i"]
+        return len(positions) < 2 or bool(np.all(np.diff(np.asarray(positions, dtype=np.int64)) > 0))
+
     def holding_values(self) -> dict[int, int]:
         """The value of the label that holds for each labelled row (as `holding`, from the columns)."""
         if self._stored is None:
             return {i: x.label for i, x in self.holding().items()}
+        if self._one_record_per_row():
+            return dict(zip(self._stored["i"], self._stored["y"], strict=True))
         best: dict[int, tuple[tuple[int, str, str], int]] = {}
         for i, y, s, o, r in zip(*(self._stored[k] for k in ("i", "y", "s", "o", "r")), strict=True):
             key = ((s, o, r), y)  # as `Label.beats` orders them
@@ -191,6 +201,13 @@ class HourLabels:
     ) -> tuple[list[str], list[float], list[int], dict[str, list[Any]]]:
         """Each labelled row, in row order: its prediction id, probability, holding label and
         sensitive values."""
+        if self._one_record_per_row():
+            # Row order already, each record its row's holding label: the columns as stored.
+            body = self._stored
+            assert body is not None
+            groups = body["g"]
+            none = [None] * len(body["i"])
+            return body["id"], body["p"], body["y"], {a: groups.get(a, none) for a in sensitive}
         values = self.holding_values()
         order = sorted(values)
         if self._stored is not None:
