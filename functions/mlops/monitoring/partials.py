@@ -74,6 +74,14 @@ class HourRows:
     # Feedback records an SQL engine joined to the hour where the data lives, as
     # (prediction_id, label, source, observed_at, received_at); None when no engine did.
     joined: list[tuple[str, int, str, str, str]] | None = None
+    _positions: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def positions(self) -> dict[str, int] | None:
+        """Each id's row, built once for every join into the hour (a full hour holds 3.6 million
+        ids at 1,000 req/s); None when an id is held twice, and each of its rows must be found."""
+        if self._positions is None:
+            self._positions = dict(zip(self.prediction_ids, range(len(self.prediction_ids)), strict=True))
+        return self._positions if len(self._positions) == len(self.prediction_ids) else None
 
 
 @dataclass
