@@ -462,6 +462,7 @@ def scaled_run(
             "rollups": monitored.reads.partial_bytes,
             "feedback": monitored.reads.feedback_bytes,
             "hours_rows_read": monitored.reads.hours_rows_read,
+            "hours_labels_read": monitored.reads.hours_labels_read,
         },
         "rows": report.prediction_count,
         "peak_rss_mb": round(rss.peak / 2**20, 1),

@@ -34,6 +34,7 @@ from mlops.handlers import monitor
 from mlops.model.training import TrainingResult, feature_frame, frame_rows
 from mlops.monitoring.rollup import (
     HOURS_NAME,
+    RECORDS_INLINE_FORMAT,
     ROLLUP_FORMAT,
     ROLLUP_NAME,
     ROWS_INLINE_FORMAT,
@@ -332,24 +333,27 @@ def test_a_window_of_days_merges_whole_days_and_late_labels_reach_their_day(
     later = run(END + timedelta(hours=1), window_hours=72)
 
     # then it reads the new hour's object only and one roll-up per day, not per hour, the hours
-    # objects of the two days the window cuts, and the rows of the two hours the labels' ids name
-    # only: the whole day its labels changed is one read of its day object and one write of it,
-    # its hours' counts neither read nor written,
+    # objects of the two days the window cuts, and the rows and label records of the two hours the
+    # labels' ids name only: the whole day its labels changed is one read of its day object and one
+    # write of it, its hours' counts neither read nor written,
     assert later["reads"]["log_gets"] == 1 and later["reads"]["hours_computed"] == 1
-    assert later["reads"]["hours_rows_read"] == 2
-    assert later["reads"]["partial_gets"] == 4 + 2 + 2
+    assert later["reads"]["hours_rows_read"] == 2 and later["reads"]["hours_labels_read"] == 2
+    assert later["reads"]["partial_gets"] == 4 + 2 + 2 + 2
     labelled_day, last_day = (start + timedelta(hours=h) for h in (30, 70))
     version_days = rollup_key(1, start).rsplit("dt=", 1)[0]
     written = [p["Key"] for p in puts if p["Key"].startswith(version_days)]
-    assert sorted(k for k in written if "/rows-" not in k) == sorted(
+    assert sorted(k for k in written if "/rows-" not in k and "/labels-" not in k) == sorted(
         [
             rollup_key(1, labelled_day),
             rollup_key(1, last_day),
             rollup_key(1, last_day, HOURS_NAME),
         ]
     )
-    # (and the new hour's rows, once)
+    # (and the new hour's rows, once, and the label records of the three hours whose labels changed)
     assert [k.rsplit("/", 1)[1][:8] for k in written if "/rows-" in k] == [f"rows-{END:%H}-"]
+    assert sorted(k.rsplit("/", 1)[1][:9] for k in written if "/labels-" in k) == sorted(
+        f"labels-{h:%H}" for h in (labelled_day, last_day, END)
+    )
     assert later["reads"]["feedback_gets"] == 1
     # and equals a full read, the late labels in their hours,
     report = assert_matches_from_scratch(aws_stack, later, END + timedelta(hours=1), hours=72)
@@ -470,20 +474,27 @@ def test_labels_of_client_ids_are_looked_for_in_every_stored_hour(
     assert report["labels"]["unmatched_feedback"] == 0
 
 
-def test_day_roll_ups_that_held_their_rows_inline_keep_their_labels(
-    aws_stack: AwsStack, champion: Any, trained: TrainingResult
+@pytest.mark.parametrize(
+    "layout", [ROWS_INLINE_FORMAT, RECORDS_INLINE_FORMAT], ids=["rows-inline", "records-inline"]
+)
+def test_day_roll_ups_of_earlier_layouts_keep_their_labels(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult, layout: int
 ) -> None:
-    # Given a window whose labels a run joined, stored as the previous layout stored days (each
-    # hour's rows inline, its labels as positions into them, no rows objects),
+    # Given a window whose labels a run joined, stored as an earlier layout stored days (each hour's
+    # rows inline, its labels as positions into them; or its label records inline),
     traffic, start, hours = a_day_of_traffic(aws_stack, trained, 23)
     traffic.label(hours[2] + hours[8], END - timedelta(minutes=30))
     run(END)
     bucket = aws_stack.env[REPORT_BUCKET.env_var]
     version_days = rollup_key(1, start).rsplit("dt=", 1)[0]
+    inlined = "/rows-" if layout == ROWS_INLINE_FORMAT else "/labels-"
     for key in list(list_keys(aws_stack.s3, bucket, version_days)):
         if key.endswith(ROLLUP_NAME):
-            aws_stack.s3.put_object(Bucket=bucket, Key=key, Body=as_rows_inline(aws_stack, bucket, key))
-        elif "/rows-" in key:
+            aws_stack.s3.put_object(
+                Bucket=bucket, Key=key, Body=as_earlier_layout(aws_stack, bucket, key, layout)
+            )
+    for key in list(list_keys(aws_stack.s3, bucket, version_days)):
+        if inlined in key:
             aws_stack.s3.delete_object(Bucket=bucket, Key=key)
 
     # when labels of hour 15 arrive and the next run reads those days,
@@ -496,25 +507,26 @@ def test_day_roll_ups_that_held_their_rows_inline_keep_their_labels(
     assert report["performance"]["metrics"]["roc_auc"] == pytest.approx(
         sklearn_auc(traffic, hours[2] + hours[8] + hours[15])
     )
-    # and the day the new labels changed is stored in today's layout.
-    rewritten = json.loads(
-        gzip.decompress(aws_stack.s3.get_object(Bucket=bucket, Key=rollup_key(1, END))["Body"].read())
-    )
+    # and the day the new labels changed is stored in today's layout, its objects written.
+    rewritten = read_json_gz(aws_stack, bucket, rollup_key(1, END))
     assert rewritten["format"] == ROLLUP_FORMAT
-    assert all("name" in h["rows"] for h in rewritten["hours"].values())
+    stored = set(list_keys(aws_stack.s3, bucket, version_days))
+    for h in rewritten["hours"].values():
+        for name in (h["rows"]["name"], h["labels"]["name"]):
+            assert rollup_key(1, END, name) in stored
 
 
-def as_rows_inline(stack: AwsStack, bucket: str, key: str) -> bytes:
-    """A day object of today's layout rewritten in the previous one (format 2)."""
+def as_earlier_layout(stack: AwsStack, bucket: str, key: str, layout: int) -> bytes:
+    """A day object of today's layout rewritten in an earlier one: its hours' label records inline
+    (format 3), and also its rows inline with labels as positions into them (format 2)."""
     body = read_json_gz(stack, bucket, key)
+    folder = key.rsplit("/", 1)[0]
     for hour in body["hours"].values():
-        name = hour["rows"]["name"]
-        rows_key = f"{key.rsplit('/', 1)[0]}/{name}"
-        hour["rows"] = json.loads(
-            gzip.decompress(stack.s3.get_object(Bucket=bucket, Key=rows_key)["Body"].read())
-        )
-        hour["labels"] = {c: hour["labels"][c] for c in ("i", "y", "s", "o", "r")}
-    body["format"] = ROWS_INLINE_FORMAT
+        hour["labels"] = read_json_gz(stack, bucket, f"{folder}/{hour['labels']['name']}")
+        if layout == ROWS_INLINE_FORMAT:
+            hour["rows"] = read_json_gz(stack, bucket, f"{folder}/{hour['rows']['name']}")
+            hour["labels"] = {c: hour["labels"][c] for c in ("i", "y", "s", "o", "r")}
+    body["format"] = layout
     return gzip.compress(json.dumps(body).encode())
 
 
@@ -522,28 +534,31 @@ def read_json_gz(stack: AwsStack, bucket: str, key: str) -> Any:
     return json.loads(gzip.decompress(stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
-def test_an_hour_whose_rows_object_is_lost_is_profiled_again_with_its_labels(
-    aws_stack: AwsStack, champion: Any, trained: TrainingResult
+@pytest.mark.parametrize("lost", ["rows", "labels"])
+def test_an_hour_whose_rows_or_label_records_are_lost_is_profiled_again_with_its_labels(
+    aws_stack: AwsStack, champion: Any, trained: TrainingResult, lost: str
 ) -> None:
-    # Given a settled window with labels, and two hours' rows objects lost (one deleted, one damaged),
+    # Given a settled window with labels, and two hours' rows (or label records) objects lost, one
+    # deleted, one damaged,
     traffic, start, hours = a_day_of_traffic(aws_stack, trained, 24)
     traffic.label(hours[3][:30] + hours[17][:30], END - timedelta(minutes=30))
     run(END)
     bucket = aws_stack.env[REPORT_BUCKET.env_var]
-    rows_objects = {
-        k.rsplit("/rows-", 1)[1][:2]: k
+    objects = {
+        k.rsplit(f"/{lost}-", 1)[1][:2]: k
         for k in list_keys(aws_stack.s3, bucket, rollup_key(1, start).rsplit("dt=", 1)[0])
-        if "/rows-" in k
+        if f"/{lost}-" in k
     }
-    aws_stack.s3.delete_object(Bucket=bucket, Key=rows_objects[f"{start + timedelta(hours=3):%H}"])
-    aws_stack.s3.put_object(Bucket=bucket, Key=rows_objects[f"{start + timedelta(hours=17):%H}"], Body=b"x")
+    aws_stack.s3.delete_object(Bucket=bucket, Key=objects[f"{start + timedelta(hours=3):%H}"])
+    aws_stack.s3.put_object(Bucket=bucket, Key=objects[f"{start + timedelta(hours=17):%H}"], Body=b"x")
 
     # when the other labels of those two hours arrive,
     traffic.label(hours[3][30:] + hours[17][30:], END + timedelta(minutes=10))
     later = run(END + timedelta(minutes=30))
 
     # then both hours are profiled again from their logs (the settled one listed again), the labels
-    # they held follow their predictions, the new ones join them, and the report equals a full read.
+    # they held follow their predictions (read again from the feedback when their records are lost),
+    # the new ones join them, and the report equals a full read.
     assert later["reads"]["hours_computed"] == 2 + 1  # and the part of the hour the window's start cuts
     report = assert_matches_from_scratch(aws_stack, later, END + timedelta(minutes=30))
     assert report["labels"]["label_count"] == 2 * 60

@@ -3,8 +3,10 @@ whichever side (the labels or the hour's rows) the join walks."""
 
 from __future__ import annotations
 
+import json
 import random
 
+import numpy as np
 import pytest
 from mlops.monitoring.labels import Label
 from mlops.monitoring.partials import HourRows
@@ -126,3 +128,61 @@ def test_stored_labels_that_cannot_be_the_hours_are_refused(body: dict[str, list
     # (the day is then profiled again from the logs: `_read_day` treats it as not stored)
     with pytest.raises(ValueError):
         HourLabels.from_json({"g": {}, **body}, 3)
+
+
+@pytest.mark.parametrize("width", [4, 8])
+@pytest.mark.parametrize("records_per_row", [(1,), (1, 1, 2, 3)], ids=["one-each", "several"])
+def test_a_summary_answers_for_the_window_and_the_records_are_read_only_for_a_join(
+    records_per_row: tuple[int, ...], width: int
+) -> None:
+    rng = random.Random(9)
+    ids = [f"p-{i}" for i in range(400)]
+    records = {
+        i: [_label(ids[i], rng) for _ in range(rng.choice(records_per_row))]
+        for i in rng.sample(range(400), 150)
+    }
+    # 32-bit probabilities (as the ONNX model answers) are kept in 4 bytes, others in 8.
+    facts = {
+        i: (
+            float(np.float32(rng.random())) if width == 4 else rng.random(),
+            {"band": rng.choice(["a", "b", None])},
+        )
+        for i in records
+    }
+    kept = HourLabels(records={i: list(held) for i, held in records.items()}, facts=facts)
+    summary = json.loads(json.dumps(kept.summary_json(["band"])))
+    assert summary["p_bytes"] == width
+    reads: list[int] = []
+
+    def load() -> dict[str, object]:
+        reads.append(1)
+        return kept.to_json()
+
+    stored = HourLabels.from_summary(summary, len(ids), load)
+    p, y, groups = stored.labelled(["band", "absent"])
+    want_p, want_y, want_groups = kept.labelled(["band", "absent"])
+    assert list(p) == want_p and list(y) == want_y and groups == want_groups
+    for lo, hi in (("2026-11-20T00:00", "2026-11-28T23:59"), ("2026-11-23T12:00", "2026-11-23T15:00")):
+        assert stored.received_in(lo, hi) == kept.received_in(lo, hi)
+    assert stored.summary_json(["band"]) == summary and not reads
+    # A label reaching the hour reads the records once, and the records are the hour's.
+    new = _label(ids[0], rng)
+    assert stored.join(HourRows(prediction_ids=ids), {ids[0]: [new]}) == {ids[0]}
+    assert reads == [1] and stored.changed
+    assert stored.records == _expected(ids, {ids[0]: [new]}, records)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"n": 3},
+        {"p_bytes": 2},
+        {"y": "AAAA"},
+        {"g": {"band": {"levels": ["a"], "codes": "BQAAAA=="}}},
+    ],
+)
+def test_a_summary_that_cannot_be_the_hours_is_refused(damage: dict[str, object]) -> None:
+    kept = HourLabels(records={0: [_label("p-0", random.Random(1))]}, facts={0: (0.25, {"band": "a"})})
+    body = {**kept.summary_json(["band"]), **damage}
+    with pytest.raises(ValueError):
+        HourLabels.from_summary(body, 10, dict)

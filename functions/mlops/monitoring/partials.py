@@ -98,6 +98,8 @@ class ReadStats:
     hours_listed: int = 0
     # stored hours whose rows were read for the label join (a new label may have been theirs)
     hours_rows_read: int = 0
+    # stored hours whose label records were read (a new label reached them, or they were profiled again)
+    hours_labels_read: int = 0
     engines: dict[str, int] = field(default_factory=dict)
     feedback_gets: int = 0
     feedback_bytes: int = 0
