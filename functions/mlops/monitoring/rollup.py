@@ -2,19 +2,21 @@
 
 A day's roll-up (`reports/partials/model_version=V/dt=D/day.json.gz`) holds, for each whole hour of
 the day a run has profiled, the hour's partial (with the manifest of the log objects it covers) and
-its labels (the performance partial: which rows are labelled, with what, and each labelled row's
-id, probability and sensitive values). An hour's rows (id, probability, sensitive values of every
-prediction: what the label join needs) are an object of their own, `rows-HH-<digest>.json.gz`,
-written once per manifest and read only when a label that arrived since the last run may be one of
-that hour's: the hour an id made by the predict function names (`mlops.shared.prediction_ids`), or
-every stored hour for an id a client sent. So a run reads the window's labelled rows, not all of
-its rows. A run reads the roll-up of each day the window touches, lists the log objects of the
-hours that may have changed (below), profiles again only the hours whose objects changed (as
-`mlops.monitoring.partials` does hour by hour), joins the labels that arrived since the last run to
-the hours that may hold their predictions, and labels still waiting to the hours it profiled, and
-rewrites the days that changed. A late label so changes the labels of the hour of the prediction it
-labels, and a re-run applies nothing new. Hours cut by the window's edges are profiled for their
-part and not stored; their labels come from the stored whole hour when there is one.
+a summary of its labels (`LabelSummary`: each labelled row's holding label, probability and
+sensitive values, which is all the window's performance needs). Two objects per hour hold what only
+the label join needs: its rows (id, probability, sensitive values of every prediction),
+`rows-HH-<digest>.json.gz`, written once per manifest, and its label records (every feedback record
+joined to a row), `labels-HH-<digest>.json.gz`, written when they change. Both are read only when a
+label that arrived since the last run may be one of that hour's: the hour an id made by the predict
+function names (`mlops.shared.prediction_ids`), or every stored hour for an id a client sent. So a
+run reads the summaries of the window's labelled rows, not its rows nor its records. A run reads the
+roll-up of each day the window touches, lists the log objects of the hours that may have changed
+(below), profiles again only the hours whose objects changed (as `mlops.monitoring.partials` does
+hour by hour), joins the labels that arrived since the last run to the hours that may hold their
+predictions, and labels still waiting to the hours it profiled, and rewrites the days that changed.
+A late label so changes the labels of the hour of the prediction it labels, and a re-run applies
+nothing new. Hours cut by the window's edges are profiled for their part and not stored; their
+labels come from the stored whole hour when there is one.
 
 An hour settles once a listing made `SETTLE_AFTER` past its end found its objects: the log writer marks
 every object it writes to an hour later than `mlops.cloud.logstore.LATE_AFTER` past its end, so a
@@ -510,12 +512,13 @@ def rows_name(hh: str, covers: Manifest) -> str:
 class DayRollup:
     """A day's stored hours and the merge of their counts (`whole`).
 
-    Three kinds of object: `day.json.gz` (the merge, and each hour's manifest and labels, with what
-    the labelled rows bring to the window's performance) is read for every day a window touches;
-    `hours.json.gz` (each hour's partial) only for a day the window cuts or whose counts changed,
-    and written only then; `rows-HH-<digest>.json.gz` (an hour's rows, for the label join) only
-    when a new label may be one of that hour's, and written once per manifest. A day whose labels
-    or listing stamps alone changed is one read and one write of its day object.
+    Four kinds of object: `day.json.gz` (the merge, and each hour's manifest and label summary) is
+    read for every day a window touches; `hours.json.gz` (each hour's partial) only for a day the
+    window cuts or whose counts changed, and written only then; `rows-HH-<digest>.json.gz` (an
+    hour's rows) and `labels-HH-<digest>.json.gz` (its label records), for the label join, only when
+    a new label may be one of that hour's, the rows written once per manifest and the records when
+    they change. A day whose labels or listing stamps alone changed is one read and one write of its
+    day object, and a records object per hour its new labels reached.
     """
 
     def __init__(
