@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := functions tests infrastructure layers bench events
 
-.PHONY: install test test-artifact lint typecheck browser unit demo bench openapi synth layers layers-check clean
+.PHONY: install test test-artifact lint typecheck browser unit demo bench bench-full openapi synth layers layers-check clean
 
 # Two installs: the demo and the local stack need the runtime dependencies and moto only;
 # `make test` adds CDK, linters and test tools (several hundred MB more) on top. uv installs
@@ -72,6 +72,10 @@ demo: $(RUNTIME)
 bench: $(STAMP)
 	$(BIN)/python layers/build.py --arch host --runtime
 	$(BIN)/python bench/run_all.py
+
+# One monitor run at full scale (no scale factor): about 10 minutes and 6 GB of memory.
+bench-full: $(STAMP)
+	$(BIN)/python bench/monitor_full_scale.py
 
 # Rewrite the committed OpenAPI document from the handlers (a test fails when they differ).
 openapi: $(STAMP)

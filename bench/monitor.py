@@ -339,9 +339,11 @@ def _lines(records: Any) -> str:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
 
 
-def scaled_hour(result: TrainingResult, version: int, rate: int, seed: int = 7) -> ScaledHour:
-    """An hour's log objects at `rate` x SCALE, each the size the deployed writer makes."""
-    rows = max(1, round(rate * 3600 * SCALE))
+def scaled_hour(
+    result: TrainingResult, version: int, rate: int, seed: int = 7, scale: float = SCALE
+) -> ScaledHour:
+    """An hour's log objects at `rate` x `scale`, each the size the deployed writer makes."""
+    rows = max(1, round(rate * 3600 * scale))
     per_object = min(LOG_WRITER_BATCH_SIZE, rate * LOG_WRITER_BATCHING_WINDOW_S)
     frame = make_rows(rows, seed=seed, shift=True)
     chunk = feature_frame(frame, result.spec)
