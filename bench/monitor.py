@@ -112,6 +112,24 @@ def make_rows(n: int, seed: int, shift: bool = False) -> pd.DataFrame:
     return frame
 
 
+def promoted_model(result: TrainingResult, training_rows: int) -> tuple[dict[str, Any], MonitorSettings, Any]:
+    """Inside mock_aws: every resource, and `result` registered and promoted (clients, settings, record)."""
+    clients = {
+        n: boto3.client(n, region_name="us-east-1") for n in ("s3", "dynamodb", "sqs", "sns", "cloudwatch")
+    }
+    settings = MonitorSettings.model_validate(create_resources(clients, "bench", result.spec.name))
+    registry = Registry(clients["dynamodb"], settings.registry_table, result.spec.name)
+    record = register_model(
+        result,
+        registry,
+        clients["s3"],
+        settings.artifact_bucket,
+        TrainingData(sha256="0" * 64, rows=training_rows),
+    )
+    registry.promote(record.version, actor="bench", reason="bench")
+    return clients, settings, record
+
+
 class RssSampler:
     """Peak resident memory of this process while a block runs (sampled every 20 ms)."""
 
@@ -533,21 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     result = train_model(training, spec)
     current = make_rows(args.rows, seed=2, shift=True)
     with mock_aws():
-        clients = {
-            n: boto3.client(n, region_name="us-east-1")
-            for n in ("s3", "dynamodb", "sqs", "sns", "cloudwatch")
-        }
-        env = create_resources(clients, "bench", spec.name)
-        settings = MonitorSettings.model_validate(env)
-        registry = Registry(clients["dynamodb"], settings.registry_table, spec.name)
-        record = register_model(
-            result,
-            registry,
-            clients["s3"],
-            settings.artifact_bucket,
-            TrainingData(sha256="0" * 64, rows=len(training)),
-        )
-        registry.promote(record.version, actor="bench", reason="bench")
+        clients, settings, record = promoted_model(result, len(training))
         ids, labels, scores = write_logs(clients["s3"], settings.log_bucket, result, current, record.version)
         feedback = write_some_feedback(clients["s3"], settings.log_bucket, ids, labels)
         del ids, labels

@@ -37,7 +37,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 from moto import mock_aws
 
@@ -45,13 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import monitor as scaled
 from mlops.cloud.logstore import feedback_key, prediction_key
-from mlops.cloud.provision import create_resources
-from mlops.cloud.registry import Registry
-from mlops.model.registration import TrainingData, register_model
 from mlops.model.training import train_model
 from mlops.monitoring import run as monitor_run
 from mlops.monitoring.rollup import DAY_GZIP_LEVEL, HourLabels, LabelSummary, rows_from_json
-from mlops.shared.settings import MonitorSettings
 
 RATE = 1_000
 HOURS = 24
@@ -102,21 +97,7 @@ def new_hour(spec_rows: int) -> dict[str, Any]:
         return out
 
     with mock_aws():
-        clients = {
-            n: boto3.client(n, region_name="us-east-1")
-            for n in ("s3", "dynamodb", "sqs", "sns", "cloudwatch")
-        }
-        env = create_resources(clients, "bench", spec.name)
-        settings = MonitorSettings.model_validate(env)
-        registry = Registry(clients["dynamodb"], settings.registry_table, spec.name)
-        record = register_model(
-            result,
-            registry,
-            clients["s3"],
-            settings.artifact_bucket,
-            TrainingData(sha256="0" * 64, rows=len(training)),
-        )
-        registry.promote(record.version, actor="bench", reason="bench")
+        clients, settings, record = scaled.promoted_model(result, len(training))
         started = time.perf_counter()
         hour = scaled.scaled_hour(result, record.version, RATE, scale=1.0)
         built_s = time.perf_counter() - started

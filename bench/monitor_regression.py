@@ -15,7 +15,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 from mlops.cloud.logstore import (
@@ -26,17 +25,13 @@ from mlops.cloud.logstore import (
     write_feedback,
     write_predictions,
 )
-from mlops.cloud.provision import create_resources
-from mlops.cloud.registry import Registry
 from mlops.cloud.storage import iso
-from mlops.model.registration import TrainingData, register_model
 from mlops.model.spec import ModelSpec, parse_spec
 from mlops.model.training import feature_frame, frame_rows, train_model
 from mlops.monitoring.run import run_monitor
-from mlops.shared.settings import MonitorSettings
 from moto import mock_aws
 
-from bench.monitor import CATEGORICAL, NUMERIC, OBJECT_ROWS, WINDOW_START, make_rows
+from bench.monitor import CATEGORICAL, NUMERIC, OBJECT_ROWS, WINDOW_START, make_rows, promoted_model
 
 
 def regression_spec() -> ModelSpec:
@@ -68,21 +63,7 @@ def bench_regression(rows: int, reference_rows: int) -> dict[str, Any]:
     result = train_model(training, spec)
     current = with_value(make_rows(rows, seed=2, shift=True), 2)
     with mock_aws():
-        clients = {
-            n: boto3.client(n, region_name="us-east-1")
-            for n in ("s3", "dynamodb", "sqs", "sns", "cloudwatch")
-        }
-        env = create_resources(clients, "bench", spec.name)
-        settings = MonitorSettings.model_validate(env)
-        registry = Registry(clients["dynamodb"], settings.registry_table, spec.name)
-        record = register_model(
-            result,
-            registry,
-            clients["s3"],
-            settings.artifact_bucket,
-            TrainingData(sha256="0" * 64, rows=len(training)),
-        )
-        registry.promote(record.version, actor="bench", reason="bench")
+        clients, settings, record = promoted_model(result, len(training))
         s3, bucket = clients["s3"], settings.log_bucket
         step = timedelta(days=1) / rows
         ids = [f"p{i:07d}" for i in range(rows)]

@@ -9,7 +9,8 @@
   the components' kurtosis), which keeps 94-96% coverage down to about 20 positives, also near
   an AUC of 1, where a percentile bootstrap covers ~90%;
   accuracy, precision and recall are proportions, so
-  Wilson's score interval; F1 and average precision a percentile bootstrap (seeded).
+  Wilson's score interval; F1 and average precision a percentile bootstrap (seeded; its resamples
+  stop growing at `significance.BOOTSTRAP_MAX_ROWS`, their spread scaled to the window's size).
 - The label-free estimate calibrates the scores with the map fitted on the test set
   (`mlops.monitoring.estimation`), so it needs no calibrated model. Its gap to the test
   value alarms beyond a threshold from the test set's chunk-to-chunk variability.
