@@ -41,16 +41,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.cloud.logstore import (
-    LATE_AFTER,
-    PARTIALS_PREFIX,
-    FeedbackRecord,
-    feedback_objects_between,
-    prediction_objects_by_hour,
-    prediction_prefix,
+from mlops.cloud.logstore import LATE_AFTER, PARTIALS_PREFIX, prediction_objects_by_hour, prediction_prefix
+from mlops.cloud.storage import get_bytes, iso, put_bytes
+from mlops.monitoring.labels import (
+    LANDING_MARGIN,
+    FeedbackCursor,
+    FeedbackReads,
+    Label,
+    labels_of,
+    new_feedback,
 )
-from mlops.cloud.storage import get_bytes, iso, put_bytes, read_jsonl_gz
-from mlops.monitoring.labels import LANDING_MARGIN, Label
 from mlops.monitoring.partials import (
     HourEngine,
     HourPartial,
@@ -320,11 +320,7 @@ class HourLabels:
 
     def received_in(self, lo: str, hi: str) -> int:
         """Records received from minute `lo` to minute `hi`, both included."""
-        if self._summary is not None:
-            return sum(n for minute, n in self._summary[1].received.items() if lo <= minute <= hi)
-        if self._stored is not None:
-            return sum(lo <= r[:16] <= hi for r in self._stored["r"])
-        return sum(lo <= x.received_at[:16] <= hi for held in self._records.values() for x in held)
+        return sum(n for minute, n in self.received_per_minute().items() if lo <= minute <= hi)
 
 
 _NO_FACTS: RowFacts = (float("nan"), {})
@@ -441,14 +437,7 @@ def rows_from_json(body: Mapping[str, Any], sensitive: Sequence[str]) -> HourRow
     ids = body["id"]
     if isinstance(ids, str):
         ids = ids.split("\n") if n else []
-    groups: dict[str, list[Any]] = {}
-    for attribute in sensitive:
-        held = body["g"].get(attribute)
-        if held is None:
-            groups[attribute] = [None] * n
-            continue
-        codes = np.frombuffer(base64.b64decode(held["codes"]), dtype=np.int32)
-        groups[attribute] = np.asarray(held["levels"] or [None], dtype=object)[codes].tolist()
+    groups = {a: _decoded(body["g"][a], n) if a in body["g"] else [None] * n for a in sensitive}
     probability = np.frombuffer(base64.b64decode(body["p"]), dtype="<f8").tolist()
     return HourRows(prediction_ids=ids, probability=probability, groups=groups)
 
@@ -875,16 +864,15 @@ def window_from_rollups(
     def relabelled(hour: datetime) -> dict[str, list[Label]]:
         """Every feedback record received from `hour` on, but those this run applies anyway: all the
         labels its predictions held."""
+        reads = FeedbackReads()
+        # A cursor that has read nothing reads from `hour` on, as a first run reads its window.
+        records, _ = new_feedback(s3, store_at.log_bucket, FeedbackCursor(), hour, now or end, reads)
+        stats.feedback_gets += reads.gets
+        stats.feedback_bytes += reads.bytes
         out: dict[str, list[Label]] = {}
-        until = now if now is not None else end
-        for key, _, _ in feedback_objects_between(s3, store_at.log_bucket, hour, until):
-            data = get_bytes(s3, store_at.log_bucket, key)
-            stats.feedback_gets += 1
-            stats.feedback_bytes += len(data)
-            for record in read_jsonl_gz(data):
-                x = Label.of(FeedbackRecord.model_validate(record))
-                if x not in labels.get(x.prediction_id, ()):
-                    out.setdefault(x.prediction_id, []).append(x)
+        for x in labels_of(records):
+            if x not in labels.get(x.prediction_id, ()):
+                out.setdefault(x.prediction_id, []).append(x)
         return out
 
     def earlier_labels(hour: datetime, held: HourState | None) -> Mapping[str, Sequence[Label]]:
