@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -330,11 +331,19 @@ class ScaledHour:
     # Labels of other predictions of the hour, sent later (`late_labels`).
     late_feedback: str = ""
 
-    def log(self, s3: Any, bucket: str, version: int, hour: datetime, level: int = 9) -> None:
+    def log(
+        self, s3: Any, bucket: str, version: int, hour: datetime, level: int = 9, threads: int = 1
+    ) -> None:
+        """Write the hour's objects under `hour`, compressed at `level` by `threads` threads (gzip
+        lets go of the GIL); the puts stay in this thread (moto in process is not thread-safe)."""
         token, stamp = id_stamp(hour), f"{hour:%Y-%m-%dT%H}:"
-        for i, text in enumerate(self.objects):
-            body = gzip.compress(text.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp).encode(), level)
-            s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{token}-{i}"]), Body=body)
+
+        def packed(text: str) -> bytes:
+            return gzip.compress(text.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp).encode(), level)
+
+        with ThreadPoolExecutor(threads) as pool:
+            for i, body in enumerate(pool.map(packed, self.objects)):
+                s3.put_object(Bucket=bucket, Key=prediction_key(version, hour, [f"{token}-{i}"]), Body=body)
         feedback = self.feedback.replace(HOUR_TOKEN, token).replace(TIME_TOKEN, stamp)
         s3.put_object(
             Bucket=bucket,

@@ -32,7 +32,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,6 @@ from moto import mock_aws
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import monitor as scaled
-from mlops.cloud.logstore import feedback_key, prediction_key
 from mlops.model.training import train_model
 from mlops.monitoring import run as monitor_run
 from mlops.monitoring.rollup import DAY_GZIP_LEVEL, HourLabels, LabelSummary, rows_from_json
@@ -52,28 +50,6 @@ RATE = 1_000
 HOURS = 24
 # Labelled rows of one hour at RATE with scaled.SCALE_LABEL_SHARE of predictions labelled.
 LABELLED_PER_HOUR = round(RATE * 3600 * scaled.SCALE_LABEL_SHARE)
-
-
-def write_hour(s3: Any, bucket: str, version: int, hour: scaled.ScaledHour) -> None:
-    """The hour's objects as the log writer compresses them (gzip level 9), two at a time."""
-    token, stamp = scaled.id_stamp(scaled.SCALE_END), f"{scaled.SCALE_END:%Y-%m-%dT%H}:"
-
-    def put(item: tuple[int, str]) -> None:
-        i, text = item
-        body = gzip.compress(
-            text.replace(scaled.HOUR_TOKEN, token).replace(scaled.TIME_TOKEN, stamp).encode()
-        )
-        key = prediction_key(version, scaled.SCALE_END, [f"{token}-{i}"])
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(put, enumerate(hour.objects)))
-    feedback = hour.feedback.replace(scaled.HOUR_TOKEN, token).replace(scaled.TIME_TOKEN, stamp)
-    s3.put_object(
-        Bucket=bucket,
-        Key=feedback_key(scaled.SCALE_END + timedelta(minutes=59), [token]),
-        Body=gzip.compress(feedback.encode()),
-    )
 
 
 def new_hour(spec_rows: int) -> dict[str, Any]:
@@ -102,7 +78,8 @@ def new_hour(spec_rows: int) -> dict[str, Any]:
         hour = scaled.scaled_hour(result, record.version, RATE, scale=1.0)
         built_s = time.perf_counter() - started
         started = time.perf_counter()
-        write_hour(clients["s3"], settings.log_bucket, record.version, hour)
+        # As the log writer compresses them (gzip level 9), two objects at a time.
+        hour.log(clients["s3"], settings.log_bucket, record.version, scaled.SCALE_END, threads=2)
         written_s = time.perf_counter() - started
         rows = hour.rows
         del hour
