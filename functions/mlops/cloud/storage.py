@@ -160,3 +160,8 @@ def jsonl_gz(records: Iterable[dict[str, Any]]) -> bytes:
 
 def read_jsonl_gz(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gzip.decompress(data).decode("utf-8").splitlines() if line]
+
+
+def jsonl_gz_array(data: bytes) -> bytes:
+    """A gzip JSON Lines object's records as the text of one JSON array, for one validation pass."""
+    return b"[" + b",".join(line for line in gzip.decompress(data).split(b"\n") if line.strip()) + b"]"

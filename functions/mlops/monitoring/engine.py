@@ -11,7 +11,6 @@ configuration: the hour's listed bytes against `scan_engine_min_bytes`.
 
 from __future__ import annotations
 
-import itertools
 import re
 import tempfile
 from collections import Counter
@@ -30,6 +29,7 @@ from mlops.cloud.logstore import (
     PREDICTIONS_PREFIX,
     feedback_columns,
     feedback_objects_between,
+    later_copies_sql,
     prediction_columns,
     unique_predictions_sql,
 )
@@ -71,21 +71,30 @@ def _feature(name: str) -> str:
     return f"features.{_ident(name)}"
 
 
-def _binned(kind: str, name: str, value: str, edges: Sequence[float]) -> str:
-    bounds = [None, *edges, None]
-    rows = ", ".join(
-        f"({i}, {'CAST(NULL AS double)' if lo is None else _double(lo)}, "
-        f"{'CAST(NULL AS double)' if hi is None else _double(hi)})"
-        for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
-    )
+def _bin_of(edges: Sequence[float], first: int, last: int) -> str:
+    """The bin of `v` among bins `first`..`last` by bisection: bin i holds (edges[i-1], edges[i]],
+    the first bin everything up to edges[0] and the last everything above edges[-1], as
+    `np.searchsorted` with side="left" places a value."""
+    if first == last:
+        return str(first)
+    mid = (first + last) // 2
     return (
-        f"SELECT {_text(kind + '_bin')} AS kind, {_text(name)} AS name, b.idx AS bin, "
-        "CAST(NULL AS varchar) AS cat, count(*) AS n, sum(x.v) AS s, "
+        f"CASE WHEN v <= {_double(edges[mid])} THEN {_bin_of(edges, first, mid)} "
+        f"ELSE {_bin_of(edges, mid + 1, last)} END"
+    )
+
+
+def _binned(kind: str, name: str, value: str, edges: Sequence[float]) -> str:
+    # A value's bin in some seven comparisons (a CASE bisecting 100 edges): a range join on a table
+    # of bounds made DuckDB sort the hour's values once per feature, 8 s of a full hour's profile,
+    # and a flat CASE (one WHEN per edge) took 4 s.
+    bin_of = _bin_of(edges, 0, len(edges))
+    return (
+        f"SELECT {_text(kind + '_bin')} AS kind, {_text(name)} AS name, bin, "
+        "CAST(NULL AS varchar) AS cat, count(*) AS n, sum(v) AS s, "
         "CAST(NULL AS double) AS s2, CAST(NULL AS double) AS mn, CAST(NULL AS double) AS mx "
-        f"FROM (SELECT {value} AS v FROM hour_rows) x "
-        f"JOIN (VALUES {rows}) AS b(idx, lo, hi) "
-        "ON (b.lo IS NULL OR x.v > b.lo) AND (b.hi IS NULL OR x.v <= b.hi) "
-        "WHERE x.v IS NOT NULL GROUP BY b.idx"
+        f"FROM (SELECT {bin_of} AS bin, v FROM (SELECT {value} AS v FROM hour_rows) x WHERE v IS NOT NULL) b "
+        "GROUP BY bin"
         "\nUNION ALL\n"
         f"SELECT {_text(kind + '_total')}, {_text(name)}, CAST(NULL AS integer), CAST(NULL AS varchar), "
         f"count(*) - count({value}), sum({value}), sum({value} * {value}), min({value}), max({value}) "
@@ -381,14 +390,14 @@ def duckdb_hour_engine(
             try:
                 # The hour's objects read and their copies dropped once, for the profile, the rows and
                 # the label join alike (each would otherwise parse every object and sort the hour again).
-                con.execute(
-                    "CREATE TEMP TABLE hour_predictions AS SELECT * FROM "
-                    + duckdb_predictions(con, spec, root)
-                )
+                duckdb_predictions(con, spec, root)
                 relation = "hour_predictions"
+                con.execute(f"CREATE TEMP TABLE {relation} AS SELECT * FROM predictions")
+                con.execute(later_copies_sql(relation))
                 answer = con.execute(hour_profile_sql(spec, reference, relation, version, hour, lo, hi))
                 partial = partial_from_rows(answer.fetchall(), reference, version, hour, covers, "duckdb")
-                listed = con.execute(hour_rows_sql(spec, relation, version, hour, lo, hi)).fetchall()
+                # Columns as arrays: a full hour's 3.6 million rows as tuples took 2 s more.
+                listed = con.execute(hour_rows_sql(spec, relation, version, hour, lo, hi)).fetchnumpy()
                 joined = None
                 if span is not None:
                     feedback = duckdb_feedback(con, spec, root) if fetched else None
@@ -403,10 +412,12 @@ def duckdb_hour_engine(
                     )
             finally:
                 con.close()
+        columns = list(listed.values())
         rows = HourRows(
-            prediction_ids=[r[0] for r in listed],
-            probability=[float(r[1]) for r in listed],
-            groups={a: [r[2 + i] for r in listed] for i, a in enumerate(sensitive)},
+            prediction_ids=columns[0].tolist(),
+            probability=columns[1].tolist(),
+            # a masked array where a value is NULL: tolist() gives None there
+            groups={a: columns[2 + i].tolist() for i, a in enumerate(sensitive)},
             joined=joined,
         )
         return partial.model_copy(update={"lo": lo, "hi": hi, "bytes_read": read}), rows

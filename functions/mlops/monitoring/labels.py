@@ -23,8 +23,9 @@ from mlops.cloud.logstore import (
     FeedbackRecord,
     feedback_key_at,
     feedback_objects_between,
+    read_feedback,
 )
-from mlops.cloud.storage import get_bytes, get_versioned, iso, put_if_unchanged, read_jsonl_gz
+from mlops.cloud.storage import get_bytes, get_versioned, iso, put_if_unchanged
 
 LABEL_STATE_KEY = f"{PARTIALS_PREFIX}labels.json"
 LABEL_STATE_FORMAT = 1
@@ -121,7 +122,7 @@ def new_feedback(
             data = get_bytes(s3, bucket, key)
             reads.gets += 1
             reads.bytes += len(data)
-            records.extend(FeedbackRecord.model_validate(r) for r in read_jsonl_gz(data))
+            records.extend(read_feedback(data))
             if key >= near:
                 keep.append(key)
     return records, sorted(set(keep))
