@@ -31,20 +31,26 @@ def _label(pid: str, rng: random.Random) -> Label:
     return Label(pid, rng.randint(0, 1), (rng.randint(0, 1), received, received), received)
 
 
+@pytest.mark.parametrize("ascending", [False, True], ids=["as-logged", "ascending"])
 @pytest.mark.parametrize("duplicated_ids", [False, True])
 @pytest.mark.parametrize("labelled_share", [0.01, 0.3, 3.0])
-def test_the_join_gives_each_labelled_row_its_records_once(duplicated_ids: bool, labelled_share: float):
+def test_the_join_gives_each_labelled_row_its_records_once(
+    duplicated_ids: bool, labelled_share: float, ascending: bool
+):
     rng = random.Random(f"{duplicated_ids}-{labelled_share}")
     ids = [f"p-{i}" for i in range(2_000)]
     if duplicated_ids:
         ids[17] = ids[1_500]  # a client-chosen id sent twice in the hour
+    if ascending:  # as the SQL engines list an hour's ids (found by bisection), else in a dict
+        ids.sort()
+    twice = [i for i, pid in enumerate(ids) if pid == "p-1500"]
     # Labels for some of the hour's ids (fewer or more than its rows) and for ids it does not hold.
     chosen = rng.choices(ids, k=int(len(ids) * labelled_share)) + [f"elsewhere-{i}" for i in range(50)]
     labels: dict[str, list[Label]] = {}
     for pid in chosen:
         labels.setdefault(pid, []).append(_label(pid, rng))
     if duplicated_ids:
-        labels.setdefault(ids[17], []).append(_label(ids[17], rng))
+        labels.setdefault("p-1500", []).append(_label("p-1500", rng))
     # The hour already holds some records: one of them arrives again in this run.
     first = next(pid for pid in ids if pid in labels)
     before = {ids.index(first): [labels[first][0]]}
@@ -56,7 +62,8 @@ def test_the_join_gives_each_labelled_row_its_records_once(duplicated_ids: bool,
     assert matched == {pid for pid in ids if pid in labels}
     assert hour.changed
     if duplicated_ids:
-        assert hour.records[17] == hour.records[1_500]
+        first_row, second_row = twice
+        assert hour.records[first_row] == hour.records[second_row]
     # Applying the same labels again changes nothing.
     again = HourLabels(records={i: list(held) for i, held in hour.records.items()})
     assert again.join(HourRows(prediction_ids=ids), labels) == matched

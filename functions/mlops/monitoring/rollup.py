@@ -147,12 +147,24 @@ class HourLabels:
         records: dict[int, list[Label]] = {}
         facts: dict[int, RowFacts] = {}
         groups = body["g"]
-        for k, (i, y, s, o, r, pid, p) in enumerate(
-            zip(*(body[c] for c in STORED_LABEL_COLUMNS), strict=True)
-        ):
-            records.setdefault(i, []).append(Label(pid, y, (s, o, r), r))
-            if i not in facts:
-                facts[i] = (p, {a: values[k] for a, values in groups.items()})
+        names = list(groups)
+        row_groups = (
+            (dict(zip(names, values, strict=True)) for values in zip(*groups.values(), strict=True))
+            if names
+            else ({} for _ in body["i"])
+        )
+        ranks = zip(body["s"], body["o"], body["r"], strict=True)
+        labels = map(Label, body["id"], body["y"], ranks, body["r"])
+        row_facts = zip(body["p"], row_groups, strict=True)
+        if self._one_record_per_row():
+            # The common case in C loops: each row its one record, its facts as stored.
+            records = {i: [x] for i, x in zip(body["i"], labels, strict=True)}
+            facts = dict(zip(body["i"], row_facts, strict=True))
+        else:
+            for i, x, f in zip(body["i"], labels, row_facts, strict=True):
+                records.setdefault(i, []).append(x)
+                if i not in facts:
+                    facts[i] = f
         self._records, self._facts, self._stored = records, facts, None
 
     @property
@@ -295,12 +307,12 @@ class HourLabels:
         if not labels:
             return matched
         ids = rows.prediction_ids
-        # The smaller side is walked: the labels against an index of the hour's ids (built in C,
-        # once per hour) when they are fewer, as they are in a steady run, else the hour's rows. An
-        # id the hour holds twice labels each of its rows, so such an hour is walked row by row.
-        index = rows.positions() if len(labels) < len(ids) else None
-        if index is not None:
-            found = ((index[pid], pid, new) for pid, new in labels.items() if pid in index)
+        # The smaller side is walked: the labels, each found among the hour's ids (`HourRows.finder`,
+        # built once per hour), when they are fewer, as they are in a steady run, else the hour's rows.
+        # An id the hour holds twice labels each of its rows.
+        find = rows.finder() if len(labels) < len(ids) else None
+        if find is not None:
+            found = ((i, pid, new) for pid, new in labels.items() for i in find(pid))
         else:
             found = ((i, pid, labels[pid]) for i, pid in enumerate(ids) if pid in labels)
         for i, pid, new in found:
