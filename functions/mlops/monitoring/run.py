@@ -59,6 +59,7 @@ from mlops.monitoring.rollup import window_from_rollups
 from mlops.monitoring.significance import gap_significance
 from mlops.monitoring.window import PredictionBatch, WindowAccumulator, parse_prediction_log
 from mlops.shared.alarm_specs import Metric, alarm_specs
+from mlops.shared.collector import collections_deferred
 from mlops.shared.errors import NotFoundError
 from mlops.shared.observability import logger
 from mlops.shared.settings import MonitorSettings
@@ -353,7 +354,10 @@ def run_monitor(
         start = end - window if window is not None else end
         return MonitorResult(run_id, settings.model_name, start, end, champion=None, skipped=busy)
     try:
-        return _run_monitor(s3, cloudwatch, dynamodb, settings, end, window, versions, now, run_id, athena)
+        with collections_deferred():
+            return _run_monitor(
+                s3, cloudwatch, dynamodb, settings, end, window, versions, now, run_id, athena
+            )
     finally:
         release_lease(s3, settings.report_bucket, run_id)
 
