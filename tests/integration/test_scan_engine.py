@@ -8,23 +8,26 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlglot
 from mlops.cloud.logstore import (
     FeedbackRecord,
     feedback_key,
     feedback_objects_between,
     prediction_prefix,
+    unique_predictions_sql,
     write_feedback,
 )
 from mlops.cloud.registry import VersionRecord
 from mlops.cloud.storage import iso, list_objects, parse_time, read_jsonl_gz
 from mlops.handlers import monitor
 from mlops.model.training import TrainingResult
-from mlops.monitoring.engine import duckdb_hour_engine, hour_profile_sql
+from mlops.monitoring.engine import duckdb_hour_engine, hour_profile_sql, hour_rows_sql, label_join_sql
 from mlops.monitoring.labels import Label
 from mlops.monitoring.partials import python_hour_profile
 from mlops.monitoring.rollup import HourLabels, sql_labels
 from mlops.monitoring.run import load_reference
 from mlops.shared.resources import LOG_BUCKET, SCAN_ENGINE_ENV, SCAN_ENGINE_MIN_BYTES_ENV
+from sqlglot import exp
 
 from tests.conftest import AwsStack
 from tests.integration.test_incremental_monitor import (
@@ -188,15 +191,43 @@ def test_the_sql_label_join_equals_the_python_join(
                 assert label.rank[0] == 0
 
 
-def test_the_profile_sql_is_one_text_for_both_engines(
+def _reads(sql: str, relation: str) -> int:
+    """How many times Trino (Athena's engine) reads `relation` to answer `sql`: once per reference,
+    a WITH query's tables once per reference to the WITH query (Trino inlines it)."""
+    tree = sqlglot.parse_one(sql, read="trino")
+    wanted = sqlglot.parse_one(f"SELECT * FROM {relation}", read="trino").find(exp.Table)
+    assert wanted is not None
+    ctes = {cte.alias: cte.this for cte in tree.find_all(exp.CTE)}
+    outside = [t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.CTE) is None]
+
+    def count(table: exp.Table) -> int:
+        if table.name in ctes:
+            return sum(count(t) for t in ctes[table.name].find_all(exp.Table))
+        return 1 if (table.db, table.name) == (wanted.db, wanted.name) else 0
+
+    return sum(count(t) for t in outside)
+
+
+def test_the_sql_is_one_text_that_trino_reads_and_that_reads_the_hour_twice_at_most(
     champion: VersionRecord, trained: TrainingResult
 ) -> None:
     # Given the reference profile, when the SQL of one hour is written for a relation,
-    sql = hour_profile_sql(trained.spec, trained.profile, '"db"."predictions_unique"', 1, END)
-    # then it uses no engine-specific spelling: exponent double literals, standard aggregates.
+    relation = '"db"."predictions_unique"'
+    sql = hour_profile_sql(trained.spec, trained.profile, relation, 1, END)
+    # then it uses no engine-specific spelling: exponent double literals, standard aggregates,
     assert "predictions_unique" in sql and "hour = 12" in sql and "dt = '2026-11-20'" in sql
     for dialect_only in ("::", "infinity", "width_bucket", "QUALIFY", "EXCLUDE"):
         assert dialect_only not in sql
+    # it is Trino's SQL, and it reads the hour twice whatever the number of features (Athena bills
+    # each read: a query per histogram read it once per histogram),
+    features = len(trained.profile.features.numeric) + len(trained.profile.features.categorical)
+    assert features > 10
+    assert _reads(sql, relation) == 2
+    # and so are the queries of the hour's rows and of its label join (one read of the hour each).
+    assert _reads(hour_rows_sql(trained.spec, relation, 1, END, None, None), relation) == 1
+    join = label_join_sql(relation, '"db"."feedback"', 1, END, None, None, END, END + timedelta(hours=1))
+    assert _reads(join, relation) == 1 and _reads(join, '"db"."feedback"') == 1
+    assert _reads(unique_predictions_sql(trained.spec, '"db"."predictions"'), '"db"."predictions"') == 1
 
 
 @pytest.mark.parametrize(("min_bytes", "engine"), [(10**12, "python"), (0, "duckdb")])
