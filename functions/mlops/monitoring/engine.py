@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -253,7 +253,7 @@ def hour_label_range(labels_between: tuple[datetime, datetime], hour: datetime) 
     return max(since, hour), until
 
 
-def joined_labels(rows: Sequence[Sequence[Any]]) -> list[tuple[str, int, str, str, str]]:
+def joined_labels(rows: Iterable[Sequence[Any]]) -> list[tuple[str, int, str, str, str]]:
     return [(str(p), int(y), str(s), str(o), str(r)) for p, y, s, o, r in rows]
 
 
