@@ -77,8 +77,10 @@ class FunctionDef:
 # - log writer: batches of up to 10,000 messages (6 MB at most) gzip-compressed to S3 take about a
 #   second; 512 MB and 30 s, so the queue's visibility timeout (resources.PREDICTION_QUEUE: 240 s) is
 #   the six times the function timeout plus the batching window that SQS event sources need.
-# - monitor: reads a day of logs into numpy and computes histograms and tests; 2048 MB for the
-#   memory and the CPU share, 5 minutes for a day at a few hundred thousand predictions.
+# - monitor: profiles the hours that arrived since its last run, joins new labels to the hours they
+#   label, and computes the window's figures and tests. 2048 MB by default; the model's spec sets it
+#   (`monitoring.memory_mb`: a run at 1,000 requests/s holds hours of 3.6 million rows and needs
+#   4096). 5 minutes: a full-scale hour took 37 s on a 2-core machine (bench/monitor_full_scale.py).
 # - retrain: trains a scikit-learn pipeline, exports and checks ONNX parity, runs the gate;
 #   3008 MB (2 vCPU) and the 15-minute maximum. Training that outgrows it moves to a managed
 #   engine behind the same interface.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
@@ -172,12 +173,17 @@ def stage_function(
     sources: ArtifactSources,
     serving_layer: lambda_.ILayerVersion,
     values: Mapping[str, str],
+    memory_mb: int | None = None,
 ) -> MlopsFunction:
-    """The function `key` of `infrastructure.lambdas`, with the environment its settings class asks for."""
+    """The function `key` of `infrastructure.lambdas`, with the environment its settings class asks for
+    (and `memory_mb` instead of the definition's, where the model's spec sizes the function)."""
+    definition = function(key)
+    if memory_mb is not None:
+        definition = dataclasses.replace(definition, memory_mb=memory_mb)
     return MlopsFunction(
         scope,
         key,
-        definition=function(key),
+        definition=definition,
         sources=sources,
         serving_layer=serving_layer,
         environment=function_environment(key, config.model_name, {**task_environment(config.spec), **values}),

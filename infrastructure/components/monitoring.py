@@ -103,6 +103,7 @@ class Monitoring(Construct):
                 LOG_BUCKET.env_var: storage.logs.bucket_name,
                 REPORT_BUCKET.env_var: storage.reports.bucket_name,
             },
+            memory_mb=config.spec.monitoring.memory_mb,
         )
         role = self.monitor.role
         grant_objects(storage.logs, role, (PREDICTIONS_PREFIX, FEEDBACK_PREFIX, LATE_PREFIX), read=True)

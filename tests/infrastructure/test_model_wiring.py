@@ -120,7 +120,7 @@ def other_stage(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
     """A second stage from a spec with other schedules and thresholds."""
     root = tmp_path_factory.mktemp("other-stage")
     data = tomllib.loads((ROOT / DEFAULT_SPEC).read_text())
-    data["monitoring"].update(schedule="rate(6 hours)", max_metric_gap=0.11, drift_share=0.45)
+    data["monitoring"].update(schedule="rate(6 hours)", max_metric_gap=0.11, drift_share=0.45, memory_mb=6144)
     data["retraining"]["schedule"] = "cron(0 3 ? * MON *)"
     spec_path = root / "spec.json"  # load_spec reads JSON too
     spec_path.write_text(json.dumps(data))
@@ -136,6 +136,10 @@ def test_a_second_stage_is_its_own_stack_and_follows_its_spec(
     assert_schedules_match_spec(other_stage)
     assert_retrain_rule_matches_retraining_alarms(other_stage)
     assert all(name.startswith("mlops-prod-") for name in alarms_by_name(other_stage))
+    # The monitor's memory is the spec's (a run at high traffic holds hours of 3.6 million rows).
+    for stage, memory in ((other_stage, 6144), (synth, 2048)):
+        monitor = stage.resources[stage.ref(stage.stack.monitoring.monitor.function)]
+        assert monitor["Properties"]["MemorySize"] == memory
 
 
 def test_functions_are_arm64_json_logging_and_get_every_setting_they_require(synth: Synthesised) -> None:

@@ -118,6 +118,11 @@ class Monitoring(_Strict):
 
     schedule: str = "rate(1 hour)"
     window_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
+    # The monitor function's memory in MB (Lambda gives CPU in proportion to it). A run holds the
+    # rows of each hour it profiles or a late label reaches. At 1,000 requests/s (3.6 million
+    # predictions an hour) the Python objects of a run over a new hour peaked at 1.56 GB, and reading
+    # back one earlier hour for a late label at 0.82 GB: give such a model 4096.
+    memory_mb: Annotated[int, Field(ge=1024, le=10240)] = 2048
     max_metric_gap: Annotated[float, Field(gt=0, lt=1)] = 0.05
     # None: the limit comes from the test set's chunk-to-chunk variability at each window's size.
     max_estimated_metric_gap: Annotated[float | None, Field(gt=0, lt=1)] = None
