@@ -432,13 +432,13 @@ UNIQUE_PREDICTIONS_VIEW = "predictions_unique"
 FEEDBACK_TABLE = "feedback"
 
 
-# The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
-# prediction id, the copy in the first object of its partition by path, the first line within it.
 # Which copy of a prediction counts: the first by object key, in its hour partition (SQS may deliver
 # a message twice, and the log writer may then write a prediction into two objects).
 COPY_RANK = 'row_number() OVER (PARTITION BY model_version, dt, hour, prediction_id ORDER BY "$path")'
 
 
+# The rule of `FirstSeen` in SQL, for Athena (a view over the `predictions` table): one row per
+# prediction id, the copy in the first object of its partition by path, the first line within it.
 def unique_predictions_sql(spec: ModelSpec, table: str) -> str:
     """The SELECT behind `predictions_unique`: the first copy of each prediction in its partition.
 

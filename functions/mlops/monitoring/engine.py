@@ -367,8 +367,8 @@ def _split_fields(body: str) -> list[str]:
 
 
 def duckdb_predictions(con: Any, spec: ModelSpec, root: Path) -> str:
-    """Views `predictions` (the Glue table's schema over the files under `root`) and
-    `predictions_unique` (the Athena view's SQL); returns the name to query."""
+    """Views `predictions` (the Glue table's schema over the files under `root`, every copy of a
+    prediction) and `predictions_unique` (the Athena view's SQL); returns the name of the first."""
     columns = {name: duckdb_type(hive) for name, hive, _ in prediction_columns(spec)}
     partitions = {name: duckdb_type(hive) for name, hive, _ in PREDICTION_PARTITION_KEYS}
     pattern = re.sub(r"'", "''", f"{root}/{PREDICTIONS_PREFIX}*/*/*/*.jsonl.gz")
@@ -379,7 +379,7 @@ def duckdb_predictions(con: Any, spec: ModelSpec, root: Path) -> str:
         f"hive_partitioning=true, hive_types={partitions!r}, filename=true)"
     )
     con.execute("CREATE OR REPLACE VIEW predictions_unique AS " + unique_predictions_sql(spec, "predictions"))
-    return "predictions_unique"
+    return "predictions"
 
 
 def duckdb_feedback(con: Any, spec: ModelSpec, root: Path) -> str:
@@ -437,9 +437,9 @@ def duckdb_hour_engine(
             try:
                 # The hour's objects read and their copies dropped once, for the profile, the rows and
                 # the label join alike (each would otherwise parse every object and sort the hour again).
-                duckdb_predictions(con, spec, root)
+                logged = duckdb_predictions(con, spec, root)
                 relation = "hour_predictions"
-                con.execute(f"CREATE TEMP TABLE {relation} AS SELECT * FROM predictions")
+                con.execute(f"CREATE TEMP TABLE {relation} AS SELECT * FROM {logged}")
                 con.execute(later_copies_sql(relation))
                 answer = con.execute(hour_profile_sql(spec, reference, relation, version, hour, lo, hi))
                 partial = partial_from_rows(answer.fetchall(), reference, version, hour, covers, "duckdb")
