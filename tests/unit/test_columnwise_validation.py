@@ -15,8 +15,9 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
-from mlops.model.schema import FeatureField, FeatureSchema
+from mlops.model.schema import FeatureField, FeatureSchema, encode_columns
 from mlops.model.spec import FeatureKind
 from mlops.serving import validation
 from mlops.serving.validation import RowValidator, read_request
@@ -122,7 +123,13 @@ def _answer(payload: dict[str, Any], columnwise: bool, monkeypatch: pytest.Monke
         return ("error", err.status, str(err), err.problems)
     typed_rows = [[(k, type(v), repr(v)) for k, v in row.items()] for row in request.rows]
     typed_columns = {k: [(type(v), repr(v)) for v in col] for k, col in request.columns.items()}
-    return ("ok", typed_rows, typed_columns, request.ids)
+    # The column path hands the encoder the float arrays it checked; the row path has none: the
+    # model must get the very same inputs (compared as bytes, so NaN equals NaN).
+    feeds = encode_columns(request.columns, SCHEMA, np.float32, request.numbers)
+    inputs = {
+        k: (a.dtype.str, a.shape, a.tobytes() if a.dtype != object else a.tolist()) for k, a in feeds.items()
+    }
+    return ("ok", typed_rows, typed_columns, request.ids, inputs)
 
 
 @pytest.mark.parametrize("invalid_rate", [0.0, 0.02, 0.3])
@@ -188,3 +195,6 @@ def test_canonical_values_replace_what_was_sent_in_the_logged_rows(monkeypatch: 
     assert request.columns["plan"] == ["21", "a"]
     assert request.columns["is member"] == ["true", "false"]
     assert request.columns["age"] == [30, 1.5]
+    # and the numeric columns come as the float arrays that were checked, for the encoder
+    assert set(request.numbers) == {"age", "income", "big"}
+    assert np.array_equal(request.numbers["income"], [np.nan, 2.0], equal_nan=True)

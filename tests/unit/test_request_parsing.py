@@ -145,6 +145,32 @@ def test_a_large_batch_of_random_numbers_parses_to_the_very_same_floats():
         assert _typed(parse(body)) == _typed(json.loads(body))
 
 
+_ROW = '{"n": 12, "x": 70.5, "plan": "month-to-month", "pay": "electronic-check", "ok": "yes"}'
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        _ROW,
+        '{"n": 12, "x": 70.5, "plan": "a", "plan": "b", "ok": "yes"}',
+        '{"n": 123456789012345678901234567890, "x": 70.5, "plan": "a", "pay": "b", "ok": "yes"}',
+        '{"n": 123456789012345678901234567890, "x": 70.5, "plan": "a+b", "pay": "b", "ok": "yes"}',
+        '{"n": 12, "x": 1e+16, "plan": "a+b", "pay": "b", "ok": "yes"}',
+        '{"n": 12, "x": 70.5, "plan": "a+b", "pay": "e+", "ok": "yes"}',
+        '{"n": 12, "x": 70.5, "plan": "\\"quoted\\"", "pay": "b", "ok": "yes"}',
+        '{"n": 12, "x": NaN, "plan": "a", "pay": "b", "ok": "yes"}',
+    ],
+)
+def test_a_batch_large_enough_for_numpy_to_count_its_quotes_decides_as_the_standard_parser(last):
+    # Given a batch of a thousand rows, each key once, its last row as given
+    text = '{"instances": [' + ", ".join([_ROW] * 999 + [last]) + "]}"
+    assert len(text) > 80_000
+    # When it is parsed, then the outcome is the standard parser's, numbers' types included
+    mine, reference = _outcome(text), _reference(text)
+    assert mine[0] == reference[0]
+    assert _typed(mine[1]) == _typed(reference[1])
+
+
 def test_an_escaped_surrogate_pair_is_one_character_and_passes():
     assert parse('{"emoji": "\\ud83d\\ude00"}') == {"emoji": "\U0001f600"}
 

@@ -169,18 +169,26 @@ def encode_rows(
 
 
 def encode_columns(
-    columns: Mapping[str, Sequence[Any]], schema: FeatureSchema, numeric_dtype: type[np.floating[Any]]
+    columns: Mapping[str, Sequence[Any]],
+    schema: FeatureSchema,
+    numeric_dtype: type[np.floating[Any]],
+    numbers: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Turn one canonical column of values per feature into one ``(n, 1)`` ONNX input per feature.
 
     A null number becomes NaN (numpy's own conversion of None); a missing category the empty string.
+    `numbers` may hold numeric columns already converted so (float64), which are not converted again.
     """
     feeds: dict[str, np.ndarray] = {}
+    converted = numbers or {}
     for f in schema.features:
         column = columns[f.name]
         n = len(column)
         if f.kind is FeatureKind.NUMERIC:
-            feeds[f.name] = np.array(column, dtype=np.float64).astype(numeric_dtype, copy=False).reshape(n, 1)
+            as_float = converted.get(f.name)
+            if as_float is None:
+                as_float = np.array(column, dtype=np.float64)
+            feeds[f.name] = as_float.astype(numeric_dtype, copy=False).reshape(n, 1)
         else:
             # Most columns have no missing value: then the column itself is the input, not a copy.
             values = [MISSING_CATEGORY if v is None else v for v in column] if None in column else column

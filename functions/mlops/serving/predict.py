@@ -55,7 +55,7 @@ def predict(
     rows = request.rows
     # One canonical list per feature: the encoder and the unseen-category flags both use them.
     columns = request.columns
-    feeds = encode_columns(columns, model.schema, model.numeric_dtype)
+    feeds = encode_columns(columns, model.schema, model.numeric_dtype, request.numbers)
     if request.ids is not None:
         ids = request.ids
     elif request.event_times is not None:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import repeat
 from operator import contains, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -194,16 +194,17 @@ class RowValidator:
                     return False
         return True
 
-    def canonical_columns(self, rows: list[Any]) -> dict[str, list[Any]] | None:
+    def canonical_columns(self, rows: list[Any]) -> CanonicalColumns | None:
         """The canonical value columns of `rows` if every row is valid, else None (nothing changed).
 
         The batch form of `_all_valid` followed by `canonicalize`, with the same outcome: each
         column is checked with a few whole-column operations and each distinct category or
         boolean spelling is checked and canonicalized once. Canonical values that differ from
         what was sent are written back into the rows, which are logged as the model saw them.
+        The float arrays that checked the numeric columns come with them, for the encoder.
         """
         if not rows:
-            return {name: [] for name in self.names}
+            return CanonicalColumns({name: [] for name in self.names}, {})
         # A row holds exactly the features when it is a dict of as many keys that has each of them
         # (itemgetter raises KeyError otherwise): checked at C speed, not key set by key set.
         if set(map(type, rows)) != {dict} or set(map(len, rows)) != {len(self.names)}:
@@ -216,9 +217,12 @@ class RowValidator:
                 columns = {self.names[0]: list(map(itemgetter(self.names[0]), rows))}
         except KeyError:
             return None
+        numbers: dict[str, np.ndarray] = {}
         for name, lo, hi in self._numeric:
-            if not self._numeric_column_valid(columns[name], lo, hi):
+            checked = self._numeric_column(columns[name], lo, hi)
+            if checked is None:
                 return None
+            numbers[name] = checked
         rewritten: dict[str, list[Any]] = {}
         for names_of_kind, canonical, equal_numbers_alike in (
             (self._categorical, self._canonical_category, False),
@@ -238,28 +242,31 @@ class RowValidator:
                 if value is not before:
                     row[name] = value
             columns[name] = column
-        return columns
+        return CanonicalColumns(columns, numbers)
 
-    def _numeric_column_valid(self, column: list[Any], lo: float, hi: float) -> bool:
-        """What `_all_valid` says of each value of a numeric column, for the column at once."""
+    def _numeric_column(self, column: list[Any], lo: float, hi: float) -> np.ndarray | None:
+        """The column as float64 (NaN where missing) if `_all_valid` would pass each of its values,
+        else None: checked for the column at once."""
         types = set(map(type, column))
         if not types <= _NUMBER_TYPES:
-            return False  # a bool, a string, an array...: the row loop names it
+            return None  # a bool, a string, an array...: the row loop names it
         missing = column.count(None)
         if missing == len(column):
-            return True
+            return np.full(len(column), np.nan)
         try:
             numbers = np.array(column, dtype=np.float64)
         except OverflowError:
-            return False  # an integer beyond any float: out of every range
-        present = numbers[~np.isnan(numbers)]
-        if len(present) != len(column) - missing:
-            return False  # a NaN was sent (None is the only missing number)
+            return None  # an integer beyond any float: out of every range
+        present = numbers[~np.isnan(numbers)] if missing else numbers
+        if missing and len(present) != len(column) - missing:
+            return None  # a NaN was sent (None is the only missing number)
         low, high = float(present.min()), float(present.max())
+        if low != low or high != high:
+            return None  # a NaN was sent where nothing is missing: min and max are NaN
         if int in types and max(-low, high) >= _EXACT_FLOAT_INTEGERS:
             # The float of a large integer may have rounded onto a bound: compare exactly.
-            return all(v is None or lo <= v <= hi for v in column)
-        return lo <= low and high <= hi
+            return numbers if all(v is None or lo <= v <= hi for v in column) else None
+        return numbers if lo <= low and high <= hi else None
 
     def _canonical_category(self, value: Any) -> Any:
         """The canonical text of one category value (None when missing), or `_INVALID`."""
@@ -495,6 +502,15 @@ class PredictRequest:
     event_times: list[str] | None
     # The rows' canonical values, one list per feature (what the encoder and the flags read).
     columns: dict[str, list[Any]]
+    # The numeric columns as float64 arrays, when validation built them (a batch checked by column).
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class CanonicalColumns(NamedTuple):
+    """A valid batch as columns: canonical values per feature, and each numeric one as float64."""
+
+    values: dict[str, list[Any]]
+    numbers: dict[str, np.ndarray]
 
 
 def _take_id_column(envelope: Envelope, id_column: str | None) -> list[Problem]:
@@ -619,9 +635,12 @@ def read_request(
     rows = envelope.rows
     message = "the prediction ids or event times are invalid"
     columns: dict[str, list[Any]] | None = None
+    numbers: dict[str, np.ndarray] = {}
     if len(rows) >= COLUMNWISE_MIN_ROWS:
-        columns = validator.canonical_columns(rows)
-        valid = columns is not None
+        checked = validator.canonical_columns(rows)
+        valid = checked is not None
+        if checked is not None:
+            columns, numbers = checked
     else:
         valid = validator._all_valid(rows)
     if not valid:
@@ -639,4 +658,4 @@ def read_request(
     if columns is None:
         validator.canonicalize(rows)
         columns = {name: [row[name] for row in rows] for name in validator.names}
-    return PredictRequest(rows=rows, ids=ids, event_times=times, columns=columns)
+    return PredictRequest(rows=rows, ids=ids, event_times=times, columns=columns, numbers=numbers)

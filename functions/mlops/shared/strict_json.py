@@ -14,10 +14,14 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import orjson
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _UNDECIDED = object()
+_QUOTE = ord('"')
+# From this many bytes on, numpy counts the quotes of a text faster than `bytes.count`.
+_COUNTED_BY_NUMPY = 4096
 
 
 class JsonRefused(ValueError):
@@ -62,25 +66,33 @@ def _first_unencodable(value: Any) -> str | None:
     return None
 
 
-def _parse_fast(text: str) -> Any:
-    """orjson's value of `text` (three times as fast) when it is surely what the standard parser
-    below returns, else `_UNDECIDED`.
+def _quotes(data: bytes) -> int:
+    """How many double quotes `data` holds: by numpy for a batch's body (five times as fast)."""
+    if len(data) < _COUNTED_BY_NUMPY:
+        return data.count(b'"')
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == _QUOTE))
+
+
+def _parse_fast(text: str, data: bytes) -> Any:
+    """orjson's value of `text` (`data` in UTF-8; three times as fast) when it is surely what the
+    standard parser below returns, else `_UNDECIDED`.
 
     Without a backslash every quote opens or closes a string and no string holds a quote, so the
     text holds twice as many quotes as strings, and so does orjson's own text of the value; a
     repeated key is a string the value lost, so equal counts mean no key is repeated. orjson reads
     an integer beyond 64 bits as a float, and writes every float from 1e16 on with an exponent
-    ("e+"), so a value without one holds no such integer. Its text also refuses what nests deeper
-    than 254 levels. What orjson refuses (NaN, what is no JSON) is left to the standard parser.
+    ("e+"), so a value without one holds no such integer (a text without "+" surely has none, and
+    "+" is found far faster than "e+" in text full of "e"s). Its text also refuses what nests
+    deeper than 254 levels. What orjson refuses (NaN, what is no JSON) is left to the standard parser.
     """
     if "\\" in text or text.startswith("\ufeff"):
         return _UNDECIDED
     try:
-        value = orjson.loads(text)
+        value = orjson.loads(data)
         written = orjson.dumps(value)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return _UNDECIDED
-    if written.count(b'"') != text.count('"') or b"e+" in written:
+    if _quotes(written) != _quotes(data) or (b"+" in written and b"e+" in written):
         return _UNDECIDED
     return value
 
@@ -89,10 +101,10 @@ def parse(text: str) -> Any:
     """The JSON value of `text`; raises JsonRefused (a ValueError) naming the problem."""
     try:
         # A lone surrogate that reached us unescaped (no UTF-8 decoder produces one) is no text.
-        text.encode("utf-8")
+        data = text.encode("utf-8")
     except UnicodeEncodeError:
         raise JsonRefused("the body holds a lone UTF-16 surrogate, which is not a character") from None
-    value = _parse_fast(text)
+    value = _parse_fast(text, data)
     if value is not _UNDECIDED:
         return value
     try:
