@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
+import onnx
 import pytest
 from mlops.datagen.churn import generate_churn
 from mlops.model.inference import load_session, predict_proba_onnx, session_numeric_dtype
 from mlops.model.onnx_export import PARITY_TOLERANCE, edge_rows, export_onnx
 from mlops.model.registration import prove_export
-from mlops.model.schema import encode_rows
+from mlops.model.schema import canonicalize_rows, encode_rows
 from mlops.model.spec import Estimator, EstimatorKind
-from mlops.model.training import rows_frame, train_model
+from mlops.model.training import frame_rows, rows_frame, train_model
 from mlops.shared.errors import ExportError
+from sklearn.impute import SimpleImputer
 
 
 def test_logistic_regression_export_runs_in_float64_and_matches(trained):
@@ -54,3 +59,53 @@ def test_a_mismatching_export_is_refused_with_the_worst_rows(trained, churn_spec
         prove_export(trained)
     assert "differs from sklearn" in str(err.value)
     assert "worst rows: row " in str(err.value)
+
+
+def _onnx_and_sklearn(result, rows):
+    onnx_bytes = export_onnx(result.pipeline, result.schema, result.spec.estimator.kind)
+    session = load_session(onnx_bytes)
+    canonical = [dict(r) for r in rows]
+    canonicalize_rows(canonical, result.schema)
+    onnx_p = predict_proba_onnx(
+        session, encode_rows(canonical, result.schema, session_numeric_dtype(session))
+    )
+    return onnx_bytes, onnx_p, result.pipeline.predict_proba(rows_frame(rows, result.spec))[:, 1]
+
+
+def test_each_categorical_column_is_encoded_in_one_step_as_the_pipeline_does(churn_spec):
+    # Given training data where one category column is often missing and another never is
+    data = generate_churn(1500, seed=6)
+    data.loc[data.index[::5], "contract"] = None
+    result = train_model(data, churn_spec)
+    categorical = result.spec.categorical_features
+    encoder = result.pipeline.named_steps["preprocess"].named_transformers_["categorical"]["onehot"]
+    kept = dict(zip(categorical, encoder.categories_, strict=True))
+    assert "__missing__" in kept["contract"] and "__missing__" not in kept["region"]
+    # and rows holding each kind of value: known, missing (None and ""), the fill text, unseen
+    base = frame_rows(rows_frame([{}], result.spec))[0] | {"contract": "one-year", "region": "north"}
+    values = ["one-year", None, "", "__missing__", "never-seen", "North", "21"]
+    rows = [base | {name: value} for name in ("contract", "region") for value in values]
+    # When the pipeline is exported and both answer them
+    onnx_bytes, onnx_p, sk_p = _onnx_and_sklearn(result, rows)
+    # Then the answers agree, and each category input is read by one LabelEncoder and nothing else
+    np.testing.assert_allclose(onnx_p, sk_p, atol=PARITY_TOLERANCE, rtol=0)
+    nodes = onnx.load_from_string(onnx_bytes).graph.node
+    readers = {name: [n.op_type for n in nodes if name in n.input] for name in categorical}
+    assert readers == {name: ["LabelEncoder"] for name in categorical}
+    assert not any(n.op_type == "Where" and n.output[0].startswith("nomiss") for n in nodes)
+
+
+def test_a_categorical_branch_of_another_form_is_exported_by_skl2onnx_as_it_is(trained):
+    # Given the demo pipeline with its categorical imputer changed to the most frequent category
+    pipeline = copy.deepcopy(trained.pipeline)
+    branch = pipeline.named_steps["preprocess"].named_transformers_["categorical"]
+    branch.steps[0] = ("impute", SimpleImputer(missing_values="", strategy="most_frequent"))
+    frame = rows_frame(frame_rows(rows_frame(edge_rows(trained.schema), trained.spec)), trained.spec)
+    branch.steps[0][1].fit(frame[trained.spec.categorical_features])
+    changed = dataclasses.replace(trained, pipeline=pipeline)
+    # When it is exported, then it still answers as sklearn, through skl2onnx's own imputer
+    rows = edge_rows(trained.schema)
+    onnx_bytes, onnx_p, sk_p = _onnx_and_sklearn(changed, rows)
+    np.testing.assert_allclose(onnx_p, sk_p, atol=PARITY_TOLERANCE, rtol=0)
+    readers = [n.op_type for n in onnx.load_from_string(onnx_bytes).graph.node if "contract" in n.input]
+    assert readers == ["Concat"]
