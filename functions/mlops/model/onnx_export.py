@@ -92,9 +92,14 @@ class _ImputedOneHot(OneHotEncoder):
         step.missing, step.fill = missing, fill
         return step
 
+    @property
+    def width(self) -> int:
+        """Columns written: one per category of each column."""
+        return sum(len(c) for c in self.categories_)
+
 
 def _imputed_one_hot_shape(operator: Any) -> None:
-    width = sum(len(c) for c in operator.raw_operator.categories_)
+    width = operator.raw_operator.width
     operator.outputs[0].type = FloatTensorType([operator.inputs[0].get_first_dimension(), width])
 
 
@@ -102,7 +107,7 @@ def _imputed_one_hot(scope: Any, operator: Any, container: Any) -> None:
     encoder: _ImputedOneHot = operator.raw_operator
     encoded = []
     for variable, categories in zip(operator.inputs, encoder.categories_, strict=True):
-        index = {str(c): i for i, c in enumerate(categories)}
+        index = {c: i for i, c in enumerate(categories)}
         # The imputer turns the missing value into the fill value before the encoder sees it.
         index[encoder.missing] = index.get(encoder.fill, -1)
         keys, positions = list(index), list(index.values())
@@ -132,7 +137,7 @@ def _imputed_one_hot(scope: Any, operator: Any, container: Any) -> None:
     joined = scope.get_unique_variable_name("one_hot_rows")
     container.add_node("Concat", encoded, [joined], axis=-1, name=scope.get_unique_operator_name("Concat"))
     width = scope.get_unique_variable_name("width")
-    container.add_initializer(width, TensorProto.INT64, [2], [-1, sum(len(c) for c in encoder.categories_)])
+    container.add_initializer(width, TensorProto.INT64, [2], [-1, encoder.width])
     container.add_node(
         "Reshape",
         [joined, width],
@@ -151,14 +156,14 @@ def _one_step_categories(pipeline: Pipeline) -> Pipeline:
     preprocess = steps[0][1]
     if not isinstance(preprocess, ColumnTransformer) or not hasattr(preprocess, "transformers_"):
         return pipeline
-    replaced = []
-    for name, step, columns in preprocess.transformers_:
-        fused = _as_imputed_one_hot(step)
-        replaced.append((name, step if fused is None else fused, columns))
-    if all(new is old for (_, new, _), (_, old, _) in zip(replaced, preprocess.transformers_, strict=True)):
+    fused = [_as_imputed_one_hot(step) for _, step, _ in preprocess.transformers_]
+    if all(f is None for f in fused):
         return pipeline
     stand_in = copy.copy(preprocess)
-    stand_in.transformers_ = replaced
+    stand_in.transformers_ = [
+        (name, step if f is None else f, columns)
+        for (name, step, columns), f in zip(preprocess.transformers_, fused, strict=True)
+    ]
     return Pipeline([(steps[0][0], stand_in), *steps[1:]])
 
 
