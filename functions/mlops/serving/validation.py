@@ -257,9 +257,11 @@ class RowValidator:
             numbers = np.array(column, dtype=np.float64)
         except OverflowError:
             return None  # an integer beyond any float: out of every range
-        present = numbers[~np.isnan(numbers)] if missing else numbers
-        if missing and len(present) != len(column) - missing:
-            return None  # a NaN was sent (None is the only missing number)
+        present = numbers
+        if missing:
+            present = numbers[~np.isnan(numbers)]
+            if len(present) != len(column) - missing:
+                return None  # a NaN was sent (None is the only missing number)
         low, high = float(present.min()), float(present.max())
         if low != low or high != high:
             return None  # a NaN was sent where nothing is missing: min and max are NaN
